@@ -1,0 +1,66 @@
+# baton — one entry point: build, install, demo, check, bench.
+#   make            build the extension and the worker
+#   make install    install the extension into PostgreSQL (pg_config) and baton-worker into $(PREFIX)/bin
+#   make demo       everything end to end on a throwaway cluster
+#   make check      all tests (pgTAP, isolation, worker integration and crash tests)
+#   make bench      benchmarks (bench/README.md); make bench-quick for a 1-minute subset
+#   make up / down  a throwaway cluster (and example workers) to explore
+PG_CONFIG ?= pg_config
+PREFIX    ?= /usr/local
+export PG_CONFIG
+
+.PHONY: all deps extension worker install install-extension install-worker check demo up down bench bench-quick clean
+
+all: extension worker
+
+deps:
+	@scripts/deps.sh
+
+extension:
+	$(MAKE) -C extension
+
+worker:
+	$(MAKE) -C worker
+
+install-extension: extension
+	@if [ -w "$$($(PG_CONFIG) --sharedir)/extension" ]; then $(MAKE) -C extension install >/dev/null; \
+	 else echo "baton: cannot write to $$($(PG_CONFIG) --sharedir)/extension; run: sudo make install" >&2; exit 1; fi
+
+install-worker: worker
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 worker/baton-worker $(DESTDIR)$(PREFIX)/bin/baton-worker
+
+install: install-extension install-worker
+
+check: deps
+	$(MAKE) all
+	$(MAKE) install-extension
+	tests/run.sh
+
+demo: deps
+	$(MAKE) all
+	$(MAKE) install-extension
+	examples/demo.sh
+
+up: deps
+	$(MAKE) all
+	$(MAKE) install-extension
+	examples/demo.sh --up
+
+down:
+	examples/demo.sh --down
+
+bench: deps
+	$(MAKE) all
+	$(MAKE) install-extension
+	bench/run.sh
+
+bench-quick: deps
+	$(MAKE) all
+	$(MAKE) install-extension
+	bench/run.sh --quick
+
+clean:
+	$(MAKE) -C extension clean
+	$(MAKE) -C worker clean
+	rm -rf .cluster .cluster-*

@@ -1,0 +1,104 @@
+-- 00_schema.sql — roles, types and the tables of the queue core.
+
+-- Roles are cluster-wide and outlive the extension; create them only once.
+DO $roles$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['baton_admin', 'baton_producer', 'baton_worker'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
+            EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+        END IF;
+    END LOOP;
+END
+$roles$;
+
+GRANT USAGE ON SCHEMA baton TO baton_admin, baton_producer, baton_worker;
+
+-- 'scheduled' is internal: a pending task whose run_at is in the future.  The
+-- public views show it as 'pending'; keeping it apart keeps claim flat when
+-- millions of tasks wait for their time.
+CREATE TYPE baton.task_state AS ENUM
+    ('scheduled', 'pending', 'running', 'succeeded', 'failed', 'cancelled');
+
+CREATE TABLE baton._queues (
+    name            text PRIMARY KEY,
+    concurrency     integer CHECK (concurrency > 0),
+    max_attempts    integer NOT NULL CHECK (max_attempts > 0),
+    lease           interval NOT NULL CHECK (lease > interval '0'),
+    backoff_base    interval NOT NULL CHECK (backoff_base >= interval '0'),
+    backoff_cap     interval NOT NULL CHECK (backoff_cap >= interval '0'),
+    rate_limit      integer CHECK (rate_limit > 0),
+    rate_period     interval NOT NULL DEFAULT interval '1 second' CHECK (rate_period > interval '0'),
+    rate_tokens     double precision NOT NULL DEFAULT 0,
+    rate_updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    retention       interval NOT NULL CHECK (retention >= interval '0'),
+    paused          boolean NOT NULL DEFAULT false,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+CREATE TABLE baton._tasks (
+    id                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    queue               text NOT NULL,
+    state               baton.task_state NOT NULL DEFAULT 'pending',
+    priority            integer NOT NULL DEFAULT 0,
+    run_at              timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    attempt             integer NOT NULL DEFAULT 0,
+    max_attempts        integer NOT NULL,
+    payload             jsonb NOT NULL DEFAULT '{}',
+    result              jsonb,
+    error               text,
+    dedup_key           text,
+    timeout             interval,
+    backoff_base        interval,
+    backoff_cap         interval,
+    worker              text,
+    lease_expires_at    timestamptz,
+    claim_pid           integer,
+    claim_session_start timestamptz,
+    created_at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    started_at          timestamptz,
+    finished_at         timestamptz,
+    -- links to whatever caused the task (workflows, events); NULL for plain tasks
+    run_id              bigint,
+    step                text,
+    map_index           integer,
+    subscription_id     bigint,
+    event_id            bigint,
+    correlation_id      uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid()
+);
+-- Deleting finished tasks in bulk is normal; keep autovacuum close behind.
+ALTER TABLE baton._tasks SET (autovacuum_vacuum_scale_factor = 0.02,
+                              autovacuum_vacuum_insert_scale_factor = 0.05,
+                              fillfactor = 90);
+
+-- The claim path: due tasks of one queue in priority, then due-time order.
+CREATE INDEX _tasks_claim_idx ON baton._tasks (queue, priority DESC, run_at, id)
+    WHERE state = 'pending';
+-- Promotion of delayed tasks when they fall due.
+CREATE INDEX _tasks_scheduled_idx ON baton._tasks (run_at) WHERE state = 'scheduled';
+-- Lease expiry, dead-session rescue and per-queue concurrency counts.
+CREATE INDEX _tasks_running_idx ON baton._tasks (queue, lease_expires_at) WHERE state = 'running';
+-- Retention: finished tasks by age.
+CREATE INDEX _tasks_finished_idx ON baton._tasks (finished_at)
+    WHERE state IN ('succeeded', 'failed', 'cancelled');
+-- At most one live task per (queue, dedup_key).
+CREATE UNIQUE INDEX _tasks_dedup_idx ON baton._tasks (queue, dedup_key)
+    WHERE dedup_key IS NOT NULL AND state IN ('scheduled', 'pending', 'running');
+CREATE INDEX _tasks_run_idx ON baton._tasks (run_id, step) WHERE run_id IS NOT NULL;
+CREATE INDEX _tasks_correlation_idx ON baton._tasks (correlation_id);
+
+-- Live worker daemons, as they registered themselves.
+CREATE TABLE baton._workers (
+    id          text PRIMARY KEY,
+    host        text,
+    pid         integer,
+    queues      text[] NOT NULL DEFAULT '{}',
+    version     text,
+    backend_pid integer,
+    started_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    last_seen   timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+SELECT pg_catalog.pg_extension_config_dump('baton._queues', '');
+SELECT pg_catalog.pg_extension_config_dump('baton._tasks', '');

@@ -1,0 +1,184 @@
+-- 10_queues.sql — creating, changing, pausing and dropping queues.
+
+-- Raises invalid_parameter_value naming the function and the field.
+CREATE FUNCTION baton._bad(fn text, field text, msg text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION 'baton.%: % %', fn, field, msg
+        USING ERRCODE = 'invalid_parameter_value', COLUMN = field;
+END
+$$;
+
+-- Checks a queue name: 1-128 characters of letters, digits, '_', '-', '.', ':'.
+CREATE FUNCTION baton._check_queue_name(fn text, queue text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF queue IS NULL OR queue !~ '^[A-Za-z0-9_.:-]{1,128}$' THEN
+        PERFORM baton._bad(fn, 'queue',
+            pg_catalog.format('must be 1-128 characters of letters, digits, "_", "-", ".", ":" (got %s)',
+                              COALESCE(pg_catalog.quote_literal(queue), 'NULL')));
+    END IF;
+END
+$$;
+
+-- Returns the queue row, or raises undefined_object naming the queue.
+CREATE FUNCTION baton._queue(fn text, queue text) RETURNS baton._queues
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    q baton._queues;
+BEGIN
+    SELECT * INTO q FROM baton._queues AS x WHERE x.name = queue;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'baton.%: queue "%" does not exist', fn, queue
+            USING ERRCODE = 'undefined_object', COLUMN = 'queue',
+                  HINT = 'Create it with baton.create_queue().';
+    END IF;
+    RETURN q;
+END
+$$;
+
+-- Validates queue options shared by create_queue and alter_queue.
+CREATE FUNCTION baton._check_queue_options(fn text, concurrency integer, max_attempts integer,
+                                           lease interval, backoff_base interval, backoff_cap interval,
+                                           rate_limit integer, rate_period interval, retention interval)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF concurrency < 0 THEN
+        PERFORM baton._bad(fn, 'concurrency', pg_catalog.format('must be positive, or NULL/0 for no limit (got %s)', concurrency));
+    END IF;
+    IF max_attempts < 1 THEN
+        PERFORM baton._bad(fn, 'max_attempts', pg_catalog.format('must be at least 1 (got %s)', max_attempts));
+    END IF;
+    IF lease <= interval '0' THEN
+        PERFORM baton._bad(fn, 'lease', pg_catalog.format('must be positive (got %s)', lease));
+    END IF;
+    IF backoff_base < interval '0' THEN
+        PERFORM baton._bad(fn, 'backoff_base', pg_catalog.format('must not be negative (got %s)', backoff_base));
+    END IF;
+    IF backoff_cap < interval '0' THEN
+        PERFORM baton._bad(fn, 'backoff_cap', pg_catalog.format('must not be negative (got %s)', backoff_cap));
+    END IF;
+    IF rate_limit < 0 THEN
+        PERFORM baton._bad(fn, 'rate_limit', pg_catalog.format('must be positive, or NULL/0 for no limit (got %s)', rate_limit));
+    END IF;
+    IF rate_period <= interval '0' THEN
+        PERFORM baton._bad(fn, 'rate_period', pg_catalog.format('must be positive (got %s)', rate_period));
+    END IF;
+    IF retention < interval '0' THEN
+        PERFORM baton._bad(fn, 'retention', pg_catalog.format('must not be negative (got %s)', retention));
+    END IF;
+END
+$$;
+
+CREATE FUNCTION baton.create_queue(queue text,
+                                   concurrency integer DEFAULT NULL,
+                                   max_attempts integer DEFAULT 5,
+                                   lease interval DEFAULT '5 minutes',
+                                   backoff_base interval DEFAULT '1 second',
+                                   backoff_cap interval DEFAULT '1 hour',
+                                   rate_limit integer DEFAULT NULL,
+                                   rate_period interval DEFAULT '1 second',
+                                   retention interval DEFAULT '7 days',
+                                   if_not_exists boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM baton._check_queue_name('create_queue', queue);
+    IF max_attempts IS NULL THEN PERFORM baton._bad('create_queue', 'max_attempts', 'must not be NULL'); END IF;
+    IF lease IS NULL THEN PERFORM baton._bad('create_queue', 'lease', 'must not be NULL'); END IF;
+    IF backoff_base IS NULL THEN PERFORM baton._bad('create_queue', 'backoff_base', 'must not be NULL'); END IF;
+    IF backoff_cap IS NULL THEN PERFORM baton._bad('create_queue', 'backoff_cap', 'must not be NULL'); END IF;
+    IF rate_period IS NULL THEN PERFORM baton._bad('create_queue', 'rate_period', 'must not be NULL'); END IF;
+    IF retention IS NULL THEN PERFORM baton._bad('create_queue', 'retention', 'must not be NULL'); END IF;
+    PERFORM baton._check_queue_options('create_queue', concurrency, max_attempts, lease, backoff_base,
+                                       backoff_cap, rate_limit, rate_period, retention);
+    INSERT INTO baton._queues AS q (name, concurrency, max_attempts, lease, backoff_base, backoff_cap,
+                                    rate_limit, rate_period, rate_tokens, retention)
+    VALUES (queue, NULLIF(concurrency, 0), max_attempts, lease, backoff_base, backoff_cap,
+            NULLIF(rate_limit, 0), rate_period, COALESCE(NULLIF(rate_limit, 0), 0), retention)
+    ON CONFLICT (name) DO NOTHING;
+    IF NOT FOUND AND NOT if_not_exists THEN
+        RAISE EXCEPTION 'baton.create_queue: queue "%" already exists', queue
+            USING ERRCODE = 'duplicate_object', COLUMN = 'queue';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION baton.create_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, boolean) IS
+'Creates a queue. concurrency: global limit of running tasks across all workers (NULL = none); max_attempts and lease: defaults for its tasks; backoff_base/backoff_cap: exponential retry delay with jitter; rate_limit tasks per rate_period; retention: how long finished tasks are kept.';
+
+CREATE FUNCTION baton.alter_queue(queue text,
+                                  concurrency integer DEFAULT NULL,
+                                  max_attempts integer DEFAULT NULL,
+                                  lease interval DEFAULT NULL,
+                                  backoff_base interval DEFAULT NULL,
+                                  backoff_cap interval DEFAULT NULL,
+                                  rate_limit integer DEFAULT NULL,
+                                  rate_period interval DEFAULT NULL,
+                                  retention interval DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM baton._queue('alter_queue', queue);
+    PERFORM baton._check_queue_options('alter_queue', concurrency, max_attempts, lease, backoff_base,
+                                       backoff_cap, rate_limit, rate_period, retention);
+    UPDATE baton._queues AS q SET
+        concurrency  = CASE WHEN alter_queue.concurrency IS NULL THEN q.concurrency
+                            ELSE NULLIF(alter_queue.concurrency, 0) END,
+        max_attempts = COALESCE(alter_queue.max_attempts, q.max_attempts),
+        lease        = COALESCE(alter_queue.lease, q.lease),
+        backoff_base = COALESCE(alter_queue.backoff_base, q.backoff_base),
+        backoff_cap  = COALESCE(alter_queue.backoff_cap, q.backoff_cap),
+        rate_limit   = CASE WHEN alter_queue.rate_limit IS NULL THEN q.rate_limit
+                            ELSE NULLIF(alter_queue.rate_limit, 0) END,
+        rate_period  = COALESCE(alter_queue.rate_period, q.rate_period),
+        retention    = COALESCE(alter_queue.retention, q.retention)
+    WHERE q.name = alter_queue.queue;
+    PERFORM pg_catalog.pg_notify('baton_tasks', queue);
+END
+$$;
+COMMENT ON FUNCTION baton.alter_queue(text, integer, integer, interval, interval, interval, integer, interval, interval) IS
+'Changes queue options; NULL leaves an option as it is, 0 removes a concurrency or rate limit.';
+
+CREATE FUNCTION baton.drop_queue(queue text, force boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    live bigint;
+BEGIN
+    PERFORM 1 FROM baton._queues AS q WHERE q.name = queue FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM baton._queue('drop_queue', queue);
+    END IF;
+    SELECT pg_catalog.count(*) INTO live FROM baton._tasks AS t
+     WHERE t.queue = drop_queue.queue AND t.state IN ('scheduled', 'pending', 'running');
+    IF live > 0 AND NOT force THEN
+        RAISE EXCEPTION 'baton.drop_queue: queue "%" has % live tasks', queue, live
+            USING ERRCODE = 'object_in_use', COLUMN = 'queue',
+                  HINT = 'Wait for them, cancel them, or pass force => true to delete them.';
+    END IF;
+    DELETE FROM baton._tasks AS t WHERE t.queue = drop_queue.queue;
+    DELETE FROM baton._queues AS q WHERE q.name = drop_queue.queue;
+END
+$$;
+COMMENT ON FUNCTION baton.drop_queue(text, boolean) IS
+'Drops a queue and its finished tasks; refuses while it has live tasks unless force is true.';
+
+CREATE FUNCTION baton.pause_queue(queue text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM baton._queue('pause_queue', queue);
+    UPDATE baton._queues AS q SET paused = true WHERE q.name = pause_queue.queue;
+END
+$$;
+COMMENT ON FUNCTION baton.pause_queue(text) IS
+'Stops claims from a queue; enqueues still succeed and running tasks finish.';
+
+CREATE FUNCTION baton.resume_queue(queue text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM baton._queue('resume_queue', queue);
+    UPDATE baton._queues AS q SET paused = false WHERE q.name = resume_queue.queue;
+    PERFORM pg_catalog.pg_notify('baton_tasks', queue);
+END
+$$;
+COMMENT ON FUNCTION baton.resume_queue(text) IS 'Lets workers claim from a paused queue again.';

@@ -1,0 +1,638 @@
+-- 20_tasks.sql — the task life cycle: enqueue, claim, complete, fail, heartbeat, cancel, retry.
+
+CREATE FUNCTION baton._session_start() RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'baton_session_start' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION baton._session_start() IS
+'Start time of this backend: with pg_backend_pid() it identifies the claiming session.';
+
+-- Exponential backoff with "equal jitter": half the delay fixed, half random.
+CREATE FUNCTION baton._backoff(attempt integer, base interval, cap interval) RETURNS interval
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT d * 0.5 + d * 0.5 * pg_catalog.random()
+      FROM (SELECT LEAST(cap, base * pg_catalog.power(2, LEAST(GREATEST(attempt - 1, 0), 40))::float8) AS d) AS x
+$$;
+
+-- Validates the per-task options of enqueue and enqueue_many.
+CREATE FUNCTION baton._check_task_options(fn text, run_at timestamptz, delay interval, max_attempts integer,
+                                          dedup_key text, timeout interval, backoff_base interval,
+                                          backoff_cap interval, priority integer)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF run_at IS NOT NULL AND delay IS NOT NULL THEN
+        PERFORM baton._bad(fn, 'delay', 'cannot be combined with run_at');
+    END IF;
+    IF delay < interval '0' THEN
+        PERFORM baton._bad(fn, 'delay', pg_catalog.format('must not be negative (got %s)', delay));
+    END IF;
+    IF priority IS NULL THEN
+        PERFORM baton._bad(fn, 'priority', 'must not be NULL');
+    END IF;
+    IF max_attempts < 1 THEN
+        PERFORM baton._bad(fn, 'max_attempts', pg_catalog.format('must be at least 1 (got %s)', max_attempts));
+    END IF;
+    IF dedup_key = '' THEN
+        PERFORM baton._bad(fn, 'dedup_key', 'must not be empty');
+    END IF;
+    IF timeout <= interval '0' THEN
+        PERFORM baton._bad(fn, 'timeout', pg_catalog.format('must be positive (got %s)', timeout));
+    END IF;
+    IF backoff_base < interval '0' THEN
+        PERFORM baton._bad(fn, 'backoff_base', pg_catalog.format('must not be negative (got %s)', backoff_base));
+    END IF;
+    IF backoff_cap < interval '0' THEN
+        PERFORM baton._bad(fn, 'backoff_cap', pg_catalog.format('must not be negative (got %s)', backoff_cap));
+    END IF;
+END
+$$;
+
+CREATE FUNCTION baton.enqueue(queue text,
+                              payload jsonb DEFAULT '{}',
+                              run_at timestamptz DEFAULT NULL,
+                              priority integer DEFAULT 0,
+                              max_attempts integer DEFAULT NULL,
+                              dedup_key text DEFAULT NULL,
+                              timeout interval DEFAULT NULL,
+                              delay interval DEFAULT NULL,
+                              correlation_id uuid DEFAULT NULL,
+                              backoff_base interval DEFAULT NULL,
+                              backoff_cap interval DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    q         baton._queues;
+    due       timestamptz;
+    new_id    bigint;
+BEGIN
+    IF enqueue.payload IS NULL THEN
+        PERFORM baton._bad('enqueue', 'payload', 'must not be NULL (use ''{}'' for no payload)');
+    END IF;
+    PERFORM baton._check_task_options('enqueue', enqueue.run_at, enqueue.delay, enqueue.max_attempts,
+                                      enqueue.dedup_key, enqueue.timeout, enqueue.backoff_base,
+                                      enqueue.backoff_cap, enqueue.priority);
+    q := baton._queue('enqueue', enqueue.queue);
+    due := COALESCE(enqueue.run_at, pg_catalog.now() + enqueue.delay, pg_catalog.now());
+    LOOP
+        INSERT INTO baton._tasks (queue, state, priority, run_at, max_attempts, payload, dedup_key,
+                                  timeout, backoff_base, backoff_cap, correlation_id)
+        VALUES (q.name,
+                CASE WHEN due > pg_catalog.now() THEN 'scheduled' ELSE 'pending' END::baton.task_state,
+                enqueue.priority, due, COALESCE(enqueue.max_attempts, q.max_attempts), enqueue.payload,
+                enqueue.dedup_key, enqueue.timeout, enqueue.backoff_base, enqueue.backoff_cap,
+                COALESCE(enqueue.correlation_id, pg_catalog.gen_random_uuid()))
+        ON CONFLICT (queue, dedup_key)
+            WHERE dedup_key IS NOT NULL AND state IN ('scheduled', 'pending', 'running')
+            DO NOTHING
+        RETURNING id INTO new_id;
+        IF new_id IS NOT NULL THEN
+            IF due <= pg_catalog.now() THEN
+                PERFORM pg_catalog.pg_notify('baton_tasks', q.name);
+            END IF;
+            RETURN new_id;
+        END IF;
+        -- A live task holds the key: return it, unless it finished meanwhile.
+        SELECT t.id INTO new_id FROM baton._tasks AS t
+         WHERE t.queue = q.name AND t.dedup_key = enqueue.dedup_key
+           AND t.state IN ('scheduled', 'pending', 'running');
+        IF new_id IS NOT NULL THEN
+            RETURN new_id;
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION baton.enqueue(text, jsonb, timestamptz, integer, integer, text, interval, interval, uuid, interval, interval) IS
+'Adds a task to a queue in the caller''s transaction and returns its id. A dedup_key already held by a live task returns that task''s id instead.';
+
+CREATE FUNCTION baton.enqueue_many(queue text,
+                                   payloads jsonb,
+                                   run_at timestamptz DEFAULT NULL,
+                                   priority integer DEFAULT 0,
+                                   max_attempts integer DEFAULT NULL,
+                                   timeout interval DEFAULT NULL,
+                                   delay interval DEFAULT NULL,
+                                   correlation_id uuid DEFAULT NULL)
+RETURNS SETOF bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    q   baton._queues;
+    due timestamptz;
+BEGIN
+    IF jsonb_typeof(enqueue_many.payloads) IS DISTINCT FROM 'array' THEN
+        PERFORM baton._bad('enqueue_many', 'payloads',
+                           pg_catalog.format('must be a JSON array (got %s)',
+                                             COALESCE(pg_catalog.jsonb_typeof(enqueue_many.payloads), 'NULL')));
+    END IF;
+    PERFORM baton._check_task_options('enqueue_many', enqueue_many.run_at, enqueue_many.delay,
+                                      enqueue_many.max_attempts, NULL, enqueue_many.timeout, NULL, NULL,
+                                      enqueue_many.priority);
+    q := baton._queue('enqueue_many', enqueue_many.queue);
+    due := COALESCE(enqueue_many.run_at, pg_catalog.now() + enqueue_many.delay, pg_catalog.now());
+    RETURN QUERY
+    INSERT INTO baton._tasks (queue, state, priority, run_at, max_attempts, payload, timeout, correlation_id)
+    SELECT q.name,
+           CASE WHEN due > pg_catalog.now() THEN 'scheduled' ELSE 'pending' END::baton.task_state,
+           enqueue_many.priority, due, COALESCE(enqueue_many.max_attempts, q.max_attempts), e.p,
+           enqueue_many.timeout, COALESCE(enqueue_many.correlation_id, pg_catalog.gen_random_uuid())
+      FROM pg_catalog.jsonb_array_elements(enqueue_many.payloads) WITH ORDINALITY AS e(p, n)
+     ORDER BY e.n
+    RETURNING id;
+    IF due <= pg_catalog.now() AND pg_catalog.jsonb_array_length(enqueue_many.payloads) > 0 THEN
+        PERFORM pg_catalog.pg_notify('baton_tasks', q.name);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION baton.enqueue_many(text, jsonb, timestamptz, integer, integer, interval, interval, uuid) IS
+'Adds one task per element of the payloads array in one statement; returns the ids in array order.';
+
+-- Makes due delayed tasks claimable; returns how many.  SKIP LOCKED keeps
+-- concurrent callers (claims, ticks) from waiting on each other.
+CREATE FUNCTION baton._promote(queues text[], max_rows integer) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n integer;
+    touched text[];
+BEGIN
+    WITH due AS (
+        SELECT t.id FROM baton._tasks AS t
+         WHERE t.state = 'scheduled' AND t.run_at <= pg_catalog.now()
+           AND (queues IS NULL OR t.queue = ANY (queues))
+         ORDER BY t.run_at
+         LIMIT max_rows
+         FOR UPDATE SKIP LOCKED),
+    upd AS (
+        UPDATE baton._tasks AS t SET state = 'pending'
+          FROM due WHERE t.id = due.id
+        RETURNING t.queue)
+    SELECT pg_catalog.count(*), pg_catalog.array_agg(DISTINCT upd.queue) INTO n, touched FROM upd;
+    IF n > 0 THEN
+        PERFORM pg_catalog.pg_notify('baton_tasks', x) FROM pg_catalog.unnest(touched) AS x;
+    END IF;
+    RETURN n;
+END
+$$;
+
+-- Claims up to want due tasks from the given unlimited queues.
+CREATE FUNCTION baton._claim_from(queues text[], worker text, want integer, pid integer, session_start timestamptz)
+RETURNS TABLE (id bigint, queue text, payload jsonb, attempt integer, lease_expires_at timestamptz,
+               run_id bigint, step text, correlation_id uuid, max_attempts integer)
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    WITH picked AS (
+        SELECT c.id FROM pg_catalog.unnest(queues) AS uq(name)
+        CROSS JOIN LATERAL (
+            SELECT t.id, t.priority, t.run_at FROM baton._tasks AS t
+             WHERE t.queue = uq.name AND t.state = 'pending'
+             ORDER BY t.priority DESC, t.run_at, t.id
+             LIMIT want
+             FOR UPDATE SKIP LOCKED) AS c
+        ORDER BY c.priority DESC, c.run_at, c.id
+        LIMIT want)
+    UPDATE baton._tasks AS t
+       SET state = 'running', attempt = t.attempt + 1, worker = _claim_from.worker,
+           started_at = pg_catalog.now(),
+           lease_expires_at = pg_catalog.now() + COALESCE(t.timeout, q.lease),
+           claim_pid = pid, claim_session_start = session_start
+      FROM picked, baton._queues AS q
+     WHERE t.id = picked.id AND q.name = t.queue
+    RETURNING t.id, t.queue, t.payload, t.attempt, t.lease_expires_at, t.run_id, t.step,
+              t.correlation_id, t.max_attempts
+$$;
+
+CREATE FUNCTION baton.claim(queues text[], worker text, batch integer DEFAULT 1,
+                            session_bound boolean DEFAULT true)
+RETURNS TABLE (id bigint, queue text, payload jsonb, attempt integer, lease_expires_at timestamptz,
+               run_id bigint, step text, correlation_id uuid, max_attempts integer)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    pid        integer;
+    sess       timestamptz;
+    unlimited  text[] := '{}';
+    found_n    integer;
+    want       integer := batch;
+    got        integer;
+    q          baton._queues;
+    slots      integer;
+    tokens     double precision;
+BEGIN
+    IF queues IS NULL OR pg_catalog.cardinality(queues) = 0 THEN
+        PERFORM baton._bad('claim', 'queues', 'must name at least one queue');
+    END IF;
+    IF worker IS NULL OR worker = '' THEN
+        PERFORM baton._bad('claim', 'worker', 'must not be empty');
+    END IF;
+    IF batch IS NULL OR batch < 1 OR batch > 10000 THEN
+        PERFORM baton._bad('claim', 'batch', pg_catalog.format('must be between 1 and 10000 (got %s)', batch));
+    END IF;
+    IF session_bound THEN
+        pid := pg_catalog.pg_backend_pid();
+        sess := baton._session_start();
+    END IF;
+
+    SELECT pg_catalog.count(*),
+           COALESCE(pg_catalog.array_agg(x.name) FILTER (WHERE NOT x.paused AND x.concurrency IS NULL
+                                                         AND x.rate_limit IS NULL), '{}')
+      INTO found_n, unlimited
+      FROM baton._queues AS x WHERE x.name = ANY (queues);
+    IF found_n < pg_catalog.cardinality(ARRAY(SELECT DISTINCT u FROM pg_catalog.unnest(queues) AS u)) THEN
+        PERFORM baton._queue('claim', u) FROM pg_catalog.unnest(queues) AS u;
+    END IF;
+
+    FOR pass IN 1..2 LOOP
+        -- Limited queues one at a time: the queue row lock serialises their
+        -- claimers, so the concurrency and rate limits hold across all workers.
+        FOR q IN SELECT * FROM baton._queues AS x
+                  WHERE x.name = ANY (queues) AND NOT x.paused
+                    AND (x.concurrency IS NOT NULL OR x.rate_limit IS NOT NULL)
+                  ORDER BY x.name
+                    FOR NO KEY UPDATE
+        LOOP
+            EXIT WHEN want <= 0;
+            slots := want;
+            IF q.concurrency IS NOT NULL THEN
+                SELECT LEAST(slots, q.concurrency - pg_catalog.count(*))::integer INTO slots
+                  FROM baton._tasks AS t WHERE t.queue = q.name AND t.state = 'running';
+            END IF;
+            IF q.rate_limit IS NOT NULL THEN
+                tokens := LEAST(q.rate_limit::float8,
+                                q.rate_tokens + q.rate_limit * pg_catalog.date_part('epoch', pg_catalog.now() - q.rate_updated_at)
+                                              / pg_catalog.date_part('epoch', q.rate_period));
+                slots := LEAST(slots, pg_catalog.floor(tokens)::integer);
+            END IF;
+            CONTINUE WHEN slots <= 0;
+            RETURN QUERY SELECT * FROM baton._claim_from(ARRAY[q.name], worker, slots, pid, sess);
+            GET DIAGNOSTICS got = ROW_COUNT;
+            want := want - got;
+            IF q.rate_limit IS NOT NULL THEN
+                UPDATE baton._queues AS x SET rate_tokens = tokens - got, rate_updated_at = pg_catalog.now()
+                 WHERE x.name = q.name;
+            END IF;
+        END LOOP;
+
+        IF want > 0 AND pg_catalog.cardinality(unlimited) > 0 THEN
+            RETURN QUERY SELECT * FROM baton._claim_from(unlimited, worker, want, pid, sess);
+            GET DIAGNOSTICS got = ROW_COUNT;
+            want := want - got;
+        END IF;
+
+        -- Short of work: make due delayed tasks claimable and look once more,
+        -- so delayed tasks run on time even when nothing calls tick().
+        EXIT WHEN want <= 0 OR pass = 2;
+        EXIT WHEN baton._promote(queues, want) = 0;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION baton.claim(text[], text, integer, boolean) IS
+'Leases up to batch due tasks from the queues (priority, then due time) to a worker. (id, attempt) is the lease token for complete/fail/heartbeat. session_bound ties the lease to this database session so a dead worker''s tasks are rescued at the next tick; pass false behind transaction pooling.';
+
+-- Called when a task ends (or is retried) and it belongs to a workflow, a
+-- subscription or carries events to emit: the hook into those subsystems.
+CREATE FUNCTION baton._on_task_end(task baton._tasks) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF task.run_id IS NOT NULL THEN
+        PERFORM baton._wf_on_task_end(task);
+    END IF;
+    IF task.subscription_id IS NOT NULL
+       OR (task.state = 'succeeded' AND pg_catalog.jsonb_typeof(task.result) = 'object' AND task.result ? 'emit') THEN
+        PERFORM baton._ev_on_task_end(task);
+    END IF;
+END
+$$;
+
+-- True when a finished task must be passed to _on_task_end.
+CREATE FUNCTION baton._needs_hook(task baton._tasks) RETURNS boolean
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT task.run_id IS NOT NULL OR task.subscription_id IS NOT NULL
+        OR (task.state = 'succeeded' AND pg_catalog.jsonb_typeof(task.result) = 'object' AND task.result ? 'emit')
+$$;
+
+CREATE FUNCTION baton.complete(id bigint, attempt integer, result jsonb DEFAULT NULL) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t baton._tasks;
+BEGIN
+    UPDATE baton._tasks AS x
+       SET state = 'succeeded', result = complete.result, finished_at = pg_catalog.now(),
+           lease_expires_at = NULL
+     WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running'
+    RETURNING x.* INTO t;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    IF baton._needs_hook(t) THEN
+        PERFORM baton._on_task_end(t);
+    END IF;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION baton.complete(bigint, integer, jsonb) IS
+'Marks a running task succeeded with its result. Returns false, changing nothing, when (id, attempt) no longer holds the lease.';
+
+CREATE FUNCTION baton.complete_many(ids bigint[], attempts integer[], results jsonb[] DEFAULT NULL)
+RETURNS SETOF bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t baton._tasks;
+BEGIN
+    IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(attempts) THEN
+        PERFORM baton._bad('complete_many', 'attempts', 'must have as many elements as ids');
+    END IF;
+    IF results IS NOT NULL AND pg_catalog.cardinality(results) <> pg_catalog.cardinality(ids) THEN
+        PERFORM baton._bad('complete_many', 'results', 'must have as many elements as ids');
+    END IF;
+    FOR t IN
+        UPDATE baton._tasks AS x
+           SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
+          FROM pg_catalog.unnest(ids, attempts, COALESCE(results, ARRAY[]::jsonb[])) AS u(i, a, r)
+         WHERE x.id = u.i AND x.attempt = u.a AND x.state = 'running'
+        RETURNING x.*
+    LOOP
+        IF baton._needs_hook(t) THEN
+            PERFORM baton._on_task_end(t);
+        END IF;
+        RETURN NEXT t.id;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION baton.complete_many(bigint[], integer[], jsonb[]) IS
+'Batch form of complete: returns the ids whose completion was accepted.';
+
+CREATE FUNCTION baton.fail(id bigint, attempt integer, error text,
+                           retry boolean DEFAULT true, retry_in interval DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t     baton._tasks;
+    q     baton._queues;
+    delay interval;
+BEGIN
+    IF retry_in < interval '0' THEN
+        PERFORM baton._bad('fail', 'retry_in', pg_catalog.format('must not be negative (got %s)', retry_in));
+    END IF;
+    SELECT * INTO t FROM baton._tasks AS x
+     WHERE x.id = fail.id AND x.attempt = fail.attempt AND x.state = 'running'
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    IF COALESCE(retry, true) AND t.attempt < t.max_attempts THEN
+        SELECT * INTO q FROM baton._queues AS x WHERE x.name = t.queue;
+        delay := COALESCE(retry_in, baton._backoff(t.attempt, COALESCE(t.backoff_base, q.backoff_base),
+                                                   COALESCE(t.backoff_cap, q.backoff_cap)));
+        UPDATE baton._tasks AS x
+           SET state = CASE WHEN delay > interval '0' THEN 'scheduled' ELSE 'pending' END::baton.task_state,
+               run_at = pg_catalog.now() + delay, error = fail.error, lease_expires_at = NULL
+         WHERE x.id = t.id;
+        IF delay <= interval '0' THEN
+            PERFORM pg_catalog.pg_notify('baton_tasks', t.queue);
+        END IF;
+    ELSE
+        UPDATE baton._tasks AS x
+           SET state = 'failed', error = fail.error, finished_at = pg_catalog.now(), lease_expires_at = NULL
+         WHERE x.id = t.id
+        RETURNING x.* INTO t;
+        IF baton._needs_hook(t) THEN
+            PERFORM baton._on_task_end(t);
+        END IF;
+    END IF;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION baton.fail(bigint, integer, text, boolean, interval) IS
+'Reports a failed attempt. The task is retried after an exponential backoff with jitter (or retry_in) while attempts remain and retry is true; otherwise it ends failed (the dead-letter state). Returns false, changing nothing, from a lost lease.';
+
+CREATE FUNCTION baton.fail_many(ids bigint[], attempts integer[], errors text[], retry boolean DEFAULT true)
+RETURNS SETOF bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    i integer;
+BEGIN
+    IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(attempts) THEN
+        PERFORM baton._bad('fail_many', 'attempts', 'must have as many elements as ids');
+    END IF;
+    IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(errors) THEN
+        PERFORM baton._bad('fail_many', 'errors', 'must have as many elements as ids');
+    END IF;
+    FOR i IN 1 .. COALESCE(pg_catalog.cardinality(ids), 0) LOOP
+        IF baton.fail(ids[i], attempts[i], errors[i], retry) THEN
+            RETURN NEXT ids[i];
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION baton.fail_many(bigint[], integer[], text[], boolean) IS
+'Batch form of fail: returns the ids whose failure was accepted.';
+
+CREATE FUNCTION baton.heartbeat(id bigint, attempt integer, extend interval DEFAULT NULL) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF extend <= interval '0' THEN
+        PERFORM baton._bad('heartbeat', 'extend', pg_catalog.format('must be positive (got %s)', extend));
+    END IF;
+    UPDATE baton._tasks AS x
+       SET lease_expires_at = pg_catalog.now() + COALESCE(heartbeat.extend, x.timeout, q.lease)
+      FROM baton._queues AS q
+     WHERE x.id = heartbeat.id AND x.attempt = heartbeat.attempt AND x.state = 'running' AND q.name = x.queue;
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION baton.heartbeat(bigint, integer, interval) IS
+'Extends the lease of a running attempt (by extend, else the task timeout, else the queue lease). False means the lease is lost or the task was cancelled: stop working on it.';
+
+CREATE FUNCTION baton.heartbeat_many(ids bigint[], attempts integer[], extend interval DEFAULT NULL)
+RETURNS SETOF bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(attempts) THEN
+        PERFORM baton._bad('heartbeat_many', 'attempts', 'must have as many elements as ids');
+    END IF;
+    IF extend <= interval '0' THEN
+        PERFORM baton._bad('heartbeat_many', 'extend', pg_catalog.format('must be positive (got %s)', extend));
+    END IF;
+    RETURN QUERY
+    UPDATE baton._tasks AS x
+       SET lease_expires_at = pg_catalog.now() + COALESCE(heartbeat_many.extend, x.timeout, q.lease)
+      FROM pg_catalog.unnest(ids, attempts) AS u(i, a), baton._queues AS q
+     WHERE x.id = u.i AND x.attempt = u.a AND x.state = 'running' AND q.name = x.queue
+    RETURNING x.id;
+END
+$$;
+COMMENT ON FUNCTION baton.heartbeat_many(bigint[], integer[], interval) IS
+'Batch form of heartbeat: returns the ids whose lease is still held (the others must stop).';
+
+CREATE FUNCTION baton.release(id bigint, attempt integer, reason text DEFAULT NULL) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    q text;
+BEGIN
+    -- The attempt number keeps growing (it is the fencing token), so the
+    -- released attempt is refunded by raising max_attempts instead.
+    UPDATE baton._tasks AS x
+       SET state = 'pending', max_attempts = x.max_attempts + 1, lease_expires_at = NULL,
+           error = COALESCE(release.reason, x.error)
+     WHERE x.id = release.id AND x.attempt = release.attempt AND x.state = 'running'
+    RETURNING x.queue INTO q;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM pg_catalog.pg_notify('baton_tasks', q);
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION baton.release(bigint, integer, text) IS
+'Gives a running attempt back without counting it (used by a draining worker): the task is pending again at once.';
+
+CREATE FUNCTION baton.release_many(ids bigint[], attempts integer[], reason text DEFAULT NULL)
+RETURNS SETOF bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    i integer;
+BEGIN
+    IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(attempts) THEN
+        PERFORM baton._bad('release_many', 'attempts', 'must have as many elements as ids');
+    END IF;
+    FOR i IN 1 .. COALESCE(pg_catalog.cardinality(ids), 0) LOOP
+        IF baton.release(ids[i], attempts[i], reason) THEN
+            RETURN NEXT ids[i];
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION baton.release_many(bigint[], integer[], text) IS 'Batch form of release.';
+
+-- Raises no_data_found naming the task when it does not exist.
+CREATE FUNCTION baton._task(fn text, task bigint) RETURNS baton._tasks
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t baton._tasks;
+BEGIN
+    SELECT * INTO t FROM baton._tasks AS x WHERE x.id = task FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'baton.%: task % does not exist', fn, task
+            USING ERRCODE = 'no_data_found', COLUMN = 'task';
+    END IF;
+    RETURN t;
+END
+$$;
+
+CREATE FUNCTION baton.cancel(task bigint) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t baton._tasks;
+BEGIN
+    t := baton._task('cancel', task);
+    IF t.state NOT IN ('scheduled', 'pending', 'running') THEN
+        RETURN false;
+    END IF;
+    UPDATE baton._tasks AS x
+       SET state = 'cancelled', finished_at = pg_catalog.now(), lease_expires_at = NULL
+     WHERE x.id = t.id
+    RETURNING x.* INTO t;
+    IF baton._needs_hook(t) THEN
+        PERFORM baton._on_task_end(t);
+    END IF;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION baton.cancel(bigint) IS
+'Cancels a live task. A running attempt learns it at its next heartbeat or completion (both return false). Returns false when the task had already ended.';
+
+CREATE FUNCTION baton.retry(task bigint) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t baton._tasks;
+    budget integer;
+BEGIN
+    t := baton._task('retry', task);
+    IF t.state NOT IN ('failed', 'cancelled') THEN
+        RETURN false;
+    END IF;
+    IF t.run_id IS NOT NULL AND NOT baton._wf_may_retry(t) THEN
+        RAISE EXCEPTION 'baton.retry: task % belongs to run %, which has ended', t.id, t.run_id
+            USING ERRCODE = 'object_not_in_prerequisite_state', COLUMN = 'task';
+    END IF;
+    SELECT q.max_attempts INTO budget FROM baton._queues AS q WHERE q.name = t.queue;
+    BEGIN
+        UPDATE baton._tasks AS x
+           SET state = 'pending', run_at = pg_catalog.now(), finished_at = NULL, result = NULL,
+               max_attempts = x.attempt + COALESCE(budget, 1)
+         WHERE x.id = t.id;
+    EXCEPTION WHEN unique_violation THEN
+        RAISE EXCEPTION 'baton.retry: task % has dedup_key "%", now held by another live task', t.id, t.dedup_key
+            USING ERRCODE = 'unique_violation', COLUMN = 'task';
+    END;
+    PERFORM pg_catalog.pg_notify('baton_tasks', t.queue);
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION baton.retry(bigint) IS
+'Sends a failed (dead-lettered) or cancelled task back to pending with a fresh attempt budget. Returns false when the task has not ended.';
+
+CREATE FUNCTION baton.purge(queue text DEFAULT NULL, older_than interval DEFAULT '0',
+                            states text[] DEFAULT ARRAY['succeeded', 'failed', 'cancelled'])
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint;
+    s text;
+BEGIN
+    IF older_than IS NULL OR older_than < interval '0' THEN
+        PERFORM baton._bad('purge', 'older_than', 'must be a non-negative interval');
+    END IF;
+    IF queue IS NOT NULL THEN
+        PERFORM baton._queue('purge', queue);
+    END IF;
+    FOREACH s IN ARRAY COALESCE(states, '{}') LOOP
+        IF s IS NULL OR s NOT IN ('succeeded', 'failed', 'cancelled') THEN
+            PERFORM baton._bad('purge', 'states',
+                pg_catalog.format('may only name finished states succeeded, failed, cancelled (got %s)',
+                                  COALESCE(pg_catalog.quote_literal(s), 'NULL')));
+        END IF;
+    END LOOP;
+    DELETE FROM baton._tasks AS t
+     WHERE t.state::text = ANY (states)
+       AND t.state IN ('succeeded', 'failed', 'cancelled')
+       AND t.finished_at <= pg_catalog.now() - older_than
+       AND (purge.queue IS NULL OR t.queue = purge.queue);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION baton.purge(text, interval, text[]) IS
+'Deletes finished tasks (of one queue, or all) that ended at least older_than ago; returns how many.';
+
+-- Worker registry ------------------------------------------------------------
+
+CREATE FUNCTION baton.register_worker(worker text, queues text[], host text DEFAULT NULL,
+                                      pid integer DEFAULT NULL, version text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF worker IS NULL OR worker = '' THEN
+        PERFORM baton._bad('register_worker', 'worker', 'must not be empty');
+    END IF;
+    INSERT INTO baton._workers AS w (id, host, pid, queues, version, backend_pid, started_at, last_seen)
+    VALUES (worker, host, pid, COALESCE(queues, '{}'), version, pg_catalog.pg_backend_pid(),
+            pg_catalog.now(), pg_catalog.now())
+    ON CONFLICT (id) DO UPDATE
+       SET host = excluded.host, pid = excluded.pid, queues = excluded.queues, version = excluded.version,
+           backend_pid = excluded.backend_pid, last_seen = excluded.last_seen;
+END
+$$;
+COMMENT ON FUNCTION baton.register_worker(text, text[], text, integer, text) IS
+'Records a live worker daemon (called at start and after each reconnect).';
+
+CREATE FUNCTION baton.worker_seen(worker text) RETURNS boolean
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    UPDATE baton._workers AS w SET last_seen = pg_catalog.now() WHERE w.id = worker_seen.worker
+    RETURNING true
+$$;
+COMMENT ON FUNCTION baton.worker_seen(text) IS
+'Refreshes a worker''s last_seen; NULL when it is not registered (it should register again).';
+
+CREATE FUNCTION baton.unregister_worker(worker text) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    DELETE FROM baton._workers AS w WHERE w.id = unregister_worker.worker
+$$;
+COMMENT ON FUNCTION baton.unregister_worker(text) IS 'Removes a worker at clean shutdown.';
