@@ -22,3 +22,27 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 END
 $$;
+
+-- Does a workflow of this name exist (any version)?  Used by cron and subscriptions.
+CREATE FUNCTION baton._wf_exists(workflow text) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT false $$;
+
+-- Rows of the causal chain contributed by workflows (runs and steps), for baton.trace.
+CREATE FUNCTION baton._wf_trace(correlation uuid)
+RETURNS TABLE (at timestamptz, kind text, id bigint, name text, state text,
+               cause_kind text, cause_id bigint, detail jsonb)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT NULL::timestamptz, NULL::text, NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::bigint, NULL::jsonb
+     WHERE false
+$$;
+
+-- Starts a run of the latest version of a workflow; returns the run id.
+CREATE FUNCTION baton.start(workflow text, input jsonb DEFAULT '{}', idempotency_key text DEFAULT NULL,
+                            correlation_id uuid DEFAULT NULL, cause_event_id bigint DEFAULT NULL,
+                            subscription_id bigint DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION 'baton.start: workflows are not implemented yet' USING ERRCODE = 'feature_not_supported';
+END
+$$;
