@@ -17,8 +17,9 @@ PIDS=$BENCH_WORK/pids.$SECTION
 log() { printf '[%s %s] %s\n' "$(date -u +%H:%M:%S)" "$SECTION" "$*" >&2; }
 
 # Runs a JSON-building python snippet: figures and section states are JSON lines.
+PYTHON=${PYTHON:-python3}
 json_line() {
-    python3 - "$@" <<'PY'
+    "$PYTHON" - "$@" <<'PY'
 import json, sys
 out = {}
 for arg in sys.argv[1:]:
@@ -41,6 +42,11 @@ PY
 #   bound=raw.claim.best (id of another figure) or bound_value:n=... bound_name=...
 #   target=">=0.70" target_on=ratio|value, note=...
 figure() {
+    # A measurement that produced no number is a broken section, not a figure.
+    local arg
+    for arg in "$@"; do
+        case $arg in value:n=) log "figure $1: no value measured"; exit 1 ;; esac
+    done
     json_line section="$SECTION" "$@" >>"$FIGURES"
     local a; for a in "$@"; do case $a in id=*|value:n=*|unit=*) printf '%s ' "$a" >&2 ;; esac; done; echo >&2
 }
@@ -55,22 +61,32 @@ skip() {
 # Marks a sub-part as measured.
 part_ok() { json_line section="$SECTION" part="$1" status=ok >>"$SECTIONS"; }
 
-# Numbers: floating point arithmetic through python, e.g. calc '100000 / 3.5'.
-calc() { python3 -c "import math; print(round(float($1), 6))"; }
+# Numbers: floating point arithmetic, e.g. calc '100000 / 3.5'.
+calc() { awk "BEGIN { printf \"%.6f\\n\", ($1) }"; }
+
+# Succeeds when the comparison holds, e.g. is_true '3.5 > 2'.
+is_true() { awk "BEGIN { exit !($1) }"; }
 
 # --- clusters ------------------------------------------------------------------
 
 # Starts a fresh throwaway cluster for this section (extra postgresql.conf lines as $1)
 # and exports PG* so psql and pgbench find it.
+# In smoke mode (BENCH_SHARED_CLUSTER set) every section gets a fresh database in one shared
+# cluster instead, started by run.sh with every section's extra settings: seconds, not minutes.
 cluster_up() {
-    export BATON_CLUSTER_DIR=$BENCH_WORK/clusters/$SECTION${2:+-$2}
     export BATON_FSYNC=${BATON_FSYNC:-on}
     export BATON_SYNC_COMMIT=${BATON_SYNC_COMMIT:-on}
-    export BATON_EXTRA_CONF="${1:-}"
-    mkdir -p "$BENCH_WORK/clusters"
-    echo "$BATON_CLUSTER_DIR" >>"$BENCH_WORK/cluster-dirs"
-    "$BENCH_ROOT/scripts/cluster.sh" destroy >/dev/null 2>&1 || true
-    "$BENCH_ROOT/scripts/cluster.sh" start >/dev/null || return 1
+    if [ -n "${BENCH_SHARED_CLUSTER:-}" ]; then
+        export BATON_CLUSTER_DIR=$BENCH_SHARED_CLUSTER BATON_DB=bench_$SECTION BATON_EXTRA_CONF=$BENCH_SHARED_CONF
+        "$BENCH_ROOT/scripts/cluster.sh" start >/dev/null || return 1
+    else
+        export BATON_CLUSTER_DIR=$BENCH_WORK/clusters/$SECTION
+        export BATON_EXTRA_CONF="${1:-}"
+        mkdir -p "$BENCH_WORK/clusters"
+        echo "$BATON_CLUSTER_DIR" >>"$BENCH_WORK/cluster-dirs"
+        "$BENCH_ROOT/scripts/cluster.sh" destroy >/dev/null 2>&1 || true
+        "$BENCH_ROOT/scripts/cluster.sh" start >/dev/null || return 1
+    fi
     eval "$("$BENCH_ROOT/scripts/cluster.sh" env)"
     export PGHOST PGPORT PGDATABASE PGUSER
     BENCH_DSN=$("$BENCH_ROOT/scripts/cluster.sh" conninfo)
@@ -85,7 +101,11 @@ cluster_up() {
 # Stops and deletes this section's cluster.
 cluster_down() {
     [ -n "${BATON_CLUSTER_DIR:-}" ] || return 0
-    "$BENCH_ROOT/scripts/cluster.sh" destroy >/dev/null 2>&1 || true
+    if [ -n "${BENCH_SHARED_CLUSTER:-}" ]; then
+        psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$BATON_DB\" WITH (FORCE)" >/dev/null 2>&1 || true
+    else
+        "$BENCH_ROOT/scripts/cluster.sh" destroy >/dev/null 2>&1 || true
+    fi
 }
 
 # psql, quiet, stop on error, tuples only.  q -c SQL, or q -f FILE.
@@ -102,7 +122,14 @@ try_sql() {
 }
 
 # Checkpoint and vacuum so a measurement starts from a quiet server.
-settle() { q -c 'CHECKPOINT' >/dev/null; q -c 'VACUUM ANALYZE' >/dev/null 2>&1 || true; }
+# Only the user tables: a database-wide VACUUM also walks every catalog, which costs seconds.
+settle() {
+    local tables
+    q -c 'CHECKPOINT' >/dev/null
+    tables=$(q -c "SELECT string_agg(format('%I.%I', schemaname, relname), ', ') FROM pg_stat_user_tables")
+    [ -n "$tables" ] && q -c "VACUUM ANALYZE $tables" >/dev/null 2>&1
+    return 0
+}
 
 # --- pgbench -------------------------------------------------------------------
 
@@ -165,13 +192,16 @@ wait_for() {
 
 # --- the worker daemon --------------------------------------------------------------
 
-WORKER_BIN=$BENCH_ROOT/worker/baton-worker
+# BENCH_WORKER_BIN replaces the worker (to try the harness with a stand-in).
+WORKER_BIN=${BENCH_WORKER_BIN:-$BENCH_ROOT/worker/baton-worker}
 
 # Builds the worker once per run; prints the reason and fails when there is none.
 worker_built() {
     local cache=$BENCH_WORK/worker-build
     if [ ! -f "$cache" ]; then
-        if ! make -s -C "$BENCH_ROOT/worker" >"$BENCH_WORK/worker-build.log" 2>&1; then
+        if [ -n "${BENCH_WORKER_BIN:-}" ]; then
+            if [ -x "$WORKER_BIN" ]; then echo ok; else echo "$WORKER_BIN is not executable"; fi >"$cache"
+        elif ! make -s -C "$BENCH_ROOT/worker" >"$BENCH_WORK/worker-build.log" 2>&1; then
             echo "worker does not build (make -C worker failed: $(tail -1 "$BENCH_WORK/worker-build.log"))" >"$cache"
         elif [ ! -x "$WORKER_BIN" ]; then
             echo "worker/baton-worker does not exist yet (make -C worker builds nothing)" >"$cache"
@@ -254,11 +284,35 @@ build_tool() {
 
 # Value of a figure recorded earlier in this run (empty when not measured).
 figure_value() {
-    python3 - "$FIGURES" "$1" <<'PY'
+    "$PYTHON" - "$FIGURES" "$1" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):
     f = json.loads(line)
     if f.get("id") == sys.argv[2] and f.get("value") is not None:
         print(f["value"])
 PY
+}
+
+# --- profiles (full run, where a target is missed) ------------------------------------
+
+# Starts a system-wide perf profile named $1 (no-op when perf does not work here).
+profile_start() {
+    PROFILE_PID=
+    command -v perf >/dev/null || return 0
+    bg perf record -a -g -F 499 -o "$BENCH_WORK/$1.perf" >"$BENCH_WORK/logs/$1.perf.log" 2>&1
+    PROFILE_PID=$BG_PID
+    sleep 0.3
+}
+
+# Stops the profile and writes the hottest symbols to $BENCH_OUT/profile-$1.txt; prints a one-line note.
+profile_stop() {
+    if [ -z "${PROFILE_PID:-}" ]; then echo "perf not available: no profile"; return 0; fi
+    kill -INT "$PROFILE_PID" 2>/dev/null; wait "$PROFILE_PID" 2>/dev/null; bg_forget "$PROFILE_PID"
+    if ! perf report -i "$BENCH_WORK/$1.perf" --stdio --no-children --sort comm,dso,symbol --percent-limit 1 \
+            >"$BENCH_OUT/profile-$1.txt" 2>/dev/null; then
+        echo "perf record/report not supported here: no profile"; return 0
+    fi
+    local top
+    top=$(grep -E '^ +[0-9.]+%' "$BENCH_OUT/profile-$1.txt" | head -5 | awk '{$1=$1; print}' | paste -sd ';' -)
+    echo "profile (profile-$1.txt), top: $top"
 }

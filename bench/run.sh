@@ -5,13 +5,15 @@
 #
 #   (default)  the full run: every section at the sizes the targets are stated for
 #   --quick    a ~1-minute subset with smaller counts (make bench-quick)
-#   --smoke    a seconds-long run that only proves the harness works (tests)
+#   --smoke    a seconds-long run that only proves the harness works (tests): tiny counts,
+#              fsync off, one shared cluster with a fresh database per section
 #   --only     run only the named sections (e.g. --only raw_claim,latency)
 #   --out DIR  where REPORT.md, report.json and logs/ go
 #              (default bench/results; bench/results/smoke for --smoke)
 #
 # Environment: BATON_FSYNC (default on), BATON_SYNC_COMMIT (default on) shape
-# every cluster; the report records them.  Every section runs under a timeout
+# every cluster; the report records them.  BENCH_TMP: parent of the scratch
+# directory (default /tmp).  Every section runs under a timeout
 # and everything it started (servers, workers, clients) is stopped and deleted
 # at the end, also on failure or Ctrl-C.  See docs/benchmarks.md.
 set -euo pipefail
@@ -68,19 +70,23 @@ quick)
     export B_PHASE_TIMEOUT=120 B_SECTION_TIMEOUT=240 B_PROFILE=0
     export BATON_FSYNC=${BATON_FSYNC:-on} ;;
 smoke)
-    export B_CLIENTS=4 B_RAW_JOBS_K1=200 B_RAW_JOBS_K50=2000 B_ENQ_SECONDS=1
+    export B_CLIENTS=4 B_RAW_JOBS_K1=200 B_RAW_JOBS_K50=2000 B_ENQ_SECONDS=1 B_ENQ_TX=50
     export B_DRAIN_TASKS=1000 B_DRAIN_SWEEP="50" B_DRAIN_PROCS="1"
     export B_LAT_TASKS=20 B_LAT_GAP_MS=5
     export B_WF_REPEAT=1 B_MAP_N=100 B_EV_SECONDS=1 B_EV_SUBS=3
-    export B_FLAT_FINISHED=20000 B_FLAT_SCHEDULED=5000 B_FLAT_CLAIMS=100 B_FLAT_DRAIN=1000
-    export B_SUSTAIN_SECONDS=2 B_FOOT_INFLIGHT=50 B_FOOT_TASKS=100
+    export B_FLAT_FINISHED=5000 B_FLAT_SCHEDULED=2000 B_FLAT_CLAIMS=100 B_FLAT_DRAIN=1000
+    export B_SUSTAIN_SECONDS=1 B_FOOT_INFLIGHT=50 B_FOOT_TASKS=100
     export B_PHASE_TIMEOUT=30 B_SECTION_TIMEOUT=60 B_PROFILE=0
     # Smoke proves the harness, not the disk: no fsync unless asked.
     export BATON_FSYNC=${BATON_FSYNC:-off} ;;
 esac
 export BATON_SYNC_COMMIT=${BATON_SYNC_COMMIT:-on}
 
-work=$(mktemp -d /tmp/baton-bench.XXXXXX)
+# The real interpreter, not a version-manager shim: the sections call it often.
+PYTHON=$(python3 -c 'import sys; print(sys.executable)')
+export PYTHON
+mkdir -p "${BENCH_TMP:-/tmp}"
+work=$(mktemp -d "${BENCH_TMP:-/tmp}/baton-bench.XXXXXX")
 chmod 755 "$work"   # the server runs as postgres and must reach its cluster directory
 export BENCH_ROOT=$root BENCH_WORK=$work BENCH_OUT=$out BENCH_MODE=$mode
 touch "$work/figures.jsonl" "$work/sections.jsonl" "$work/cluster-dirs"
@@ -107,6 +113,9 @@ cleanup() {
     if [ -d "$work/logs" ]; then
         rm -rf "$out/logs"; cp -r "$work/logs" "$out/logs" 2>/dev/null || true
     fi
+    if [ -n "${BENCH_SHARED_CLUSTER:-}" ]; then
+        BATON_CLUSTER_DIR=$BENCH_SHARED_CLUSTER "$root/scripts/cluster.sh" destroy >/dev/null 2>&1 || true
+    fi
     rm -rf "$work"
     exit "$rc"
 }
@@ -129,6 +138,13 @@ json.dump({"date": e["M_DATE"], "mode": e["M_MODE"], "commit": e["M_COMMIT"],
            "env": {"BATON_FSYNC": e["BATON_FSYNC"], "BATON_SYNC_COMMIT": e["BATON_SYNC_COMMIT"]}},
           open(sys.argv[1], "w"), indent=1)
 PY
+
+if [ "$mode" = smoke ]; then
+    # One cluster for all sections (each gets its own database): the smoke run is about the harness.
+    export BENCH_SHARED_CLUSTER=$work/clusters/shared BENCH_SHARED_CONF="track_commit_timestamp = on"
+    BATON_CLUSTER_DIR=$BENCH_SHARED_CLUSTER BATON_DB=postgres BATON_EXTRA_CONF=$BENCH_SHARED_CONF \
+        "$root/scripts/cluster.sh" start >/dev/null
+fi
 
 echo "baton bench: mode=$mode commit=$commit fsync=$BATON_FSYNC synchronous_commit=$BATON_SYNC_COMMIT" >&2
 failed=0

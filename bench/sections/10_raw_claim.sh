@@ -55,7 +55,7 @@ SQL
         [ "$done_n" = "$jobs" ] || note="expected $jobs jobs done, found $done_n"
         figure id="raw.claim.$variant.k$k" name="raw SKIP LOCKED $variant, k=$k, $clients clients" \
             value:n="$rate" unit=jobs/s note="$note"
-        if python3 -c "import sys; sys.exit(0 if $rate > $best else 1)"; then best=$rate; best_id="$variant k=$k"; fi
+        if is_true "$rate > $best"; then best=$rate; best_id="$variant k=$k"; fi
     done
 done
 figure id=raw.claim.best name="best raw SKIP LOCKED figure ($best_id)" value:n="$best" unit=jobs/s

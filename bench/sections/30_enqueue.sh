@@ -10,7 +10,7 @@ cluster_up || exit 1
 clients=$B_CLIENTS k=50
 dir=$BENCH_WORK/enqueue
 mkdir -p "$dir"
-arr=$(python3 -c "import json; print(json.dumps([{'n': i} for i in range($k)], separators=(',', ':')))")
+arr=$("$PYTHON" -c "import json; print(json.dumps([{'n': i} for i in range($k)], separators=(',', ':')))")
 echo "INSERT INTO rawq (payload) VALUES ('{\"n\": 1}');" >"$dir/raw_single.sql"
 echo "INSERT INTO rawq (payload) SELECT e FROM jsonb_array_elements(CAST(:arr AS jsonb)) AS e;" >"$dir/raw_batch.sql"
 echo "SELECT baton.enqueue('bench', '{\"n\": 1}');" >"$dir/baton_single.sql"
@@ -28,7 +28,9 @@ measure() {
     q -c "TRUNCATE rawq; TRUNCATE baton._tasks" >/dev/null
     settle
     log "$1: $clients clients, ${B_ENQ_SECONDS}s"
-    run_pgbench "$1" -M prepared -c "$clients" -j 2 -T "$B_ENQ_SECONDS" -D arr="$arr" -f "$dir/$2" || exit 1
+    local how=(-T "$B_ENQ_SECONDS")
+    [ -n "${B_ENQ_TX:-}" ] && how=(-t "$B_ENQ_TX")   # smoke: a fixed count, shorter than pgbench's 1 s minimum
+    run_pgbench "$1" -M prepared -c "$clients" -j 2 "${how[@]}" -D arr="$arr" -f "$dir/$2" || exit 1
     local rows
     rows=$(q -c "SELECT (SELECT count(*) FROM rawq) + (SELECT count(*) FROM baton._tasks)")
     RATE=$(calc "$rows / ($PGB_TX / $PGB_TPS)")
