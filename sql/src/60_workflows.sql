@@ -47,3 +47,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION baton.start(text, jsonb, text, uuid, bigint, bigint) IS 'Starts a workflow run (not implemented yet).';
+GRANT EXECUTE ON FUNCTION baton.start(text, jsonb, text, uuid, bigint, bigint) TO baton_producer, baton_admin;
