@@ -92,22 +92,25 @@ order() { # id card items-json
     printf '{"id": "%s", "card": "%s", "items": %s}' "$1" "$2" "$3"
 }
 items='[{"sku": "book", "price": 12, "qty": 1}, {"sku": "pen", "price": 2, "qty": 3}, {"sku": "mug", "price": 8, "qty": 1}]'
-A=$(order A-1001 "4242 4242 4242 4242" "$items")
-B=$(order B-1002 "4000 0000 0000 0002" '[{"sku": "lamp", "price": 40, "qty": 1}]')
-C=$(order C-2001 "4242 4242 4242 4242" '[{"sku": "book", "price": 12, "qty": 2}]')
-Dd=$(order D-2002 "4000 0000 0000 0002" '[{"sku": "chair", "price": 90, "qty": 1}]')
+order_a=$(order A-1001 "4242 4242 4242 4242" "$items")
+order_b=$(order B-1002 "4000 0000 0000 0002" '[{"sku": "lamp", "price": 40, "qty": 1}]')
+order_c=$(order C-2001 "4242 4242 4242 4242" '[{"sku": "book", "price": 12, "qty": 2}]')
+order_d=$(order D-2002 "4000 0000 0000 0002" '[{"sku": "chair", "price": 90, "qty": 1}]')
 
 title "1. orchestration: workflow order_fulfilment"
 say "reserve stock -> charge payment and pack items in parallel (one pack task per item) -> ship -> notify"
-run_a=$(q -c "SELECT baton.start('order_fulfilment', '$A')")
-run_b=$(q -c "SELECT baton.start('order_fulfilment', '$B')")
+run_a=$(q -c "SELECT baton.start('order_fulfilment', '$order_a')")
+run_b=$(q -c "SELECT baton.start('order_fulfilment', '$order_b')")
 say "started run $run_a (order A-1001) and run $run_b (order B-1002, a card that will be declined)"
 
 title "2. choreography: the same flow as events"
 say "order.placed -> inventory -> inventory.reserved -> payments -> payment.charged -> shipping -> order.shipped"
 say "                                                   payments -> payment.failed  -> inventory releases"
-corr_c=$(q -c "SELECT correlation_id FROM baton.events WHERE id = baton.publish('order.placed', '{\"order\": $C}', key => 'C-2001')")
-corr_d=$(q -c "SELECT correlation_id FROM baton.events WHERE id = baton.publish('order.placed', '{\"order\": $Dd}', key => 'D-2002')")
+# A correlation id of our own, so we can follow each order through the trace.
+corr_c=$(q -c "SELECT gen_random_uuid()")
+corr_d=$(q -c "SELECT gen_random_uuid()")
+q -c "SELECT baton.publish('order.placed', '{\"order\": $order_c}', key => 'C-2001', correlation_id => '$corr_c')" >/dev/null
+q -c "SELECT baton.publish('order.placed', '{\"order\": $order_d}', key => 'D-2002', correlation_id => '$corr_d')" >/dev/null
 say "published order.placed for C-2001 and D-2002 (a card that will be declined)"
 
 title "3. live progress"
@@ -152,7 +155,7 @@ done
 
 title "4. results"
 say "${B}runs${N} (baton.runs):"
-q -P pager=off -c "SELECT id, input->>'id' AS order, state, compensation, COALESCE(output::text, error) AS output_or_error FROM baton.runs WHERE id IN ($run_a, $run_b) ORDER BY id" -F ' | '
+q -P pager=off -c "SELECT id, input->>'id' AS order, state, compensation, COALESCE(left(output::text, 150) || CASE WHEN length(output::text) > 150 THEN ' ...' ELSE '' END, error) AS output_or_error FROM baton.runs WHERE id IN ($run_a, $run_b) ORDER BY id" -F ' | '
 say ""
 say "${B}run $run_b step by step${N} (baton.run_steps):"
 q -c "SELECT step, state, COALESCE(error, output::text, '') FROM baton.run_steps WHERE run_id = $run_b ORDER BY ord, step" -F ' | '
