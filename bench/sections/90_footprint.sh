@@ -22,7 +22,8 @@ dir=$BENCH_WORK/footprint
 mkdir -p "$dir"
 q -c "SELECT baton.create_queue('foot')" >/dev/null || exit 1
 worker_config "$dir/w.conf" "$B_FOOT_INFLIGHT" foot stream \
-    "command = $PYTHON $BENCH_ROOT/bench/tools/stream_sleeper.py 0.5"
+    "command = $PYTHON $BENCH_ROOT/bench/tools/stream_sleeper.py 0.5
+concurrency = $B_FOOT_INFLIGHT"
 q -c "SELECT count(*) FROM baton.enqueue_many('foot', (SELECT jsonb_agg(i) FROM generate_series(1, $B_FOOT_TASKS) AS i))" >/dev/null
 settle
 start_worker "$dir/w.conf" "$BENCH_WORK/logs/footprint-worker.log"

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """stream_sleeper.py — a stream-handler co-process for the footprint bench: answers each task after a delay.
 
-Reads newline-delimited JSON tasks on stdin and, DELAY seconds after each arrived, writes
-{"id": <task id>, "result": {"slept": DELAY}} on stdout; many tasks are in flight at once.
+The worker's stream protocol: requests {"id": N, "task": {...}} one per line on stdin; DELAY seconds
+after each arrived it answers {"id": N, "ok": true, "result": {"slept": DELAY}} on stdout, so many
+tasks are in flight at once.
 """
 import asyncio
 import json
@@ -16,9 +17,7 @@ async def main(delay):
 
     async def answer(task):
         await asyncio.sleep(delay)
-        reply = {"id": task.get("id"), "result": {"slept": delay}}
-        if "attempt" in task:
-            reply["attempt"] = task["attempt"]
+        reply = {"id": task.get("id"), "ok": True, "result": {"slept": delay}}
         sys.stdout.write(json.dumps(reply) + "\n")
         sys.stdout.flush()
 
