@@ -35,7 +35,7 @@ config_accepted() {
 
 # Where the batch size goes, if anywhere: found by trying.
 knob=
-for candidate in "queue:batch" "worker:batch" "queue:claim_batch" "worker:claim_batch"; do
+for candidate in "worker:max_batch" "queue:batch" "worker:batch" "queue:claim_batch" "worker:claim_batch"; do
     place=${candidate%%:*} key=${candidate#*:}
     if [ "$place" = queue ]; then
         worker_config "$dir/probe.conf" 64 bench noop "$key = 7"
@@ -48,7 +48,7 @@ if [ -n "$knob" ]; then
     log "worker accepts a batch size as ${knob/:/ section, key }"
     sweep_what=batch
 else
-    skip batch_sweep "the worker config has no batch size setting (tried batch and claim_batch in [worker] and [queue]); swept concurrency instead"
+    skip batch_sweep "the worker config has no batch size setting (tried max_batch, batch and claim_batch in [worker] and [queue]); swept concurrency instead"
     sweep_what=concurrency
 fi
 
