@@ -57,7 +57,9 @@ def check(target, value, ratio):
 def fmt(x, unit=""):
     if x is None:
         return "—"
-    if isinstance(x, (int, float)):
+    if isinstance(x, int) and not isinstance(x, bool):
+        s = f"{x:,}"
+    elif isinstance(x, float):
         a = abs(x)
         if a >= 1000:
             s = f"{x:,.0f}"

@@ -43,7 +43,7 @@ if ! kill -0 "$pid" 2>/dev/null; then
     skip footprint "baton-worker with a stream handler exited: $(tail -1 "$BENCH_WORK/logs/footprint-worker.log")"
     exit 0
 fi
-hwm_kb=$(sed -n 's/^VmHWM: *\([0-9]*\) kB/\1/p' "/proc/$pid/status")
+hwm_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
 ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat")
 hz=$(getconf CLK_TCK)
 bg_stop "$pid" 10
