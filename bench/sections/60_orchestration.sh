@@ -50,6 +50,7 @@ DECLARE
     t0  timestamptz := clock_timestamp();
     run bigint;
 BEGIN
+    tasks := 0;
     run := baton.start(workflow, input);
     COMMIT;
     start_ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
@@ -126,9 +127,9 @@ median() { "$PYTHON" -c "import statistics, sys; print(statistics.median(float(x
 runs() {
     local vals=() i out ms tasks start_ms state
     for ((i = 0; i < B_WF_REPEAT; i++)); do
-        out=$(timeout -k 5 "$B_PHASE_TIMEOUT" psql -X -q -v ON_ERROR_STOP=1 -tA -F ' ' \
+        out=$(timeout -k 5 "$B_PHASE_TIMEOUT" psql -X -q -v ON_ERROR_STOP=1 -tA -F '|' \
               -c "CALL bench_run('$1', '$2', $3)" 2>&1) || { RUN_ERR=$(echo "$out" | grep -m1 ERROR); return 1; }
-        read -r ms tasks start_ms state <<<"$out"
+        IFS='|' read -r ms tasks start_ms state <<<"$out"
         [ "$state" = succeeded ] || { RUN_ERR="run ended $state"; return 1; }
         vals+=("$(calc "$ms / $4")")
     done
@@ -153,6 +154,7 @@ else
     skip chain "$RUN_ERR"
 fi
 
+RUN_ERR=
 if err=$(try_sql "SELECT baton.define_workflow('bench_diamond', '$diamond')") && runs bench_diamond '{}' 10 4; then
     figure id=orch.diamond.step name="diamond (a → b, c → d), DB time per step" \
         value:n="$PER_STEP" unit=ms/step bound=orch.plain_step
@@ -160,7 +162,7 @@ if err=$(try_sql "SELECT baton.define_workflow('bench_diamond', '$diamond')") &&
         value:n="$(calc "$PER_STEP - $plain_step")" unit=ms/step target="<=2"
     part_ok diamond
 else
-    skip diamond "${err:-$RUN_ERR}"
+    skip diamond "${RUN_ERR:-$err}"
 fi
 
 input=$("$PYTHON" -c "import json; print(json.dumps({'items': list(range($B_MAP_N))}))")
@@ -169,9 +171,9 @@ plain_ms=$(q -c "CALL bench_plain_map($B_MAP_N, 200)")
 figure id=orch.map.plain name="$B_MAP_N plain tasks: enqueue_many + claim/complete in batches of 200" \
     value:n="$(calc "$plain_ms / 1000")" unit=s
 if err=$(try_sql "SELECT baton.define_workflow('bench_map', '$map')"); then
-    out=$(timeout -k 5 "$B_PHASE_TIMEOUT" psql -X -q -v ON_ERROR_STOP=1 -tA -F ' ' \
+    out=$(timeout -k 5 "$B_PHASE_TIMEOUT" psql -X -q -v ON_ERROR_STOP=1 -tA -F '|' \
           -v input="$(cat "$BENCH_WORK/map-input.json")" <<<"CALL bench_run('bench_map', :'input', 200)" 2>&1) || true
-    read -r ms tasks start_ms state <<<"$out"
+    IFS='|' read -r ms tasks start_ms state <<<"$out"
     if [ "${state:-}" = succeeded ]; then
         target=
         [ "$B_MAP_N" -ge 10000 ] && target="<=2"
