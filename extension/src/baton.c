@@ -15,8 +15,6 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "storage/procarray.h"
-#include "utils/backend_status.h"
 #include "utils/timestamp.h"
 
 #include "baton.h"
@@ -43,35 +41,4 @@ Datum
 baton_session_start(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_TIMESTAMPTZ(MyStartTimestamp);
-}
-
-PG_FUNCTION_INFO_V1(baton_session_alive);
-
-/*
- * baton._session_alive(pid, started): is the session that started at
- * `started` with this pid still connected?  The proc array answers "no such
- * pid" without copying anything, which is the case that matters (a dead
- * worker); for a live pid the backend start time tells a recycled pid apart.
- * The backend status snapshot is taken once per transaction, so a tick that
- * checks many sessions pays for it once.
- */
-Datum
-baton_session_alive(PG_FUNCTION_ARGS)
-{
-	int			pid = PG_GETARG_INT32(0);
-	TimestampTz started = PG_GETARG_TIMESTAMPTZ(1);
-	int			n;
-
-	if (BackendPidGetProc(pid) == NULL)
-		PG_RETURN_BOOL(false);
-	n = pgstat_fetch_stat_numbackends();
-	for (int i = 1; i <= n; i++)
-	{
-		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
-
-		if (local != NULL && local->backendStatus.st_procpid == pid)
-			PG_RETURN_BOOL(local->backendStatus.st_proc_start_timestamp == started);
-	}
-	/* Not in this transaction's snapshot: it started after it, so it is not the claimer. */
-	PG_RETURN_BOOL(false);
 }
