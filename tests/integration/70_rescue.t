@@ -48,7 +48,7 @@ scenario() {
 
     kill -9 "$victim_pid"
     start=$(now_ms)
-    wait "$victim_pid" 2>/dev/null
+    { wait "$victim_pid"; } 2>/dev/null
     victim_pid=""
     exec 3>&-
     rm -f "$fifo"
