@@ -329,7 +329,7 @@ CronNext(const CronSpec *spec, TimestampTz after, TimestampTz *next)
 			mi = 0, h++;
 		if (h > 23)
 			h = 0, d++;
-		if (d > DaysInMonth(y, mo))
+		if (mo <= 12 && d > DaysInMonth(y, mo))
 			d = 1, mo++;
 		if (mo > 12)
 			mo = 1, y++;
