@@ -6,7 +6,8 @@
 -- All times are UTC (the cron parser is extension/src/cron.c).
 
 CREATE FUNCTION baton.cron_next(expr text, after timestamptz) RETURNS timestamptz
-AS 'MODULE_PATHNAME', 'baton_cron_next' LANGUAGE C IMMUTABLE PARALLEL SAFE STRICT;
+AS 'MODULE_PATHNAME', 'baton_cron_next' LANGUAGE C IMMUTABLE PARALLEL SAFE STRICT
+SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION baton.cron_next(text, timestamptz) IS
 'The first time strictly after "after" matching a 5-field cron expression (minute hour day-of-month month day-of-week, or @hourly/@daily/@midnight/@weekly/@monthly/@yearly/@annually), in UTC. NULL when nothing matches within 10 years (e.g. 30 Feb). Raises invalid_parameter_value naming the bad field.';
 
