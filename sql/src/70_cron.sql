@@ -206,6 +206,19 @@ BEGIN
 END
 $$;
 
+-- Is the scheduler background worker serving this database?  SECURITY DEFINER
+-- because pg_stat_activity hides backend_type of other users' backends from
+-- roles without pg_read_all_stats, such as a plain baton_worker login.
+CREATE FUNCTION baton.scheduler_running() RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity AS a
+                    WHERE a.backend_type = 'baton scheduler'
+                      AND a.datid = (SELECT d.oid FROM pg_catalog.pg_database AS d
+                                      WHERE d.datname = pg_catalog.current_database()))
+$$;
+COMMENT ON FUNCTION baton.scheduler_running() IS
+'True when the scheduler background worker (backend_type ''baton scheduler'') runs baton.tick() for this database, so worker daemons can skip their own ticks.';
+
 CREATE VIEW baton.schedules AS
 SELECT s.name, s.cron, s.queue, s.workflow, s.payload, s.catch_up,
        s.last_fire_at, s.next_fire_at, s.fire_count, s.last_task_id, s.last_run_id, s.last_error,
@@ -218,6 +231,7 @@ GRANT EXECUTE ON FUNCTION
     baton.schedule(text, text, text, text, jsonb, boolean, boolean),
     baton.unschedule(text)
   TO baton_admin;
+GRANT EXECUTE ON FUNCTION baton.scheduler_running() TO baton_admin, baton_worker;
 GRANT EXECUTE ON FUNCTION baton.cron_next(text, timestamptz)
   TO baton_admin, baton_producer, baton_worker;
 GRANT SELECT ON baton.schedules TO baton_admin, baton_producer, baton_worker;

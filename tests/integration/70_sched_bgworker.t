@@ -38,7 +38,7 @@ start_preloaded() {
     BATON_EXTRA_CONF="baton.tick_interval = $1" "$cluster" restart --preload >>"$BATON_CLUSTER_DIR.log" 2>&1
 }
 
-echo "1..14"
+echo "1..15"
 "$cluster" destroy >/dev/null 2>&1
 # The database must exist when the worker first starts, so create it before preloading.
 { "$cluster" start && start_preloaded 60000; } >"$BATON_CLUSTER_DIR.log" 2>&1 || {
@@ -49,6 +49,9 @@ poll 20 "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'baton s
 ok $? "one background worker with backend_type 'baton scheduler' serves the database"
 poll 20 "SELECT query LIKE 'baton scheduler: % ticks, interval 60000 ms, last: {%' FROM ($status_sql) AS s(query)"
 ok $? "it has ticked, at the configured interval of 60000 ms"
+q -c "CREATE ROLE sched_worker LOGIN IN ROLE baton_worker" >/dev/null
+[ "$(q -U sched_worker -c "SELECT baton.scheduler_running()")" = t ]
+ok $? "a plain baton_worker login sees it through baton.scheduler_running()"
 
 # SIGHUP: from one tick a minute to one every 100 ms.  Five more ticks are
 # impossible at the old interval within the deadline, so they prove the reload.
