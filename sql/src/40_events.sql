@@ -592,7 +592,7 @@ BEGIN
 END
 $$;
 
-GRANT EXECUTE ON FUNCTION baton.publish(text, jsonb, text, uuid, bigint) TO baton_producer, baton_worker;
+GRANT EXECUTE ON FUNCTION baton.publish(text, jsonb, text, uuid, bigint) TO baton_producer;
 GRANT EXECUTE ON FUNCTION
     baton.subscribe(text, text, text, text, text, text, text, integer, integer, boolean),
     baton.unsubscribe(text, boolean),
