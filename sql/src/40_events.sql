@@ -63,7 +63,7 @@ CREATE INDEX _subscriptions_wildcard_idx ON baton._subscriptions (id) WHERE wild
 CREATE TABLE baton._ev_runs (
     run_id          bigint PRIMARY KEY,
     subscription_id bigint NOT NULL,
-    event_id        bigint NOT NULL,
+    event_id        bigint,
     state           text,                -- NULL while running, else the run's final state
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     finished_at     timestamptz
@@ -470,25 +470,30 @@ END
 $$;
 
 -- Called by workflows when a run ends: a run started by a subscription
--- publishes that subscription's token with the run's output or error.
+-- publishes that subscription's token with the run's output or error.  The
+-- end is recorded here even for a run that ended inside baton.start, before
+-- _ev_start_run could record the start; a second call publishes nothing.
 CREATE FUNCTION baton._ev_on_run_end(run_id bigint) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    d     baton._ev_runs;
-    s     baton._subscriptions;
     r     record;
+    s     baton._subscriptions;
     e     baton._events;
     topic text;
 BEGIN
-    SELECT * INTO d FROM baton._ev_runs AS x WHERE x.run_id = _ev_on_run_end.run_id FOR UPDATE;
-    IF NOT FOUND OR d.state IS NOT NULL THEN
+    SELECT v.state::text AS state, v.output, v.error, v.correlation_id, v.subscription_id, v.cause_event_id
+      INTO r FROM baton.runs AS v WHERE v.id = _ev_on_run_end.run_id;
+    IF NOT FOUND OR r.subscription_id IS NULL OR r.state NOT IN ('succeeded', 'failed', 'cancelled') THEN
         RETURN;
     END IF;
-    SELECT v.state::text AS state, v.output, v.error, v.correlation_id INTO r
-      FROM baton.runs AS v WHERE v.id = _ev_on_run_end.run_id;
-    UPDATE baton._ev_runs AS x SET state = r.state, finished_at = pg_catalog.now()
-     WHERE x.run_id = d.run_id;
-    SELECT * INTO s FROM baton._subscriptions AS x WHERE x.id = d.subscription_id;
+    INSERT INTO baton._ev_runs AS x (run_id, subscription_id, event_id, state, finished_at)
+    VALUES (_ev_on_run_end.run_id, r.subscription_id, r.cause_event_id, r.state, pg_catalog.now())
+    ON CONFLICT (run_id) DO UPDATE SET state = excluded.state, finished_at = excluded.finished_at
+     WHERE x.state IS NULL;
+    IF NOT FOUND THEN
+        RETURN;     -- its end was already handled
+    END IF;
+    SELECT * INTO s FROM baton._subscriptions AS x WHERE x.id = r.subscription_id;
     IF NOT FOUND THEN
         RETURN;
     END IF;
@@ -496,14 +501,14 @@ BEGIN
     IF topic IS NULL THEN
         RETURN;
     END IF;
-    SELECT * INTO e FROM baton._events AS x WHERE x.id = d.event_id;
+    SELECT * INTO e FROM baton._events AS x WHERE x.id = r.cause_event_id;
     PERFORM baton._publish(topic,
-        pg_catalog.jsonb_build_object('subscription', s.name, 'run_id', d.run_id, 'state', r.state,
-                                      'event', CASE WHEN e.id IS NULL THEN pg_catalog.jsonb_build_object('event_id', d.event_id)
+        pg_catalog.jsonb_build_object('subscription', s.name, 'run_id', _ev_on_run_end.run_id, 'state', r.state,
+                                      'event', CASE WHEN e.id IS NULL THEN pg_catalog.jsonb_build_object('event_id', r.cause_event_id)
                                                     ELSE baton._ev_envelope(e, s.name) END)
         || CASE WHEN r.state = 'succeeded' THEN pg_catalog.jsonb_build_object('result', r.output)
                 ELSE pg_catalog.jsonb_build_object('error', r.error) END,
-        e.key, r.correlation_id, NULL, d.run_id, NULL);
+        e.key, r.correlation_id, NULL, _ev_on_run_end.run_id, NULL);
 END
 $$;
 

@@ -63,17 +63,28 @@ COMMENT ON FUNCTION baton.retry_dead_letters(text) IS
 'Sends every dead-lettered (failed) task of a queue subscription back to pending with a fresh attempt budget; returns how many.';
 
 -- Tracing -------------------------------------------------------------------
+--
+-- A node of the causal chain is keyed 'kind:id', except a workflow step,
+-- which workflows report as kind 'step' with the run's id and the step's
+-- name: 'step:run_id:name'.  A task of a step and an event of a publish step
+-- hang under that step when workflows reports it, else under the run.
 
--- The nodes of a causal chain, unordered: events, tasks, and what workflows add.
+-- The nodes of a causal chain, with their key, their cause's key and a
+-- fallback cause key, unordered: events, tasks, and what workflows adds.
 CREATE FUNCTION baton._ev_trace_nodes(correlation uuid)
-RETURNS TABLE (at timestamptz, kind text, id bigint, name text, state text,
-               cause_kind text, cause_id bigint, detail jsonb)
+RETURNS TABLE (at timestamptz, kind text, id bigint, name text, state text, cause_kind text, cause_id bigint,
+               detail jsonb, node_key text, cause_key text, fallback_key text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT e.published_at, 'event', e.id, e.topic, NULL::text,
            CASE WHEN e.cause_task_id IS NOT NULL THEN 'task' WHEN e.cause_run_id IS NOT NULL THEN 'run' END,
            COALESCE(e.cause_task_id, e.cause_run_id),
            pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('key', e.key, 'payload', e.payload,
-                                                                      'cause_step', e.cause_step))
+                                                                      'cause_step', e.cause_step)),
+           'event:' || e.id,
+           CASE WHEN e.cause_task_id IS NOT NULL THEN 'task:' || e.cause_task_id
+                WHEN e.cause_step IS NOT NULL THEN 'step:' || e.cause_run_id || ':' || e.cause_step
+                ELSE 'run:' || e.cause_run_id END,
+           'run:' || e.cause_run_id
       FROM baton._events AS e WHERE e.correlation_id = correlation
     UNION ALL
     SELECT t.created_at, 'task', t.id, t.queue,
@@ -82,35 +93,60 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
            COALESCE(t.event_id, t.run_id),
            pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
                'subscription', s.name, 'run_id', t.run_id, 'step', t.step, 'map_index', t.map_index,
-               'attempt', t.attempt, 'result', t.result, 'error', t.error, 'finished_at', t.finished_at))
+               'attempt', t.attempt, 'result', t.result, 'error', t.error, 'finished_at', t.finished_at)),
+           'task:' || t.id,
+           CASE WHEN t.event_id IS NOT NULL THEN 'event:' || t.event_id
+                WHEN t.step IS NOT NULL THEN 'step:' || t.run_id || ':' || t.step
+                ELSE 'run:' || t.run_id END,
+           'run:' || t.run_id
       FROM baton._tasks AS t LEFT JOIN baton._subscriptions AS s ON s.id = t.subscription_id
      WHERE t.correlation_id = correlation
     UNION ALL
-    SELECT w.at, w.kind, w.id, w.name, w.state, w.cause_kind, w.cause_id, w.detail
+    SELECT w.at, w.kind, w.id, w.name, w.state, w.cause_kind, w.cause_id, w.detail,
+           w.kind || ':' || w.id || CASE WHEN w.kind = 'step' THEN ':' || w.name ELSE '' END,
+           w.cause_kind || ':' || w.cause_id, NULL
       FROM baton._wf_trace(correlation) AS w
+$$;
+
+-- The chain in order, with each node's key, its resolved parent's key and
+-- position.  Within one transaction everything shares a timestamp, so ties
+-- are broken by depth in the causal tree: a cause always comes first.
+CREATE FUNCTION baton._ev_trace_rows(correlation uuid)
+RETURNS TABLE (at timestamptz, kind text, id bigint, name text, state text, cause_kind text, cause_id bigint,
+               detail jsonb, node_key text, parent_key text, ord bigint)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH RECURSIVE n AS (
+        SELECT * FROM baton._ev_trace_nodes(correlation)),
+    p AS (
+        SELECT n.*, CASE WHEN EXISTS (SELECT 1 FROM n AS c WHERE c.node_key = n.cause_key) THEN n.cause_key
+                         WHEN EXISTS (SELECT 1 FROM n AS c WHERE c.node_key = n.fallback_key) THEN n.fallback_key
+                    END AS parent_key
+          FROM n),
+    d (node_key, depth) AS (
+        SELECT p.node_key, 0 FROM p WHERE p.parent_key IS NULL
+        UNION ALL
+        SELECT c.node_key, d.depth + 1 FROM d JOIN p AS c ON c.parent_key = d.node_key
+         WHERE d.depth < 10000),
+    dd AS (
+        SELECT d.node_key, pg_catalog.min(d.depth) AS depth FROM d GROUP BY d.node_key)
+    SELECT p.at, p.kind, p.id, p.name, p.state,
+           CASE WHEN p.parent_key IS NULL THEN p.cause_kind ELSE pg_catalog.split_part(p.parent_key, ':', 1) END,
+           CASE WHEN p.parent_key IS NULL THEN p.cause_id ELSE pg_catalog.split_part(p.parent_key, ':', 2)::bigint END,
+           p.detail, p.node_key, p.parent_key,
+           pg_catalog.row_number() OVER (ORDER BY p.at, COALESCE(dd.depth, 0), p.kind, p.id, p.name)
+      FROM p LEFT JOIN dd ON dd.node_key = p.node_key
 $$;
 
 CREATE FUNCTION baton.trace(correlation uuid)
 RETURNS TABLE (at timestamptz, kind text, id bigint, name text, state text,
                cause_kind text, cause_id bigint, detail jsonb)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    -- Within one transaction everything shares a timestamp, so ties are
-    -- broken by depth in the causal tree: a cause always comes first.
-    WITH RECURSIVE n AS (
-        SELECT * FROM baton._ev_trace_nodes(correlation)),
-    d (kind, id, depth) AS (
-        SELECT n.kind, n.id, 0 FROM n
-         WHERE NOT EXISTS (SELECT 1 FROM n AS p WHERE p.kind = n.cause_kind AND p.id = n.cause_id)
-        UNION ALL
-        SELECT c.kind, c.id, d.depth + 1 FROM d JOIN n AS c ON c.cause_kind = d.kind AND c.cause_id = d.id
-         WHERE d.depth < 10000)
-    SELECT n.at, n.kind, n.id, n.name, n.state, n.cause_kind, n.cause_id, n.detail
-      FROM n JOIN (SELECT d.kind, d.id, pg_catalog.min(d.depth) AS depth FROM d GROUP BY d.kind, d.id) AS dd
-        ON dd.kind = n.kind AND dd.id = n.id
-     ORDER BY n.at, dd.depth, n.kind, n.id
+    SELECT r.at, r.kind, r.id, r.name, r.state, r.cause_kind, r.cause_id, r.detail
+      FROM baton._ev_trace_rows(correlation) AS r
+     ORDER BY r.ord
 $$;
 COMMENT ON FUNCTION baton.trace(uuid) IS
-'The whole causal chain of a correlation id across choreography and orchestration: events, tasks, runs and steps, in time order (a cause before its effects), each with its cause (cause_kind, cause_id) and details.';
+'The whole causal chain of a correlation id across choreography and orchestration: events, tasks, runs and steps (a step is identified by its run id and name), in time order with a cause before its effects, each with its cause (cause_kind, cause_id) and details.';
 
 -- A Mermaid node label: quotes and angle brackets as entities.
 CREATE FUNCTION baton._ev_mermaid_label(t text) RETURNS text
@@ -118,29 +154,25 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(t, '"', '#quot;'), '<', '#lt;'), '>', '#gt;')
 $$;
 
--- A Mermaid node id: the kind (letters, digits, '_') and the id.
-CREATE FUNCTION baton._ev_mermaid_id(kind text, id bigint) RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT pg_catalog.regexp_replace(kind, '[^A-Za-z0-9_]', '_', 'g') || '_' || COALESCE(id::text, 'x')
-$$;
-
 CREATE FUNCTION baton.trace_graph(correlation uuid) RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    WITH t AS (
-        SELECT x.*, pg_catalog.row_number() OVER () AS ord FROM baton.trace(correlation) AS x),
+    WITH r AS (
+        SELECT x.*, pg_catalog.regexp_replace(x.kind, '[^A-Za-z0-9_]', '_', 'g') || '_' || COALESCE(x.id::text, 'x')
+                    -- steps share their run's id: the position makes them unique
+                    || CASE WHEN x.kind = 'step' THEN '_' || x.ord ELSE '' END AS mid
+          FROM baton._ev_trace_rows(correlation) AS x),
     nodes AS (
-        SELECT t.ord, '    ' || baton._ev_mermaid_id(t.kind, t.id)
-               || CASE t.kind WHEN 'event' THEN '(["' WHEN 'task' THEN '["' WHEN 'run' THEN '[["' ELSE '("' END
-               || baton._ev_mermaid_label(t.kind || ' ' || COALESCE(t.id::text, '') || ': ' || COALESCE(t.name, '')
-                                         || COALESCE(' (' || t.state || ')', ''))
-               || CASE t.kind WHEN 'event' THEN '"])' WHEN 'task' THEN '"]' WHEN 'run' THEN '"]]' ELSE '")' END
-               || CASE WHEN t.state IN ('succeeded', 'failed', 'cancelled', 'running', 'pending')
-                       THEN ':::' || t.state ELSE '' END AS line
-          FROM t),
+        SELECT r.ord, '    ' || r.mid
+               || CASE r.kind WHEN 'event' THEN '(["' WHEN 'task' THEN '["' WHEN 'run' THEN '[["' ELSE '("' END
+               || baton._ev_mermaid_label(r.kind || ' ' || COALESCE(r.id::text, '') || ': ' || COALESCE(r.name, '')
+                                         || COALESCE(' (' || r.state || ')', ''))
+               || CASE r.kind WHEN 'event' THEN '"])' WHEN 'task' THEN '"]' WHEN 'run' THEN '"]]' ELSE '")' END
+               || CASE WHEN r.state IN ('succeeded', 'failed', 'cancelled', 'running', 'pending')
+                       THEN ':::' || r.state ELSE '' END AS line
+          FROM r),
     edges AS (
-        SELECT t.ord, '    ' || baton._ev_mermaid_id(t.cause_kind, t.cause_id) || ' --> '
-               || baton._ev_mermaid_id(t.kind, t.id) AS line
-          FROM t WHERE EXISTS (SELECT 1 FROM t AS c WHERE c.kind = t.cause_kind AND c.id = t.cause_id))
+        SELECT c.ord, '    ' || p.mid || ' --> ' || c.mid AS line
+          FROM r AS c JOIN r AS p ON p.node_key = c.parent_key)
     SELECT pg_catalog.concat_ws(E'\n',
         'flowchart TD',
         '    classDef succeeded fill:#d4edda,stroke:#28a745',
@@ -152,7 +184,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
         (SELECT pg_catalog.string_agg(edges.line, E'\n' ORDER BY edges.ord) FROM edges))
 $$;
 COMMENT ON FUNCTION baton.trace_graph(uuid) IS
-'The causal chain of a correlation id as a Mermaid flowchart: events (stadium), tasks (box, coloured by state), runs (subroutine), edges cause --> effect.';
+'The causal chain of a correlation id as a Mermaid flowchart: events (stadium), tasks (box, coloured by state), runs (subroutine), steps (rounded), edges cause --> effect.';
 
 GRANT EXECUTE ON FUNCTION baton.retry_dead_letters(text) TO baton_admin;
 GRANT EXECUTE ON FUNCTION baton.trace(uuid), baton.trace_graph(uuid)
