@@ -7,7 +7,8 @@
 -- publishes by itself when the delivered task or run ends (on_success /
 -- on_failure).
 
--- The append-only event log.  Pinned here so workflows (publish and
+-- The append-only event log (no baton function updates an event; the baton
+-- roles have no rights on the table; retention deletes).  Pinned here so workflows (publish and
 -- wait_event steps) can rely on its shape; the events subsystem owns it.
 CREATE TABLE baton._events (
     id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -24,17 +25,6 @@ CREATE INDEX _events_topic_key_idx ON baton._events (topic, key, published_at);
 CREATE INDEX _events_correlation_idx ON baton._events (correlation_id);
 -- Retention and replay scan by age.
 CREATE INDEX _events_published_idx ON baton._events (published_at);
-
--- The log is append-only: entries are never changed, only deleted by retention.
-CREATE FUNCTION baton._ev_immutable() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    RAISE EXCEPTION 'baton: the event log is append-only (event % cannot be updated)', OLD.id
-        USING ERRCODE = 'object_not_in_prerequisite_state';
-END
-$$;
-CREATE TRIGGER _events_append_only BEFORE UPDATE ON baton._events
-    FOR EACH ROW EXECUTE FUNCTION baton._ev_immutable();
 
 CREATE TABLE baton._subscriptions (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
