@@ -170,7 +170,7 @@ BEGIN
                        idempotency_key => CASE WHEN replay THEN NULL ELSE 'event:' || e.id || ':' || s.name END,
                        correlation_id => e.correlation_id, cause_event_id => e.id, subscription_id => s.id);
     INSERT INTO baton._ev_runs (run_id, subscription_id, event_id) VALUES (run, s.id, e.id)
-    ON CONFLICT (run_id) DO NOTHING;
+    ON CONFLICT ON CONSTRAINT _ev_runs_pkey DO NOTHING;
     RETURN run;
 END
 $$;
@@ -478,7 +478,7 @@ BEGIN
     END IF;
     INSERT INTO baton._ev_runs AS x (run_id, subscription_id, event_id, state, finished_at)
     VALUES (_ev_on_run_end.run_id, r.subscription_id, r.cause_event_id, r.state, pg_catalog.now())
-    ON CONFLICT (run_id) DO UPDATE SET state = excluded.state, finished_at = excluded.finished_at
+    ON CONFLICT ON CONSTRAINT _ev_runs_pkey DO UPDATE SET state = excluded.state, finished_at = excluded.finished_at
      WHERE x.state IS NULL;
     IF NOT FOUND THEN
         RETURN;     -- its end was already handled
