@@ -198,11 +198,11 @@ RETURNS bigint
 -- custom plan cost more than the statements themselves (measured).
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
-    e       baton._events;
+    e        baton._events;
     env      jsonb;
     queues   text[];
     runs_for bigint[];
-    s       baton._subscriptions;
+    s        baton._subscriptions;
 BEGIN
     INSERT INTO baton._events AS x (topic, key, payload, correlation_id, cause_task_id, cause_run_id, cause_step)
     VALUES (_publish.topic, _publish.key, COALESCE(_publish.payload, '{}'),
@@ -286,11 +286,12 @@ CREATE FUNCTION baton.subscribe(name text, topic text, queue text DEFAULT NULL, 
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    rx      text;
-    fp      jsonpath;
-    probe   baton._subscriptions;
-    tok     text;
-    sub_id  bigint;
+    rx        text;
+    fp        jsonpath;
+    probe     baton._subscriptions;
+    tok       text;
+    tok_topic text;
+    sub_id    bigint;
 BEGIN
     IF subscribe.name IS NULL OR subscribe.name !~ '^[A-Za-z0-9_.:-]{1,128}$' THEN
         PERFORM baton._bad('subscribe', 'name',
@@ -324,16 +325,14 @@ BEGIN
     probe.wildcard := true;
     probe.topic_regex := rx;
     FOREACH tok IN ARRAY ARRAY['on_success', 'on_failure'] LOOP
-        CONTINUE WHEN (CASE tok WHEN 'on_success' THEN subscribe.on_success ELSE subscribe.on_failure END) IS NULL;
-        PERFORM baton._ev_check_topic('subscribe', tok,
-                                      CASE tok WHEN 'on_success' THEN subscribe.on_success ELSE subscribe.on_failure END);
+        tok_topic := CASE tok WHEN 'on_success' THEN subscribe.on_success ELSE subscribe.on_failure END;
+        CONTINUE WHEN tok_topic IS NULL;
+        PERFORM baton._ev_check_topic('subscribe', tok, tok_topic);
         -- A token the subscription would receive itself loops forever.
-        IF baton._ev_matches(probe, CASE tok WHEN 'on_success' THEN subscribe.on_success ELSE subscribe.on_failure END) THEN
+        IF baton._ev_matches(probe, tok_topic) THEN
             PERFORM baton._bad('subscribe', tok,
                 pg_catalog.format('%s matches the subscription''s own pattern %s: its tokens would be delivered back to it',
-                                  pg_catalog.quote_literal(CASE tok WHEN 'on_success' THEN subscribe.on_success
-                                                                    ELSE subscribe.on_failure END),
-                                  pg_catalog.quote_literal(subscribe.topic)));
+                                  pg_catalog.quote_literal(tok_topic), pg_catalog.quote_literal(subscribe.topic)));
         END IF;
     END LOOP;
     IF subscribe.priority IS NULL THEN
