@@ -46,7 +46,7 @@ CREATE TABLE baton._run_steps (
     error         text,
     task_id       bigint,           -- task step: its task
     attempts      integer,          -- attempts the task used, kept when tasks are purged
-    map_total     integer,          -- map step: elements, and how many are done
+    map_total     integer,          -- map step: elements, and those of emptied counter buckets
     map_done      integer,
     child_run_id  bigint,           -- workflow step: the child run
     wake_at       timestamptz,      -- sleep: wake-up; wait_event: timeout
@@ -71,7 +71,21 @@ CREATE TABLE baton._run_map_outputs (
     FOREIGN KEY (run_id, step) REFERENCES baton._run_steps (run_id, step) ON DELETE CASCADE
 );
 
+-- Fan-in counters of map steps, one per bucket of 100 elements: a completion
+-- decrements its bucket, an emptied bucket the step's total.  Splitting the
+-- counter keeps the row version chains short when a worker completes many
+-- elements in one transaction (every update of a row adds a version).
+CREATE TABLE baton._run_map_counts (
+    run_id   bigint NOT NULL,
+    step     text NOT NULL,
+    bucket   integer NOT NULL,
+    pending  integer NOT NULL,
+    PRIMARY KEY (run_id, step, bucket),
+    FOREIGN KEY (run_id, step) REFERENCES baton._run_steps (run_id, step) ON DELETE CASCADE
+);
+
 SELECT pg_catalog.pg_extension_config_dump('baton._runs', '');
+SELECT pg_catalog.pg_extension_config_dump('baton._run_map_counts', '');
 SELECT pg_catalog.pg_extension_config_dump('baton._run_steps', '');
 SELECT pg_catalog.pg_extension_config_dump('baton._run_map_outputs', '');
 
@@ -353,6 +367,8 @@ BEGIN
             RETURN;
         END IF;
         UPDATE baton._run_steps AS s SET map_total = n, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
+        INSERT INTO baton._run_map_counts (run_id, step, bucket, pending)
+        SELECT r.id, d.step, b, LEAST(100, n - b * 100) FROM pg_catalog.generate_series(0, (n - 1) / 100) AS b;
         -- One set-based insert for the whole fan-out.
         INSERT INTO baton._tasks (queue, priority, max_attempts, payload, timeout, run_id, step, map_index,
                                   correlation_id)
@@ -588,7 +604,13 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    UPDATE baton._run_steps AS x SET map_done = x.map_done + 1
+    UPDATE baton._run_map_counts AS c SET pending = c.pending - 1
+     WHERE c.run_id = s.run_id AND c.step = s.step AND c.bucket = task.map_index / 100
+    RETURNING c.pending INTO left_n;
+    IF left_n <> 0 THEN
+        RETURN;
+    END IF;
+    UPDATE baton._run_steps AS x SET map_done = x.map_done + LEAST(100, x.map_total - task.map_index / 100 * 100)
      WHERE x.run_id = s.run_id AND x.step = s.step
     RETURNING x.map_total - x.map_done INTO left_n;
     IF left_n = 0 THEN

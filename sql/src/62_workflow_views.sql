@@ -12,7 +12,10 @@ CREATE VIEW baton.run_steps AS
 SELECT s.run_id, s.step, s.kind, s.state,
        COALESCE(t.attempt, s.attempts) AS attempt, t.max_attempts,
        s.output, s.error, s.started_at, s.finished_at,
-       s.task_id, s.map_total, s.map_done, s.child_run_id, s.wake_at, s.wait_topic, s.wait_key,
+       s.task_id, s.map_total,
+       s.map_total - (SELECT COALESCE(pg_catalog.sum(c.pending), 0)::integer FROM baton._run_map_counts AS c
+                       WHERE c.run_id = s.run_id AND c.step = s.step) AS map_done,
+       s.child_run_id, s.wake_at, s.wait_topic, s.wait_key,
        s.comp_task_id AS compensation_task_id, s.deps_left, s.ord
   FROM baton._run_steps AS s
   LEFT JOIN baton._tasks AS t ON t.id = s.task_id;
