@@ -134,7 +134,7 @@ CREATE FUNCTION baton._wf_announce(run baton._runs) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM pg_catalog.pg_notify('baton_runs',
-        pg_catalog.json_build_object('run', run.id, 'state', run.state, 'workflow', run.workflow)::text);
+        pg_catalog.jsonb_build_object('run', run.id, 'state', run.state, 'workflow', run.workflow)::text);
     PERFORM baton._ev_on_run_end(run.id);
     IF run.parent_run_id IS NOT NULL THEN
         PERFORM baton._wf_child_ended(run);
