@@ -379,5 +379,3 @@ CREATE FUNCTION baton._wf_exists(workflow text) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT EXISTS (SELECT 1 FROM baton._workflows AS w WHERE w.name = _wf_exists.workflow)
 $$;
-COMMENT ON FUNCTION baton.start(text, jsonb, text, uuid, bigint, bigint) IS 'Starts a workflow run (not implemented yet).';
-GRANT EXECUTE ON FUNCTION baton.start(text, jsonb, text, uuid, bigint, bigint) TO baton_producer, baton_admin;
