@@ -269,6 +269,11 @@ DECLARE
     deps    text[];
     done    text[] := '{}';
     ready   text[];
+    nxt_layer text[];
+    dependents jsonb;
+    pos     jsonb;
+    indeg   integer[];
+    i       integer;
     path    text[];
     cur     text;
     nxt     text;
@@ -325,15 +330,30 @@ BEGIN
         afters := afters || pg_catalog.jsonb_build_object(s, pg_catalog.to_jsonb(deps));
     END LOOP;
 
-    -- Topological order, layer by layer (names sorted within a layer).
-    LOOP
-        ready := ARRAY(SELECT n FROM pg_catalog.unnest(names) AS n
-                        WHERE NOT n = ANY (done)
-                          AND NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements_text(afters -> n) AS x
-                                           WHERE NOT x = ANY (done))
-                        ORDER BY n);
-        EXIT WHEN pg_catalog.cardinality(ready) = 0;
+    -- Topological order (Kahn), layer by layer, names sorted within a layer.
+    dependents := COALESCE((SELECT pg_catalog.jsonb_object_agg(x.dep, x.l) FROM (
+                               SELECT a.dep, pg_catalog.jsonb_agg(e.key ORDER BY e.key) AS l
+                                 FROM pg_catalog.jsonb_each(afters) AS e,
+                                      pg_catalog.jsonb_array_elements_text(e.value) AS a(dep)
+                                GROUP BY a.dep) AS x), '{}');
+    pos := (SELECT pg_catalog.jsonb_object_agg(x.n, x.i) FROM pg_catalog.unnest(names) WITH ORDINALITY AS x(n, i));
+    indeg := ARRAY(SELECT pg_catalog.jsonb_array_length(afters -> x.n)
+                     FROM pg_catalog.unnest(names) WITH ORDINALITY AS x(n, i) ORDER BY x.i);
+    ready := ARRAY(SELECT x.n FROM pg_catalog.unnest(names) WITH ORDINALITY AS x(n, i)
+                    WHERE indeg[x.i] = 0 ORDER BY x.n);
+    WHILE pg_catalog.cardinality(ready) > 0 LOOP
         done := done || ready;
+        nxt_layer := '{}';
+        FOREACH s IN ARRAY ready LOOP
+            FOR d IN SELECT pg_catalog.jsonb_array_elements_text(dependents -> s) LOOP
+                i := (pos ->> d)::integer;
+                indeg[i] := indeg[i] - 1;
+                IF indeg[i] = 0 THEN
+                    nxt_layer := nxt_layer || d;
+                END IF;
+            END LOOP;
+        END LOOP;
+        ready := ARRAY(SELECT x FROM pg_catalog.unnest(nxt_layer) AS x ORDER BY x);
     END LOOP;
     IF pg_catalog.cardinality(done) < pg_catalog.cardinality(names) THEN
         -- Walk unfinished dependencies until a step repeats: that loop is a cycle.
@@ -365,7 +385,7 @@ BEGIN
     INSERT INTO baton._wf_steps (workflow, version, step, kind, spec, after, dependents, ord)
     SELECT define_workflow.name, ver, n, kinds ->> n, steps -> n,
            ARRAY(SELECT pg_catalog.jsonb_array_elements_text(afters -> n)),
-           ARRAY(SELECT m FROM pg_catalog.unnest(names) AS m WHERE afters -> m ? n ORDER BY m),
+           ARRAY(SELECT pg_catalog.jsonb_array_elements_text(COALESCE(dependents -> n, '[]'))),
            pg_catalog.array_position(done, n)
       FROM pg_catalog.unnest(names) AS n;
     RETURN ver;

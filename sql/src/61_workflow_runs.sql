@@ -251,17 +251,17 @@ $$;
 -- A step succeeded or was skipped (caller holds the run lock): records its
 -- output, starts the dependents it was the last dependency of, and ends the
 -- run when no step is left.
-CREATE FUNCTION baton._wf_step_done(run_id bigint, step text, out_value jsonb, new_state text) RETURNS void
+CREATE FUNCTION baton._wf_step_done(run_id bigint, step text, out_value jsonb, new_state text) RETURNS text[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r      baton._runs;
     deps   text[];
-    nxt    text;
+    ready  text[];
     tmpl   jsonb;
 BEGIN
     -- Something this step's own activation set off may have ended the run.
     IF NOT EXISTS (SELECT 1 FROM baton._runs AS x WHERE x.id = _wf_step_done.run_id AND x.state = 'running') THEN
-        RETURN;
+        RETURN '{}';
     END IF;
     UPDATE baton._run_steps AS s
        SET state = new_state, output = out_value, finished_at = pg_catalog.now(),
@@ -277,27 +277,24 @@ BEGIN
             CASE WHEN tmpl IS NOT NULL THEN baton._wf_render(tmpl, baton._wf_ctx(r))
                  ELSE (SELECT pg_catalog.jsonb_object_agg(s.step, s.output)
                          FROM baton._run_steps AS s WHERE s.run_id = r.id) END);
-        RETURN;
+        RETURN '{}';
     END IF;
     SELECT d.dependents INTO deps FROM baton._wf_steps AS d
      WHERE d.workflow = r.workflow AND d.version = r.version AND d.step = _wf_step_done.step;
     IF pg_catalog.cardinality(deps) = 0 THEN
-        RETURN;
+        RETURN '{}';
     END IF;
-    FOR nxt IN
-        WITH dec AS (
-            UPDATE baton._run_steps AS s SET deps_left = s.deps_left - 1
-             WHERE s.run_id = r.id AND s.step = ANY (deps)
-            RETURNING s.step, s.deps_left, s.ord)
-        SELECT dec.step FROM dec WHERE dec.deps_left = 0 ORDER BY dec.ord
-    LOOP
-        PERFORM baton._wf_activate(r.id, nxt);
-    END LOOP;
+    WITH dec AS (
+        UPDATE baton._run_steps AS s SET deps_left = s.deps_left - 1
+         WHERE s.run_id = r.id AND s.step = ANY (deps)
+        RETURNING s.step, s.deps_left, s.ord)
+    SELECT COALESCE(pg_catalog.array_agg(dec.step ORDER BY dec.ord), '{}') INTO ready FROM dec WHERE dec.deps_left = 0;
+    RETURN ready;
 END
 $$;
 
 -- Starts a step whose dependencies are all done (caller holds the run lock).
-CREATE FUNCTION baton._wf_activate(run_id bigint, step text) RETURNS void
+CREATE FUNCTION baton._wf_activate(run_id bigint, step text) RETURNS text[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r     baton._runs;
@@ -316,7 +313,7 @@ BEGIN
     IF r.state <> 'running'
        OR NOT EXISTS (SELECT 1 FROM baton._run_steps AS s
                        WHERE s.run_id = r.id AND s.step = _wf_activate.step AND s.state = 'pending') THEN
-        RETURN;
+        RETURN '{}';
     END IF;
     SELECT * INTO d FROM baton._wf_steps AS x
      WHERE x.workflow = r.workflow AND x.version = r.version AND x.step = _wf_activate.step;
@@ -326,8 +323,8 @@ BEGIN
     END IF;
     IF spec ? 'when'
        AND NOT COALESCE(pg_catalog.jsonb_path_match(ctx, (spec ->> 'when')::jsonpath, '{}', true), false) THEN
-        PERFORM baton._wf_step_done(r.id, d.step, NULL, 'skipped');
-        RETURN;
+        RETURN baton._wf_step_done(r.id, d.step, NULL, 'skipped');
+        RETURN '{}';
     END IF;
 
     UPDATE baton._run_steps AS s
@@ -340,7 +337,7 @@ BEGIN
         SELECT * INTO q FROM baton._queues AS x WHERE x.name = spec ->> 'queue';
         IF NOT FOUND THEN
             PERFORM baton._wf_step_failed(r.id, d.step, pg_catalog.format('queue "%s" does not exist', spec ->> 'queue'));
-            RETURN;
+            RETURN '{}';
         END IF;
         IF NOT spec ? 'map' THEN
             INSERT INTO baton._tasks (queue, priority, max_attempts, payload, timeout, run_id, step, correlation_id)
@@ -351,20 +348,20 @@ BEGIN
             RETURNING id INTO tid;
             UPDATE baton._run_steps AS s SET task_id = tid WHERE s.run_id = r.id AND s.step = d.step;
             PERFORM pg_catalog.pg_notify('baton_tasks', q.name);
-            RETURN;
+            RETURN '{}';
         END IF;
         arr := pg_catalog.jsonb_path_query_first(ctx, (spec ->> 'map')::jsonpath, '{}', true);
         IF pg_catalog.jsonb_typeof(arr) IS DISTINCT FROM 'array' THEN
             PERFORM baton._wf_step_failed(r.id, d.step,
                 pg_catalog.format('map: %s is not an array (got %s)', spec ->> 'map',
                                   COALESCE(pg_catalog.jsonb_typeof(arr), 'nothing')));
-            RETURN;
+            RETURN '{}';
         END IF;
         n := pg_catalog.jsonb_array_length(arr);
         IF n = 0 THEN
             UPDATE baton._run_steps AS s SET map_total = 0, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
-            PERFORM baton._wf_step_done(r.id, d.step, '[]', 'succeeded');
-            RETURN;
+            RETURN baton._wf_step_done(r.id, d.step, '[]', 'succeeded');
+            RETURN '{}';
         END IF;
         UPDATE baton._run_steps AS s SET map_total = n, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
         INSERT INTO baton._run_map_counts (run_id, step, bucket, pending)
@@ -387,7 +384,7 @@ BEGIN
                               CASE WHEN spec ? 'payload' THEN baton._wf_render(spec -> 'payload', ctx) ELSE r.input END,
                               CASE WHEN spec ? 'key' THEN baton._wf_key(spec -> 'key', ctx) END,
                               r.correlation_id, NULL, r.id, d.step);
-        PERFORM baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('event_id', tid), 'succeeded');
+        RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('event_id', tid), 'succeeded');
     WHEN 'wait_event' THEN
         wkey := CASE WHEN spec ? 'key' THEN baton._wf_key(spec -> 'key', ctx) END;
         -- An event published since the run started counts even if it came before this step.
@@ -395,8 +392,8 @@ BEGIN
          WHERE e.topic = spec ->> 'topic' AND (wkey IS NULL OR e.key = wkey) AND e.published_at >= r.created_at
          ORDER BY e.id LIMIT 1;
         IF FOUND THEN
-            PERFORM baton._wf_step_done(r.id, d.step, ev.payload, 'succeeded');
-            RETURN;
+            RETURN baton._wf_step_done(r.id, d.step, ev.payload, 'succeeded');
+            RETURN '{}';
         END IF;
         UPDATE baton._run_steps AS s
            SET wait_topic = spec ->> 'topic', wait_key = wkey,
@@ -415,25 +412,40 @@ BEGIN
                 PERFORM baton._wf_step_failed(r.id, d.step,
                     pg_catalog.format('until: %s is not a timestamp (got %s)', spec ->> 'until',
                                       baton._wf_render(spec -> 'until', ctx)));
-                RETURN;
+                RETURN '{}';
             END IF;
         END IF;
         IF until <= pg_catalog.now() THEN
-            PERFORM baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('until', until), 'succeeded');
-            RETURN;
+            RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('until', until), 'succeeded');
+            RETURN '{}';
         END IF;
         UPDATE baton._run_steps AS s SET wake_at = until WHERE s.run_id = r.id AND s.step = d.step;
     WHEN 'workflow' THEN
         IF NOT baton._wf_exists(spec ->> 'workflow') THEN
             PERFORM baton._wf_step_failed(r.id, d.step,
                 pg_catalog.format('workflow "%s" does not exist', spec ->> 'workflow'));
-            RETURN;
+            RETURN '{}';
         END IF;
         -- The child may end at once (all its steps instant); it then reports back here.
         PERFORM baton._wf_start(spec ->> 'workflow',
                                 CASE WHEN spec ? 'input' THEN baton._wf_render(spec -> 'input', ctx) ELSE r.input END,
                                 NULL, r.correlation_id, NULL, NULL, r.id, d.step);
     END CASE;
+    RETURN '{}';
+END
+$$;
+
+-- Starts the given ready steps of a run and, breadth first, whatever they make ready.
+CREATE FUNCTION baton._wf_advance(run_id bigint, ready text[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    todo text[] := ready;
+    i    integer := 1;
+BEGIN
+    WHILE i <= COALESCE(pg_catalog.cardinality(todo), 0) LOOP
+        todo := todo || baton._wf_activate(_wf_advance.run_id, todo[i]);
+        i := i + 1;
+    END LOOP;
 END
 $$;
 
@@ -451,7 +463,8 @@ BEGIN
         RETURN;
     END IF;
     IF child.state = 'succeeded' THEN
-        PERFORM baton._wf_step_done(child.parent_run_id, child.parent_step, child.output, 'succeeded');
+        PERFORM baton._wf_advance(child.parent_run_id,
+            baton._wf_step_done(child.parent_run_id, child.parent_step, child.output, 'succeeded'));
     ELSE
         PERFORM baton._wf_step_failed(child.parent_run_id, child.parent_step,
             pg_catalog.format('child run %s %s: %s', child.id, child.state, COALESCE(child.error, '')));
@@ -468,7 +481,6 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     w      baton._workflows;
     new_run bigint;
-    st     text;
 BEGIN
     SELECT * INTO w FROM baton._workflows AS x WHERE x.name = _wf_start.workflow ORDER BY x.version DESC LIMIT 1;
     IF NOT FOUND THEN
@@ -499,12 +511,10 @@ BEGIN
     INSERT INTO baton._run_steps (run_id, step, kind, ord, deps_left)
     SELECT new_run, d.step, d.kind, d.ord, pg_catalog.cardinality(d.after)
       FROM baton._wf_steps AS d WHERE d.workflow = w.name AND d.version = w.version;
-    FOR st IN SELECT d.step FROM baton._wf_steps AS d
+    PERFORM baton._wf_advance(new_run,
+        ARRAY(SELECT d.step FROM baton._wf_steps AS d
                WHERE d.workflow = w.name AND d.version = w.version AND pg_catalog.cardinality(d.after) = 0
-               ORDER BY d.ord
-    LOOP
-        PERFORM baton._wf_activate(new_run, st);
-    END LOOP;
+               ORDER BY d.ord));
     RETURN new_run;
 END
 $$;
@@ -579,7 +589,7 @@ BEGIN
         END IF;
         UPDATE baton._run_steps AS x SET attempts = task.attempt WHERE x.run_id = s.run_id AND x.step = s.step;
         IF task.state = 'succeeded' THEN
-            PERFORM baton._wf_step_done(s.run_id, s.step, task.result, 'succeeded');
+            PERFORM baton._wf_advance(s.run_id, baton._wf_step_done(s.run_id, s.step, task.result, 'succeeded'));
         ELSIF task.state = 'cancelled' THEN
             PERFORM baton._wf_step_failed(s.run_id, s.step, pg_catalog.format('task %s was cancelled', task.id));
         ELSE
@@ -614,10 +624,10 @@ BEGIN
      WHERE x.run_id = s.run_id AND x.step = s.step
     RETURNING x.map_total - x.map_done INTO left_n;
     IF left_n = 0 THEN
-        PERFORM baton._wf_step_done(s.run_id, s.step,
+        PERFORM baton._wf_advance(s.run_id, baton._wf_step_done(s.run_id, s.step,
             (SELECT pg_catalog.jsonb_agg(m.output ORDER BY m.idx) FROM baton._run_map_outputs AS m
               WHERE m.run_id = s.run_id AND m.step = s.step),
-            'succeeded');
+            'succeeded'));
     END IF;
 END
 $$;
@@ -640,7 +650,7 @@ BEGIN
         PERFORM 1 FROM baton._run_steps AS s
           WHERE s.run_id = w.run_id AND s.step = w.step AND s.state = 'waiting';
         CONTINUE WHEN NOT FOUND;
-        PERFORM baton._wf_step_done(w.run_id, w.step, event.payload, 'succeeded');
+        PERFORM baton._wf_advance(w.run_id, baton._wf_step_done(w.run_id, w.step, event.payload, 'succeeded'));
     END LOOP;
 END
 $$;
@@ -666,14 +676,15 @@ BEGIN
         CONTINUE WHEN NOT FOUND;
         IF w.kind = 'sleep' THEN
             woken := woken + 1;
-            PERFORM baton._wf_step_done(w.run_id, w.step, pg_catalog.jsonb_build_object('until', w.wake_at), 'succeeded');
+            PERFORM baton._wf_advance(w.run_id,
+                baton._wf_step_done(w.run_id, w.step, pg_catalog.jsonb_build_object('until', w.wake_at), 'succeeded'));
         ELSE
             timedout := timedout + 1;
             SELECT d.spec INTO spec FROM baton._runs AS x
               JOIN baton._wf_steps AS d ON d.workflow = x.workflow AND d.version = x.version
              WHERE x.id = w.run_id AND d.step = w.step;
             IF spec ->> 'on_timeout' = 'skip' THEN
-                PERFORM baton._wf_step_done(w.run_id, w.step, NULL, 'skipped');
+                PERFORM baton._wf_advance(w.run_id, baton._wf_step_done(w.run_id, w.step, NULL, 'skipped'));
             ELSE
                 PERFORM baton._wf_step_failed(w.run_id, w.step,
                     pg_catalog.format('timed out after %s waiting for event "%s"', spec ->> 'timeout', spec ->> 'topic'));
