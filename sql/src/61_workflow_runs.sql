@@ -324,7 +324,6 @@ BEGIN
     IF spec ? 'when'
        AND NOT COALESCE(pg_catalog.jsonb_path_match(ctx, (spec ->> 'when')::jsonpath, '{}', true), false) THEN
         RETURN baton._wf_step_done(r.id, d.step, NULL, 'skipped');
-        RETURN '{}';
     END IF;
 
     UPDATE baton._run_steps AS s
@@ -361,7 +360,6 @@ BEGIN
         IF n = 0 THEN
             UPDATE baton._run_steps AS s SET map_total = 0, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
             RETURN baton._wf_step_done(r.id, d.step, '[]', 'succeeded');
-            RETURN '{}';
         END IF;
         UPDATE baton._run_steps AS s SET map_total = n, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
         INSERT INTO baton._run_map_counts (run_id, step, bucket, pending)
@@ -393,7 +391,6 @@ BEGIN
          ORDER BY e.id LIMIT 1;
         IF FOUND THEN
             RETURN baton._wf_step_done(r.id, d.step, ev.payload, 'succeeded');
-            RETURN '{}';
         END IF;
         UPDATE baton._run_steps AS s
            SET wait_topic = spec ->> 'topic', wait_key = wkey,
@@ -417,7 +414,6 @@ BEGIN
         END IF;
         IF until <= pg_catalog.now() THEN
             RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('until', until), 'succeeded');
-            RETURN '{}';
         END IF;
         UPDATE baton._run_steps AS s SET wake_at = until WHERE s.run_id = r.id AND s.step = d.step;
     WHEN 'workflow' THEN
