@@ -330,6 +330,18 @@ BEGIN
         afters := afters || pg_catalog.jsonb_build_object(s, pg_catalog.to_jsonb(deps));
     END LOOP;
 
+    -- References to $.steps.<name> must name a step of this workflow.
+    FOR s, d IN SELECT x.key, m[1]
+                  FROM pg_catalog.jsonb_each(steps || pg_catalog.jsonb_build_object('', definition -> 'output')) AS x,
+                       pg_catalog.regexp_matches(x.value::text, '\$\.steps\.([A-Za-z_][A-Za-z0-9_]*)', 'g') AS m
+                 ORDER BY x.key, m[1]
+    LOOP
+        IF NOT d = ANY (names) THEN
+            PERFORM baton._wf_bad(NULLIF(s, ''), pg_catalog.format('%srefers to unknown step "%s" ($.steps.%s)',
+                                                                   CASE WHEN s = '' THEN 'output ' ELSE '' END, d, d));
+        END IF;
+    END LOOP;
+
     -- Topological order (Kahn), layer by layer, names sorted within a layer.
     dependents := COALESCE((SELECT pg_catalog.jsonb_object_agg(x.dep, x.l) FROM (
                                SELECT a.dep, pg_catalog.jsonb_agg(e.key ORDER BY e.key) AS l
