@@ -586,30 +586,38 @@ $$;
 COMMENT ON FUNCTION baton.set_event_retention(interval) IS
 'How long the event log keeps events (default 30 days; NULL keeps them forever). baton.tick() deletes older ones in bounded batches.';
 
--- Time-driven event work: log retention, a bounded batch per call; returns counts.
-CREATE FUNCTION baton._ev_tick() RETURNS jsonb
+-- Deletes up to max_rows events older than the retention (and the records
+-- of ended subscription runs as old); returns how many events.
+CREATE FUNCTION baton._ev_purge(max_rows integer) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     keep interval;
     n    integer := 0;
 BEGIN
     SELECT x.retention INTO keep FROM baton._ev_settings AS x;
-    IF keep IS NOT NULL THEN
-        DELETE FROM baton._events AS x WHERE x.id IN (
-            SELECT y.id FROM baton._events AS y
-             WHERE y.published_at < pg_catalog.now() - keep
-             ORDER BY y.published_at
-             LIMIT 10000
-               FOR UPDATE SKIP LOCKED);
-        GET DIAGNOSTICS n = ROW_COUNT;
-        DELETE FROM baton._ev_runs AS x WHERE x.run_id IN (
-            SELECT y.run_id FROM baton._ev_runs AS y
-             WHERE y.state IS NOT NULL AND y.created_at < pg_catalog.now() - keep
-             LIMIT 10000
-               FOR UPDATE SKIP LOCKED);
+    IF keep IS NULL THEN
+        RETURN 0;
     END IF;
-    RETURN pg_catalog.jsonb_build_object('events_purged', n);
+    DELETE FROM baton._events AS x WHERE x.id IN (
+        SELECT y.id FROM baton._events AS y
+         WHERE y.published_at < pg_catalog.now() - keep
+         ORDER BY y.published_at
+         LIMIT max_rows
+           FOR UPDATE SKIP LOCKED);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    DELETE FROM baton._ev_runs AS x WHERE x.run_id IN (
+        SELECT y.run_id FROM baton._ev_runs AS y
+         WHERE y.state IS NOT NULL AND y.created_at < pg_catalog.now() - keep
+         LIMIT max_rows
+           FOR UPDATE SKIP LOCKED);
+    RETURN n;
 END
+$$;
+
+-- Time-driven event work: log retention, a bounded batch per tick; returns counts.
+CREATE FUNCTION baton._ev_tick() RETURNS jsonb
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.jsonb_build_object('events_purged', baton._ev_purge(10000))
 $$;
 
 GRANT EXECUTE ON FUNCTION baton.publish(text, jsonb, text, uuid, bigint) TO baton_producer;
