@@ -33,15 +33,17 @@ poll() {
 status_sql="SELECT query FROM pg_stat_activity WHERE backend_type = 'baton scheduler' AND datname = current_database()"
 ticks() { q -c "$status_sql" | sed -n 's/^baton scheduler: \([0-9]*\) ticks.*/\1/p'; }
 worker_pid() { q -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'baton scheduler' AND datname = current_database()"; }
-# start_preloaded INTERVAL_MS: (re)start the cluster with the library preloaded.
+# start_preloaded INTERVAL_MS: (re)start the cluster with the library preloaded, serving two
+# databases (one named twice: still one worker); sched_other has no baton extension.
 start_preloaded() {
-    BATON_EXTRA_CONF="baton.tick_interval = $1" "$cluster" restart --preload >>"$BATON_CLUSTER_DIR.log" 2>&1
+    BATON_EXTRA_CONF="baton.tick_interval = $1
+baton.database = 'baton, sched_other, baton'" "$cluster" restart --preload >>"$BATON_CLUSTER_DIR.log" 2>&1
 }
 
-echo "1..15"
+echo "1..16"
 "$cluster" destroy >/dev/null 2>&1
 # The database must exist when the worker first starts, so create it before preloading.
-{ "$cluster" start && start_preloaded 60000; } >"$BATON_CLUSTER_DIR.log" 2>&1 || {
+{ "$cluster" start && eval "$("$cluster" env)" && createdb sched_other && start_preloaded 60000; } >"$BATON_CLUSTER_DIR.log" 2>&1 || {
     sed 's/^/# /' "$BATON_CLUSTER_DIR.log"; echo "Bail out! cannot start a preloaded cluster"; exit 1; }
 eval "$("$cluster" env)"
 
@@ -49,6 +51,9 @@ poll 20 "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'baton s
 ok $? "one background worker with backend_type 'baton scheduler' serves the database"
 poll 20 "SELECT query LIKE 'baton scheduler: % ticks, interval 60000 ms, last: {%' FROM ($status_sql) AS s(query)"
 ok $? "it has ticked, at the configured interval of 60000 ms"
+poll 20 "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'baton scheduler' AND datname = 'sched_other'
+                  AND query = 'baton scheduler: 0 ticks, interval 60000 ms, last: waiting for CREATE EXTENSION baton'"
+ok $? "a second listed database gets its own worker, which waits for the extension"
 q -c "CREATE ROLE sched_worker LOGIN IN ROLE baton_worker" >/dev/null
 [ "$(q -U sched_worker -c "SELECT baton.scheduler_running()")" = t ]
 ok $? "a plain baton_worker login sees it through baton.scheduler_running()"
