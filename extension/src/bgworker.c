@@ -6,9 +6,9 @@
  * baton.database.  Each worker calls baton.tick() every baton.tick_interval
  * milliseconds in its own transaction.  A failing tick is logged and retried
  * with exponential backoff; the worker itself keeps running.  Worker daemons
- * look for backend_type = 'baton scheduler' in pg_stat_activity to skip their
- * own ticks.  Static workers are restarted by the postmaster after a crash,
- * and there is never more than one per database.
+ * skip their own ticks while baton.scheduler_running() finds a backend_type
+ * 'baton scheduler' for their database.  Static workers are restarted by the
+ * postmaster after a crash, and there is never more than one per database.
  */
 #include "postgres.h"
 
@@ -261,7 +261,7 @@ baton_scheduler_main(Datum arg)
 
 		outcome = RunTick(summary, sizeof(summary));
 		if (outcome == TICK_FAILED)
-			failures++;
+			failures = Min(failures + 1, 30);
 		else
 			failures = 0;
 		if (outcome == TICK_DONE)
@@ -270,9 +270,9 @@ baton_scheduler_main(Datum arg)
 		/* Back off exponentially while ticks fail: 2, 4, 8... intervals, at most a minute. */
 		wait_ms = baton_tick_interval;
 		if (failures > 0)
-			wait_ms = Min((long) BATON_MAX_BACKOFF_MS,
-						  (long) baton_tick_interval << Min(failures, 12));
-		wait_ms = Max(wait_ms, (long) baton_tick_interval);
+			wait_ms = (long) Max((int64) baton_tick_interval,
+								 Min((int64) BATON_MAX_BACKOFF_MS,
+									 (int64) baton_tick_interval << Min(failures, 12)));
 
 		/* What operators (and tests) see in pg_stat_activity.query while the worker waits. */
 		snprintf(activity, sizeof(activity), "baton scheduler: %llu ticks, interval %d ms, last: %s",
