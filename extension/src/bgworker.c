@@ -144,7 +144,11 @@ baton_bgworker_init(void)
 							 "Starts the baton scheduler background workers (when preloaded).",
 							 "Off: worker daemons run baton.tick() themselves. Needs a restart.",
 							 &baton_scheduler, true, startup, 0, NULL, NULL, NULL);
+#if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("baton");
+#else
+	EmitWarningsOnPlaceholders("baton");
+#endif
 
 	if (!process_shared_preload_libraries_in_progress || !baton_scheduler)
 		return;
