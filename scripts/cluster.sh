@@ -6,6 +6,7 @@
 #   scripts/cluster.sh destroy             stop it and delete its files
 #   scripts/cluster.sh env                 print export lines for PGHOST, PGPORT, PGDATABASE, PGUSER
 #   scripts/cluster.sh conninfo            print the libpq connection string
+#   scripts/cluster.sh dir                 print the cluster's directory (server.log is there)
 #
 # BATON_CLUSTER_DIR picks the directory (default: .cluster at the project root),
 # so tests and people can run several clusters side by side.  As root the
@@ -18,6 +19,13 @@ PG_BIN=${PG_BIN:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15
 port=${BATON_PORT:-5432}
 db=${BATON_DB:-baton}
 user=postgres
+
+# The server runs as "postgres" when we are root: if it cannot reach a
+# directory under the project (say, a checkout in a private 0700 directory),
+# keep the cluster in /tmp instead, under a name derived from the wanted path.
+if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$(dirname "$dir")" 2>/dev/null; then
+    dir=/tmp/baton-cluster-$(echo -n "$dir" | md5sum | cut -c1-12)
+fi
 
 as_owner() {
     if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
@@ -89,5 +97,6 @@ case "${1:-}" in
     destroy) stop; rm -rf "$dir" "$(sockdir)" ;;
     env) echo "export PGHOST=$(sockdir) PGPORT=$port PGDATABASE=$db PGUSER=$user" ;;
     conninfo) conninfo ;;
-    *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+    dir) echo "$dir" ;;
+    *) sed -n '2,14p' "$0" >&2; exit 2 ;;
 esac

@@ -350,12 +350,16 @@ BEGIN
     IF results IS NOT NULL AND pg_catalog.cardinality(results) <> pg_catalog.cardinality(ids) THEN
         PERFORM baton._bad('complete_many', 'results', 'must have as many elements as ids');
     END IF;
+    -- Hooks run in run order, so two batches touching the same runs lock
+    -- them in the same order and cannot deadlock.
     FOR t IN
-        UPDATE baton._tasks AS x
-           SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
-          FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results)) AS u(i, a, r)
-         WHERE x.id = ANY (ids) AND x.id = u.i AND x.attempt = u.a AND x.state = 'running'
-        RETURNING x.*
+        WITH done AS (
+            UPDATE baton._tasks AS x
+               SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
+              FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results)) AS u(i, a, r)
+             WHERE x.id = ANY (ids) AND x.id = u.i AND x.attempt = u.a AND x.state = 'running'
+            RETURNING x.*)
+        SELECT * FROM done ORDER BY done.run_id NULLS FIRST, done.id
     LOOP
         IF baton._needs_hook(t) THEN
             PERFORM baton._on_task_end(t);
@@ -415,7 +419,7 @@ CREATE FUNCTION baton.fail_many(ids bigint[], attempts integer[], errors text[],
 RETURNS SETOF bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    i integer;
+    f record;
 BEGIN
     IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(attempts) THEN
         PERFORM baton._bad('fail_many', 'attempts', 'must have as many elements as ids');
@@ -423,9 +427,15 @@ BEGIN
     IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(errors) THEN
         PERFORM baton._bad('fail_many', 'errors', 'must have as many elements as ids');
     END IF;
-    FOR i IN 1 .. COALESCE(pg_catalog.cardinality(ids), 0) LOOP
-        IF baton.fail(ids[i], attempts[i], errors[i], retry) THEN
-            RETURN NEXT ids[i];
+    -- In run order, like complete_many, so concurrent batches cannot deadlock on runs.
+    FOR f IN
+        SELECT u.i, u.a, u.e FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts),
+                                             pg_catalog.unnest(errors)) AS u(i, a, e)
+          LEFT JOIN baton._tasks AS t ON t.id = u.i
+         ORDER BY t.run_id NULLS FIRST, u.i
+    LOOP
+        IF baton.fail(f.i, f.a, f.e, retry) THEN
+            RETURN NEXT f.i;
         END IF;
     END LOOP;
 END
