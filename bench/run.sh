@@ -119,8 +119,24 @@ cleanup() {
     rm -rf "$work"
     exit "$rc"
 }
+# Signals every process below $1, leaves first (timeout puts each section in a process group of
+# its own, so a Ctrl-C at the terminal reaches only run.sh: it must pass it on).
+kill_tree() {
+    local child
+    for child in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$child"; done
+    kill -TERM "$1" 2>/dev/null || true
+}
+section_pid=
+interrupted() {
+    echo "run.sh: interrupted, cleaning up" >&2
+    if [ -n "$section_pid" ]; then
+        kill_tree "$section_pid"
+        wait "$section_pid" 2>/dev/null || true   # the section's own trap stops its cluster
+    fi
+    exit 130
+}
 trap cleanup EXIT
-trap 'echo "run.sh: interrupted" >&2; exit 130' INT TERM
+trap interrupted INT TERM
 
 # What the report says about the run.
 commit=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
@@ -155,7 +171,11 @@ for script in "$bench"/sections/[0-9][0-9]_*.sh; do
     started=$SECONDS
     echo "== $name" >&2
     rc=0
-    SECTION=$name timeout -k 15 "$limit" bash "$script" || rc=$?
+    # In the background, so that a signal interrupts the wait at once.
+    SECTION=$name timeout -k 15 "$limit" bash "$script" &
+    section_pid=$!
+    wait "$section_pid" || rc=$?
+    section_pid=
     took=$((SECONDS - started))
     case $rc in
         0) status=done ;;
