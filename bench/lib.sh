@@ -20,15 +20,17 @@ log() { printf '[%s %s] %s\n' "$(date -u +%H:%M:%S)" "$SECTION" "$*" >&2; }
 PYTHON=${PYTHON:-python3}
 json_line() {
     "$PYTHON" - "$@" <<'PY'
-import json, sys
+import json, math, sys
 out = {}
 for arg in sys.argv[1:]:
     k, _, v = arg.partition("=")
-    if k.endswith(":n"):          # numeric field
+    if k.endswith(":n"):          # numeric field; NaN and infinity are not JSON
         k = k[:-2]
         try:
             v = float(v)
-            if v.is_integer() and abs(v) < 1e15:
+            if not math.isfinite(v):
+                v = None
+            elif v.is_integer() and abs(v) < 1e15:
                 v = int(v)
         except ValueError:
             v = None
@@ -45,7 +47,7 @@ figure() {
     # A measurement that produced no number is a broken section, not a figure.
     local arg
     for arg in "$@"; do
-        case $arg in value:n=) log "figure $1: no value measured"; exit 1 ;; esac
+        case $arg in value:n=|value:n=*nan*|value:n=*inf*) log "figure $1: no value measured ($arg)"; exit 1 ;; esac
     done
     json_line section="$SECTION" "$@" >>"$FIGURES"
     local a; for a in "$@"; do case $a in id=*|value:n=*|unit=*) printf '%s ' "$a" >&2 ;; esac; done; echo >&2
