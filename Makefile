@@ -11,7 +11,11 @@ export PG_CONFIG
 
 .PHONY: all deps extension worker install install-extension install-worker check demo up down bench bench-quick clean
 
-all: extension worker
+all: META.json extension worker
+
+# One version source: VERSION feeds META.json, the control file and the C code.
+META.json: META.json.in VERSION
+	sed 's/@VERSION@/$(shell cat VERSION)/g' $< > $@
 
 deps:
 	@scripts/deps.sh

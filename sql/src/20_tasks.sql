@@ -344,7 +344,7 @@ BEGIN
     FOR t IN
         UPDATE baton._tasks AS x
            SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
-          FROM pg_catalog.unnest(ids, attempts, COALESCE(results, ARRAY[]::jsonb[])) AS u(i, a, r)
+          FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results)) AS u(i, a, r)
          WHERE x.id = u.i AND x.attempt = u.a AND x.state = 'running'
         RETURNING x.*
     LOOP
@@ -453,7 +453,7 @@ BEGIN
     RETURN QUERY
     UPDATE baton._tasks AS x
        SET lease_expires_at = pg_catalog.now() + COALESCE(heartbeat_many.extend, x.timeout, q.lease)
-      FROM pg_catalog.unnest(ids, attempts) AS u(i, a), baton._queues AS q
+      FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts)) AS u(i, a), baton._queues AS q
      WHERE x.id = u.i AND x.attempt = u.a AND x.state = 'running' AND q.name = x.queue
     RETURNING x.id;
 END

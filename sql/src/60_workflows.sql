@@ -46,3 +46,5 @@ BEGIN
     RAISE EXCEPTION 'baton.start: workflows are not implemented yet' USING ERRCODE = 'feature_not_supported';
 END
 $$;
+COMMENT ON FUNCTION baton.start(text, jsonb, text, uuid, bigint, bigint) IS 'Starts a workflow run (not implemented yet).';
+GRANT EXECUTE ON FUNCTION baton.start(text, jsonb, text, uuid, bigint, bigint) TO baton_producer, baton_admin;

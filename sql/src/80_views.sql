@@ -38,3 +38,56 @@ SELECT w.id AS worker, w.host, w.pid, w.queues, w.version, w.started_at, w.last_
        (SELECT pg_catalog.count(*) FROM baton._tasks AS t WHERE t.state = 'running' AND t.worker = w.id) AS running
   FROM baton._workers AS w;
 COMMENT ON VIEW baton.workers IS 'Worker daemons as they registered, with last heartbeat and tasks in flight.';
+
+CREATE FUNCTION baton.explain_task(task bigint) RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t       baton._tasks;
+    q       baton._queues;
+    running bigint;
+    ahead   bigint;
+BEGIN
+    SELECT * INTO t FROM baton._tasks AS x WHERE x.id = task;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'baton.explain_task: task % does not exist', task
+            USING ERRCODE = 'no_data_found', COLUMN = 'task';
+    END IF;
+    SELECT * INTO q FROM baton._queues AS x WHERE x.name = t.queue;
+    CASE t.state
+    WHEN 'succeeded' THEN
+        RETURN pg_catalog.format('succeeded at %s on attempt %s', t.finished_at, t.attempt);
+    WHEN 'failed' THEN
+        RETURN pg_catalog.format('failed for good at %s: attempts spent (%s of %s); last error: %s; baton.retry(%s) runs it again',
+                                 t.finished_at, t.attempt, t.max_attempts, COALESCE(t.error, 'none'), t.id);
+    WHEN 'cancelled' THEN
+        RETURN pg_catalog.format('cancelled at %s', t.finished_at);
+    WHEN 'running' THEN
+        RETURN pg_catalog.format('running: attempt %s of %s leased to worker %s until %s',
+                                 t.attempt, t.max_attempts, COALESCE(t.worker, '?'), t.lease_expires_at);
+    WHEN 'scheduled' THEN
+        RETURN pg_catalog.format('delayed until %s (in %s)%s', t.run_at, t.run_at - pg_catalog.now(),
+                                 CASE WHEN t.attempt > 0 THEN pg_catalog.format('; retry after attempt %s failed: %s', t.attempt, COALESCE(t.error, '?')) ELSE '' END);
+    ELSE
+        IF q.paused THEN
+            RETURN pg_catalog.format('due, but queue "%s" is paused: baton.resume_queue(%L)', q.name, q.name);
+        END IF;
+        IF q.concurrency IS NOT NULL THEN
+            SELECT pg_catalog.count(*) INTO running FROM baton._tasks AS x WHERE x.queue = q.name AND x.state = 'running';
+            IF running >= q.concurrency THEN
+                RETURN pg_catalog.format('due, but queue "%s" is at its concurrency limit (%s running of %s)', q.name, running, q.concurrency);
+            END IF;
+        END IF;
+        SELECT pg_catalog.count(*) INTO ahead FROM baton._tasks AS x
+         WHERE x.queue = q.name AND x.state = 'pending'
+           AND (x.priority > t.priority OR (x.priority = t.priority AND (x.run_at, x.id) < (t.run_at, t.id)));
+        RETURN pg_catalog.format('due since %s, waiting for a worker of queue "%s" (%s due tasks ahead of it)%s',
+                                 t.run_at, q.name, ahead,
+                                 CASE WHEN NOT EXISTS (SELECT 1 FROM baton._workers AS w
+                                                        WHERE q.name = ANY (w.queues) AND w.last_seen > pg_catalog.now() - interval '1 minute')
+                                      THEN '; no live worker serves this queue' ELSE '' END);
+    END CASE;
+END
+$$;
+COMMENT ON FUNCTION baton.explain_task(bigint) IS
+'Says in words why a task is where it is: delayed (and until when), paused queue, concurrency limit, waiting for a worker, leased, attempts spent.';
+GRANT EXECUTE ON FUNCTION baton.explain_task(bigint) TO baton_admin;
