@@ -8,7 +8,7 @@ import tempfile
 import time
 
 ROOT = os.environ.get("BATON_ROOT", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
-WORKER = os.path.join(ROOT, "worker", "baton-worker")
+WORKER = os.environ.get("BATON_WORKER") or os.path.join(ROOT, "worker", "baton-worker")
 
 
 class Tap:

@@ -81,6 +81,7 @@ static void lost(void)
     /* Jitter keeps a fleet of workers from reconnecting in lockstep. */
     int64_t wait = backoff_ms / 2 + (int64_t)(rand() % (int)(backoff_ms / 2 + 1));
     reconnect_at = now_ms() + wait;
+    loop_deadline(reconnect_at);
     log_info("database: reconnecting in %lld ms", (long long)wait);
 }
 

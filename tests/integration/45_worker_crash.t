@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+# 45_worker_crash.t — reconnect after a server restart losing nothing, kill -9 of a worker (another one finishes
+# its tasks), heartbeats keeping a task alive past its lease, listen = off (pooler mode).
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from worker_helpers import Tap, Db, Worker, wait_until, write_script, pid_alive, ROOT
+
+t = Tap()
+d = os.path.join("/tmp", "baton-worker-crash-%d" % os.getpid())
+os.makedirs(d, exist_ok=True)
+os.chmod(d, 0o777)
+
+# ---- kill -9: another worker completes the tasks (session-bound rescue in baton.tick) ----
+db = Db("baton_worker_kill")
+flag = os.path.join(d, "slow")
+open(flag, "w").close()
+svc = write_script(os.path.join(d, "svc.sh"), """#!/bin/bash
+cat >/dev/null
+echo $$ >> %s/pids
+if [ -e %s ]; then sleep 60; fi
+echo '"ok"'
+""" % (d, flag))
+db.sql("SELECT baton.create_queue('k', lease => '10 minutes')")
+ids = [int(db.sql("SELECT baton.enqueue('k')")) for _ in range(3)]
+conf = """[worker]
+tick_interval = 200ms
+poll_interval = 200ms
+[queue k]
+handler = exec
+command = %s
+timeout = 120s
+""" % svc
+a = Worker(db, conf.replace("[worker]", "[worker]\nid = victim\ntick = off"))
+t.ok(wait_until(lambda: db.sql("SELECT count(*) FROM baton.tasks WHERE state = 'running' AND worker = 'victim'") == "3", 10),
+     "worker A runs the three tasks", a.logtext())
+a.proc.send_signal(signal.SIGKILL)
+a.proc.wait()
+for p in open(os.path.join(d, "pids")).read().split():
+    try:
+        os.killpg(int(p), signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+os.remove(flag)
+b = Worker(db, conf.replace("[worker]", "[worker]\nid = rescuer\ntick = on"))
+t.ok(wait_until(lambda: db.sql("SELECT count(*) FROM baton.tasks WHERE state = 'succeeded'") == "3", 20),
+     "after kill -9 of A, worker B completes its tasks", b.logtext())
+t.is_(db.sql("SELECT string_agg(DISTINCT worker || ' ' || attempt, ',') FROM baton.tasks"), "rescuer 2",
+      "rescued by tick (session ended) and run by B as attempt 2")
+t.is_(b.stop(), 0, "B exits cleanly")
+
+# ---- heartbeats keep a task whose run is longer than its lease ----
+db.sql("SELECT baton.create_queue('h', lease => '1 second')")
+svc2 = write_script(os.path.join(d, "slow.sh"), "#!/bin/bash\ncat >/dev/null\nsleep 3\necho '\"slept\"'\n")
+hid = int(db.sql("SELECT baton.enqueue('h')"))
+w = Worker(db, """[worker]
+tick = on
+tick_interval = 100ms
+[queue h]
+handler = exec
+command = %s
+timeout = 20s
+""" % svc2)
+t.ok(wait_until(lambda: db.sql("SELECT state FROM baton.tasks WHERE id = %d" % hid) == "succeeded", 20),
+     "a 3 s task with a 1 s lease succeeds", w.logtext())
+t.is_(db.sql("SELECT attempt FROM baton.tasks WHERE id = %d" % hid), "1",
+      "in its first attempt: heartbeats extended the lease while tick() ran every 100 ms")
+# A task cancelled while it runs is stopped at the next heartbeat and not reported.
+cid = int(db.sql("SELECT baton.enqueue('h')"))
+t.ok(wait_until(lambda: db.sql("SELECT state FROM baton.tasks WHERE id = %d" % cid) == "running", 10), "the next task runs")
+db.sql("SELECT baton.cancel(%d)" % cid)
+t.ok(wait_until(lambda: "lease lost or task cancelled; stopping it" in w.logtext(), 5),
+     "the heartbeat learns of the cancel and stops the child", w.logtext())
+t.is_(w.stop(), 0, "clean exit")
+t.is_(db.sql("SELECT state FROM baton.tasks WHERE id = %d" % cid), "cancelled", "the cancelled task stays cancelled")
+
+# ---- listen = off: polling only, claims not bound to the session (transaction pooling) ----
+db.sql("SELECT baton.create_queue('p')")
+open(flag, "w").close()
+pid_ = int(db.sql("SELECT baton.enqueue('p')"))
+w = Worker(db, """[worker]
+listen = off
+poll_interval = 100ms
+[queue p]
+handler = exec
+command = %s
+timeout = 120s
+""" % svc)
+t.ok(wait_until(lambda: db.sql("SELECT state FROM baton.tasks WHERE id = %d" % pid_) == "running", 10),
+     "listen = off: the polling worker claims", w.logtext())
+t.is_(db.sql("SELECT claim_pid IS NULL FROM baton._tasks WHERE id = %d" % pid_), "t",
+      "listen = off claims with session_bound => false")
+t.is_(db.sql("SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN baton_tasks'"), "0", "and does not LISTEN")
+os.remove(flag)
+for p in open(os.path.join(d, "pids")).read().split():
+    try:
+        os.killpg(int(p), signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+t.ok(wait_until(lambda: db.sql("SELECT state FROM baton.tasks WHERE id = %d" % pid_) in ("pending", "succeeded", "failed"), 10),
+     "the killed child's task is reported")
+w.kill()
+
+# ---- reconnect after a server restart: nothing lost ----
+cdir = os.path.join(d, "cluster")
+cenv = dict(os.environ, BATON_CLUSTER_DIR=cdir, BATON_PORT="5432")
+cluster = os.path.join(ROOT, "scripts", "cluster.sh")
+
+
+def cl(*args):
+    r = subprocess.run([cluster] + list(args), env=cenv, capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError(r.stderr)
+    return r.stdout
+
+
+cl("start")
+for line in cl("env").split():
+    if "=" in line and line != "export":
+        k, v = line.split("=", 1)
+        cenv[k] = v
+
+
+class OwnDb(Db):
+    def __init__(self, env):
+        self.env = env
+        self.name = env["PGDATABASE"]
+
+
+odb = OwnDb(cenv)
+odb.sql("SELECT baton.create_queue('r')")
+odb.sql("SELECT count(*) FROM baton.enqueue_many('r', (SELECT jsonb_agg(i) FROM generate_series(1, 40) AS i))")
+fast = write_script(os.path.join(d, "fast.sh"), "#!/bin/bash\ncat >/dev/null\nsleep 0.1\necho '\"fine\"'\n")
+w = Worker(odb, """[worker]
+concurrency = 4
+poll_interval = 200ms
+tick_interval = 200ms
+reconnect_max = 500ms
+[queue r]
+handler = exec
+command = %s
+timeout = 30s
+""" % fast)
+t.ok(wait_until(lambda: int(odb.sql("SELECT count(*) FROM baton.tasks WHERE state = 'succeeded'")) >= 4, 20),
+     "tasks run before the restart", w.logtext())
+cl("restart")
+t.ok(wait_until(lambda: "reconnected" in w.logtext(), 20), "the worker reconnects after the server restart", w.logtext())
+t.ok(wait_until(lambda: odb.sql("SELECT count(*) FROM baton.tasks WHERE state = 'succeeded'") == "40", 40),
+     "every task reaches succeeded: nothing lost", odb.sql("SELECT state, count(*) FROM baton.tasks GROUP BY 1"))
+t.is_(odb.sql("SELECT count(*) FROM baton._workers AS w JOIN pg_stat_activity AS a ON a.pid = w.backend_pid"), "1",
+      "registered again from the new session after the reconnect")
+t.is_(w.stop(), 0, "clean exit")
+cl("destroy")
+shutil.rmtree(d, ignore_errors=True)
