@@ -288,33 +288,35 @@ static sproc *pick(queue_rt *q, streamq *sq)
     return best;
 }
 
-static void stream_start(task *t)
+/* Hands the task to a co-process; false when none runs (restart backoff): the task waits. */
+static bool assign(task *t)
 {
     queue_rt *q = t->q;
     streamq *sq = q->hstream;
-    if (!sq) {
-        sq = xcalloc(1, sizeof *sq);
+    if (!q->qc || q->qc->handler != H_STREAM) return false;
+    sproc *p = pick(q, sq);
+    if (!p) return false;
+    t->h = p;
+    p->inflight++;
+    buf_printf(&p->out, "{\"id\":%lld,\"task\":%s}\n", (long long)t->id, t->json);
+    return true;
+}
+
+static void stream_start(task *t)
+{
+    queue_rt *q = t->q;
+    if (!q->hstream) {
+        streamq *sq = xcalloc(1, sizeof *sq);
         sq->command = xstrdup(q->qc->command);
         sq->workdir = q->qc->workdir ? xstrdup(q->qc->workdir) : NULL;
         sq->nprocs = q->qc->processes;
         q->hstream = sq;
     }
-    sproc *p = pick(q, sq);
-    if (!p) {
-        task_finish(t, REP_RETRY, "stream co-process is not running (restarting)");
-        return;
-    }
-    t->h = p;
-    p->inflight++;
-    buf_printf(&p->out, "{\"id\":%lld,\"task\":%s}\n", (long long)t->id, t->json);
+    assign(t);
 }
 
 static void stream_step(task *t, int64_t now)
 {
-    if (!t->h) {
-        task_finish(t, REP_RETRY, "stream co-process went away");
-        return;
-    }
     if (t->cancel) {
         task_finish(t, REP_RELEASE, t->cancel == CANCEL_LOST ? "lease lost" : "worker shutting down");
         return;
@@ -324,6 +326,11 @@ static void stream_step(task *t, int64_t now)
         snprintf(msg, sizeof msg, "timed out after %.3gs", (double)t->qc->timeout_ms / 1000.0);
         task_finish(t, REP_RETRY, msg);
         return;
+    }
+    if (!t->h && !assign(t)) {
+        /* Waiting for the co-process to be restarted. */
+        streamq *sq = t->q->hstream;
+        if (sq) loop_deadline(MAX(sq->restart_at, now + 10));
     }
     loop_deadline(t->deadline);
 }
