@@ -47,7 +47,7 @@ for p in open(os.path.join(d, "pids")).read().split():
     except ProcessLookupError:
         pass
 os.remove(flag)
-b = Worker(db, conf.replace("[worker]", "[worker]\nid = rescuer\ntick = on"))
+b = Worker(db, conf.replace("[worker]", "[worker]\nid = rescuer"))   # tick = auto: no scheduler runs, so B ticks
 t.ok(wait_until(lambda: db.sql("SELECT count(*) FROM baton.tasks WHERE state = 'succeeded'") == "3", 20),
      "after kill -9 of A, worker B completes its tasks", b.logtext())
 t.is_(db.sql("SELECT string_agg(DISTINCT worker || ' ' || attempt, ',') FROM baton.tasks"), "rescuer 2",
