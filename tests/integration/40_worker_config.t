@@ -69,6 +69,8 @@ for name, text, line, msg in cases:
     rc2, _, err2 = run([WORKER, "--config", p])
     t.ok(rc2 == 2 and msg in err2, "%s: the daemon refuses to start" % name, err2)
 
+rc, out, err = run([WORKER, "--config", os.path.join(ROOT, "worker", "examples", "worker.conf"), "--check-config"])
+t.is_(rc, 0, "worker/examples/worker.conf is valid", err)
 rc, out, err = run([WORKER, "--config", os.path.join(d, "missing.conf"), "--check-config"])
 t.ok(rc == 2 and "cannot open" in err, "a missing file is an error", err)
 rc, out, err = run([WORKER, "--bogus"])
