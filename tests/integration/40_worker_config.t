@@ -3,13 +3,12 @@
 import os
 import re
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from worker_helpers import Tap, Db, WORKER, ROOT, run
+from worker_helpers import tmpdir, Tap, Db, WORKER, ROOT, run
 
 t = Tap()
-d = tempfile.mkdtemp(prefix="baton-worker-conf-")
+d = tmpdir("conf")
 
 
 def conf(text):

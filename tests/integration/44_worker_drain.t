@@ -7,12 +7,11 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from worker_helpers import Tap, Db, Worker, wait_until, write_script, pid_alive
+from worker_helpers import tmpdir, Tap, Db, Worker, wait_until, write_script, pid_alive
 
 t = Tap()
 db = Db("baton_worker_drain")
-d = os.path.join("/tmp", "baton-worker-drain-%d" % os.getpid())
-os.makedirs(d, exist_ok=True)
+d = tmpdir("drain")
 svc = write_script(os.path.join(d, "svc.sh"), """#!/bin/bash
 input=$(cat)
 echo $$ >> %s/pids

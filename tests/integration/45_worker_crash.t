@@ -9,11 +9,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from worker_helpers import Tap, Db, Worker, wait_until, write_script, pid_alive, ROOT
+from worker_helpers import tmpdir, Tap, Db, Worker, wait_until, write_script, pid_alive, ROOT
 
 t = Tap()
-d = os.path.join("/tmp", "baton-worker-crash-%d" % os.getpid())
-os.makedirs(d, exist_ok=True)
+d = tmpdir("crash")
 os.chmod(d, 0o777)
 
 # ---- kill -9: another worker completes the tasks (session-bound rescue in baton.tick) ----
@@ -39,6 +38,8 @@ timeout = 120s
 a = Worker(db, conf.replace("[worker]", "[worker]\nid = victim\ntick = off"))
 t.ok(wait_until(lambda: db.sql("SELECT count(*) FROM baton.tasks WHERE state = 'running' AND worker = 'victim'") == "3", 10),
      "worker A runs the three tasks", a.logtext())
+pidfile = os.path.join(d, "pids")
+wait_until(lambda: os.path.exists(pidfile) and len(open(pidfile).read().split()) == 3, 10)
 a.proc.send_signal(signal.SIGKILL)
 a.proc.wait()
 for p in open(os.path.join(d, "pids")).read().split():
@@ -93,6 +94,7 @@ timeout = 120s
 """ % svc)
 t.ok(wait_until(lambda: db.sql("SELECT state FROM baton.tasks WHERE id = %d" % pid_) == "running", 10),
      "listen = off: the polling worker claims", w.logtext())
+wait_until(lambda: len(open(pidfile).read().split()) == 4, 10)
 t.is_(db.sql("SELECT claim_pid IS NULL FROM baton._tasks WHERE id = %d" % pid_), "t",
       "listen = off claims with session_bound => false")
 t.is_(db.sql("SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN baton_tasks'"), "0", "and does not LISTEN")

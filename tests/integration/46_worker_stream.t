@@ -6,12 +6,11 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from worker_helpers import Tap, Db, Worker, wait_until, write_script
+from worker_helpers import tmpdir, Tap, Db, Worker, wait_until, write_script
 
 t = Tap()
 db = Db("baton_worker_stream")
-d = os.path.join("/tmp", "baton-worker-stream-%d" % os.getpid())
-os.makedirs(d, exist_ok=True)
+d = tmpdir("stream")
 pids = os.path.join(d, "pids")
 co = write_script(os.path.join(d, "co.py"), r'''#!/usr/bin/env python3
 import json, os, sys

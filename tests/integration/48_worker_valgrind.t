@@ -6,16 +6,18 @@ import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from worker_helpers import Tap, Db, Worker, wait_until, write_script
+from worker_helpers import tmpdir, Tap, Db, Worker, wait_until, write_script
 
 if not shutil.which("valgrind"):
     print("1..0 # SKIP valgrind is not installed (scripts/deps.sh installs it)")
     sys.exit(0)
 
+import worker_helpers
+# valgrind needs the plain build (the sanitizer build cannot run under it).
+worker_helpers.WORKER = os.path.join(worker_helpers.ROOT, "worker", "baton-worker")
 t = Tap()
 db = Db("baton_worker_valgrind")
-d = os.path.join("/tmp", "baton-worker-vg-%d" % os.getpid())
-os.makedirs(d, exist_ok=True)
+d = tmpdir("vg")
 svc = write_script(os.path.join(d, "svc.sh"), "#!/bin/sh\ncat >/dev/null\necho '{\"fine\": true}'\n")
 db.sql("SELECT baton.create_queue('e'); SELECT baton.create_queue('n')")
 db.sql("SELECT count(*) FROM baton.enqueue_many('e', (SELECT jsonb_agg(i) FROM generate_series(1, 5) AS i))")

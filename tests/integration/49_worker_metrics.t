@@ -7,12 +7,11 @@ import sys
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from worker_helpers import Tap, Db, Worker, wait_until, write_script
+from worker_helpers import tmpdir, Tap, Db, Worker, wait_until, write_script
 
 t = Tap()
 db = Db("baton_worker_metrics")
-d = os.path.join("/tmp", "baton-worker-metrics-%d" % os.getpid())
-os.makedirs(d, exist_ok=True)
+d = tmpdir("metrics")
 svc = write_script(os.path.join(d, "svc.sh"), """#!/bin/bash
 input=$(cat)
 case "$input" in *fail*) echo nope >&2; exit 1 ;; *again*) exit 75 ;; *hang*) sleep 60 ;; esac

@@ -1,6 +1,7 @@
 """worker_helpers.py — shared plumbing of the baton-worker integration tests (TAP output, databases, processes)."""
 import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -63,7 +64,7 @@ class Worker:
     """A baton-worker process with its config in a temporary directory and its log in a file."""
 
     def __init__(self, db, conf, args=(), env_extra=None, prefix=()):
-        self.dir = tempfile.mkdtemp(prefix="baton-worker-test-")
+        self.dir = tmpdir("run")
         self.conf = os.path.join(self.dir, "worker.conf")
         self.log = os.path.join(self.dir, "worker.log")
         with open(self.conf, "w") as f:
@@ -98,6 +99,14 @@ class Worker:
     def logtext(self):
         with open(self.log) as f:
             return f.read()
+
+
+def tmpdir(tag):
+    """A fresh directory under /tmp, removed when the test exits."""
+    d = tempfile.mkdtemp(prefix="baton-worker-%s-" % tag)
+    os.chmod(d, 0o755)
+    atexit.register(shutil.rmtree, d, True)
+    return d
 
 
 def wait_until(fn, timeout=30, step=0.05):

@@ -85,6 +85,22 @@ static void lost(void)
     log_info("database: reconnecting in %lld ms", (long long)wait);
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The first column of a result as sorted ids (malloc'd), for membership tests in O(log n). */
+static int64_t *sorted_ids(PGresult *r)
+{
+    int n = PQntuples(r);
+    int64_t *v = xmalloc(sizeof *v * (size_t)(n ? n : 1));
+    for (int i = 0; i < n; i++) v[i] = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+    qsort(v, (size_t)n, sizeof *v, cmp_id);
+    return v;
+}
+
 /* Builds "{a,b,c}" for ids and attempts of a report list (at most n). */
 static void arrays_of(report *r, buf *ids, buf *atts, buf *texts, bool with_texts)
 {
@@ -188,9 +204,9 @@ static void done_reports(void)
         return;
     }
     int rows = PQntuples(C.res);
+    int64_t *acc_ids = sorted_ids(C.res);
     for (report *r = sent; r;) {
-        bool acc = false;
-        for (int i = 0; i < rows && !acc; i++) acc = strtoll(PQgetvalue(C.res, i, 0), NULL, 10) == r->id;
+        bool acc = rows && bsearch(&r->id, acc_ids, (size_t)rows, sizeof *acc_ids, cmp_id) != NULL;
         if (!acc) log_info("task %lld attempt %d: report rejected (lease lost, task cancelled or already ended)",
                            (long long)r->id, r->attempt);
         report *n = r->next;
@@ -198,6 +214,7 @@ static void done_reports(void)
         free(r);
         r = n;
     }
+    free(acc_ids);
     sent = NULL;
 }
 
@@ -249,11 +266,11 @@ static void done_heartbeats(int64_t now)
         return;
     }
     int rows = PQntuples(C.res);
+    int64_t *held_ids = sorted_ids(C.res);
     for (int i = 0; i < hb_n; i++) {
         task *t = task_find(hb_sent[i].id, hb_sent[i].attempt);
         if (!t) continue;
-        bool held = false;
-        for (int j = 0; j < rows && !held; j++) held = strtoll(PQgetvalue(C.res, j, 0), NULL, 10) == t->id;
+        bool held = rows && bsearch(&t->id, held_ids, (size_t)rows, sizeof *held_ids, cmp_id) != NULL;
         if (held) {
             t->next_hb = now + MAX(t->lease_ms / 3, 50);
         } else {
@@ -261,6 +278,7 @@ static void done_heartbeats(int64_t now)
             t->cancel = CANCEL_LOST;
         }
     }
+    free(held_ids);
     hb_n = 0;
 }
 

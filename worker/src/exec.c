@@ -69,6 +69,14 @@ void pgroups_kill_all(void)
     npgk = 0;
 }
 
+void exec_kill_all(void)
+{
+    for (task *t = W.tasks; t; t = t->next) {
+        exec_state *e = t->handler == H_EXEC ? t->h : NULL;
+        if (e && e->pid > 0) kill(-e->pid, SIGKILL);
+    }
+}
+
 /* Closes an fd field if open. */
 static void close_fd(int *fd)
 {

@@ -72,13 +72,8 @@ static void kill_children(void)
 
 void worker_die(int code)
 {
+    exec_kill_all();
     kill_children();
-    for (task *t = W.tasks; t; t = t->next) {
-        if (t->handler == H_EXEC && t->h) {
-            pid_t pid = *(pid_t *)t->h;   /* exec_state starts with the pid */
-            if (pid > 0) kill(-pid, SIGKILL);
-        }
-    }
     exit(code);
 }
 

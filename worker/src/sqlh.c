@@ -253,6 +253,7 @@ void sql_queue_step(queue_rt *q, int64_t now)
             free(s);
             continue;
         }
+        if ((!q->qc || q->qc->handler != H_SQL) && !s->t && s->step == S_IDLE) s->dead = true;
         if (s->step == S_CONNECT && c->state == PGC_READY) s->step = S_SETUP;
         if (c->state == PGC_DONE) on_done(s, q);
         if (c->state == PGC_READY && s->step != S_IDLE && s->step != S_CONNECT) advance(s, q);
