@@ -39,6 +39,10 @@ elif do == "sleep":
     time.sleep(300)
 elif do == "big":
     sys.stdout.write("y" * 100000)
+elif do == "binary":
+    sys.stdout.buffer.write(b"ok\xff\xfe\x00end")
+elif do == "argv":
+    print(json.dumps(sys.argv[1:]))
 ''')
 
 db.sql("SELECT baton.create_queue('work', max_attempts => 2, backoff_base => '0', backoff_cap => '0')")
@@ -48,13 +52,13 @@ poll_interval = 200ms
 kill_grace = 300ms
 [queue work]
 handler = exec
-command = %s
+command = %s --flag 'two words' "say \\"hi\\"" back\\ slash
 timeout = 1s
 max_output = 4KiB
 """ % svc
 
 ids = {}
-for do in ["echo", "text", "empty", "fail", "retry", "big"]:
+for do in ["echo", "text", "empty", "fail", "retry", "big", "binary", "argv"]:
     ids[do] = int(db.sql("SELECT baton.enqueue('work', '{\"do\": \"%s\"}')" % do))
 pidfile = os.path.join(d, "sleep.pids")
 ids["sleep"] = int(db.sql("SELECT baton.enqueue('work', '{\"do\": \"sleep\", \"pidfile\": \"%s\"}', max_attempts => 1)" % pidfile))
@@ -80,6 +84,10 @@ t.is_(db.sql("SELECT result #>> '{}' FROM baton.tasks WHERE id = %d" % ids["text
       "non-JSON stdout is stored as a JSON string")
 t.is_(db.sql("SELECT result IS NULL FROM baton.tasks WHERE id = %d" % ids["empty"]), "t", "empty stdout is a NULL result")
 
+t.is_(db.sql("SELECT result #>> '{}' FROM baton.tasks WHERE id = %d" % ids["binary"]), "ok\ufffd\ufffd\ufffdend",
+      "invalid UTF-8 and NUL bytes in stdout become U+FFFD in the stored string")
+t.is_(json.loads(db.sql("SELECT result FROM baton.tasks WHERE id = %d" % ids["argv"])),
+      ["--flag", "two words", 'say "hi"', "back slash"], "command is split into argv without a shell, with quoting")
 t.is_(db.sql("SELECT state || ' ' || attempt FROM baton.tasks WHERE id = %d" % ids["fail"]), "failed 1",
       "another exit code fails without retry")
 err = db.sql("SELECT error FROM baton.tasks WHERE id = %d" % ids["fail"])

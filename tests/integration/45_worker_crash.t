@@ -83,6 +83,7 @@ t.is_(db.sql("SELECT state FROM baton.tasks WHERE id = %d" % cid), "cancelled", 
 # ---- listen = off: polling only, claims not bound to the session (transaction pooling) ----
 db.sql("SELECT baton.create_queue('p')")
 open(flag, "w").close()
+before = len(open(pidfile).read().split())
 pid_ = int(db.sql("SELECT baton.enqueue('p')"))
 w = Worker(db, """[worker]
 listen = off
@@ -94,7 +95,7 @@ timeout = 120s
 """ % svc)
 t.ok(wait_until(lambda: db.sql("SELECT state FROM baton.tasks WHERE id = %d" % pid_) == "running", 10),
      "listen = off: the polling worker claims", w.logtext())
-wait_until(lambda: len(open(pidfile).read().split()) == 4, 10)
+wait_until(lambda: len(open(pidfile).read().split()) == before + 1, 10)
 t.is_(db.sql("SELECT claim_pid IS NULL FROM baton._tasks WHERE id = %d" % pid_), "t",
       "listen = off claims with session_bound => false")
 t.is_(db.sql("SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN baton_tasks'"), "0", "and does not LISTEN")
@@ -138,6 +139,8 @@ odb = OwnDb(cenv)
 odb.sql("SELECT baton.create_queue('r')")
 odb.sql("SELECT count(*) FROM baton.enqueue_many('r', (SELECT jsonb_agg(i) FROM generate_series(1, 40) AS i))")
 fast = write_script(os.path.join(d, "fast.sh"), "#!/bin/bash\ncat >/dev/null\nsleep 0.1\necho '\"fine\"'\n")
+# A multi-host conninfo: the first host does not exist, libpq moves on to the second.
+multi = "host=%s,%s port=5432,5432 dbname=baton" % (os.path.join(d, "no-such-host"), cenv["PGHOST"])
 w = Worker(odb, """[worker]
 concurrency = 4
 poll_interval = 200ms
@@ -147,7 +150,7 @@ reconnect_max = 500ms
 handler = exec
 command = %s
 timeout = 30s
-""" % fast)
+""" % fast, args=["--dsn", multi])
 t.ok(wait_until(lambda: int(odb.sql("SELECT count(*) FROM baton.tasks WHERE state = 'succeeded'")) >= 4, 20),
      "tasks run before the restart", w.logtext())
 cl("restart")
