@@ -15,6 +15,7 @@ static void oom(void)
     abort();
 }
 
+/* malloc that never returns NULL. */
 void *xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
@@ -22,6 +23,7 @@ void *xmalloc(size_t n)
     return p;
 }
 
+/* calloc that never returns NULL. */
 void *xcalloc(size_t n, size_t m)
 {
     void *p = calloc(n ? n : 1, m ? m : 1);
@@ -29,6 +31,7 @@ void *xcalloc(size_t n, size_t m)
     return p;
 }
 
+/* realloc that never returns NULL. */
 void *xrealloc(void *p, size_t n)
 {
     void *q = realloc(p, n ? n : 1);
@@ -36,11 +39,13 @@ void *xrealloc(void *p, size_t n)
     return q;
 }
 
+/* strdup that never returns NULL. */
 char *xstrdup(const char *s)
 {
     return xstrndup(s, strlen(s));
 }
 
+/* Copies n bytes into a new NUL-terminated string. */
 char *xstrndup(const char *s, size_t n)
 {
     char *p = xmalloc(n + 1);
@@ -49,18 +54,21 @@ char *xstrndup(const char *s, size_t n)
     return p;
 }
 
+/* Makes b an empty buffer without memory. */
 void buf_init(buf *b)
 {
     b->data = NULL;
     b->len = b->cap = 0;
 }
 
+/* Frees the memory of b and makes it empty. */
 void buf_free(buf *b)
 {
     free(b->data);
     buf_init(b);
 }
 
+/* Empties b, keeping its memory. */
 void buf_reset(buf *b)
 {
     b->len = 0;
@@ -77,6 +85,7 @@ static void buf_grow(buf *b, size_t n)
     b->cap = cap;
 }
 
+/* Appends n bytes. */
 void buf_add(buf *b, const void *p, size_t n)
 {
     buf_grow(b, n);
@@ -85,16 +94,19 @@ void buf_add(buf *b, const void *p, size_t n)
     b->data[b->len] = '\0';
 }
 
+/* Appends a C string. */
 void buf_adds(buf *b, const char *s)
 {
     buf_add(b, s, strlen(s));
 }
 
+/* Appends one byte. */
 void buf_addc(buf *b, char c)
 {
     buf_add(b, &c, 1);
 }
 
+/* Appends printf-formatted text. */
 void buf_printf(buf *b, const char *fmt, ...)
 {
     va_list ap;
@@ -109,6 +121,7 @@ void buf_printf(buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+/* Hands over the string (caller frees) and leaves b empty. */
 char *buf_steal(buf *b)
 {
     char *s = b->data ? b->data : xstrdup("");
@@ -116,6 +129,7 @@ char *buf_steal(buf *b)
     return s;
 }
 
+/* Drops the first n bytes (a consumed prefix of a stream). */
 void buf_consume(buf *b, size_t n)
 {
     if (n >= b->len) {
@@ -127,6 +141,7 @@ void buf_consume(buf *b, size_t n)
     b->data[b->len] = '\0';
 }
 
+/* Monotonic clock in milliseconds. */
 int64_t now_ms(void)
 {
     struct timespec ts;
@@ -134,6 +149,7 @@ int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Sets O_NONBLOCK; 0 or -1. */
 int set_nonblock(int fd)
 {
     int fl = fcntl(fd, F_GETFL);

@@ -103,12 +103,14 @@ static const opt options[] = {
 
 static const char *type_names[] = {"int", "bool", "duration", "size", "enum", "string", "list"};
 
+/* The config name of a handler kind. */
 const char *handler_name(int h)
 {
     static const char *n[] = {"exec", "stream", "http", "sql", "noop"};
     return h >= 0 && h <= H_NOOP ? n[h] : "?";
 }
 
+/* Frees every string and the list. */
 void strlist_free(strlist *l)
 {
     for (int i = 0; i < l->n; i++) free(l->v[i]);
@@ -125,6 +127,7 @@ static void strlist_add(strlist *l, const char *s)
     l->v[l->n] = NULL;
 }
 
+/* Splits a command into argv words; 0, or -1 with a message in err. */
 int split_command(const char *s, strlist *out, char *err, size_t errlen)
 {
     buf w;
@@ -331,6 +334,7 @@ static bool valid_queue_name(const char *s)
     return true;
 }
 
+/* Frees a config and all its queue sections. */
 void config_free(config *c)
 {
     if (!c) return;
@@ -354,6 +358,7 @@ void config_free(config *c)
     free(c);
 }
 
+/* The [queue NAME] section of that name, or NULL. */
 queue_conf *config_queue(config *c, const char *name)
 {
     for (queue_conf *q = c->queues; q; q = q->next)
@@ -384,6 +389,7 @@ static void check_queue(config *c, queue_conf *q, bool has_handler, buf *errs)
                            q->name, q->headers.v[i]);
 }
 
+/* Reads and validates a config file; NULL with every error (file:line) in *errors. */
 config *config_load(const char *path, char **errors)
 {
     *errors = NULL;
@@ -521,6 +527,7 @@ config *config_load(const char *path, char **errors)
     return c;
 }
 
+/* Prints the option table as Markdown (--print-config, docs/worker.md). */
 void config_print_table(void)
 {
     printf("| section | key | type | default | reloadable | meaning |\n");
@@ -537,6 +544,7 @@ void config_print_table(void)
     }
 }
 
+/* Warns about changed keys that only a restart applies. */
 void config_warn_static(const config *old, const config *neu)
 {
     if (strcmp(old->dsn, neu->dsn)) log_warn("config reload: dsn changed; it takes effect only after a restart");

@@ -44,6 +44,7 @@ static void on_notify(void *arg, const char *channel, const char *payload)
     }
 }
 
+/* host/port/dbname of a conninfo for logs: never the password. */
 void db_describe(const char *dsn, char *out, size_t n)
 {
     char *err = NULL;
@@ -85,6 +86,7 @@ static void lost(void)
     log_info("database: reconnecting in %lld ms", (long long)wait);
 }
 
+/* qsort/bsearch order of task ids. */
 static int cmp_id(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -522,6 +524,7 @@ static void done(int64_t now)
     pgc_reset(&C);
 }
 
+/* Advances the main session one turn: (re)connect, handle an answer, send the next statement. */
 void db_step(int64_t now)
 {
     if (W.db_done) return;
@@ -579,11 +582,13 @@ void db_step(int64_t now)
     }
 }
 
+/* True while the main session is set up and usable. */
 bool db_connected(void)
 {
     return dstate == D_READY;
 }
 
+/* --version: compares the installed extension version with ours; returns the exit code. */
 int db_check_version_blocking(const char *dsn, bool print)
 {
     const char *keys[] = {"dbname", "fallback_application_name", NULL};

@@ -37,6 +37,7 @@ typedef struct pgkill {
 static pgkill *pgk;
 static int     npgk, cappgk;
 
+/* Starts stopping a process group: SIGTERM now, SIGKILL after kill_grace. */
 void pgroup_kill(pid_t pgid)
 {
     if (pgid <= 1) return;
@@ -50,6 +51,7 @@ void pgroup_kill(pid_t pgid)
     npgk++;
 }
 
+/* Sends the due SIGKILLs and forgets groups that are gone. */
 void pgroups_step(int64_t now)
 {
     for (int i = 0; i < npgk;) {
@@ -63,12 +65,14 @@ void pgroups_step(int64_t now)
     }
 }
 
+/* SIGKILL to every group still being stopped (exit path). */
 void pgroups_kill_all(void)
 {
     for (int i = 0; i < npgk; i++) kill(-pgk[i].pgid, SIGKILL);
     npgk = 0;
 }
 
+/* SIGKILL to the process group of every running exec task (fatal exit path). */
 void exec_kill_all(void)
 {
     for (task *t = W.tasks; t; t = t->next) {
@@ -105,6 +109,7 @@ static char *err_tail(exec_state *e)
     return buf_steal(&b);
 }
 
+/* Writes the task JSON to the child as its pipe accepts it, then closes stdin. */
 static void on_stdin(void *arg, int fd, short rev)
 {
     task *t = arg;
@@ -124,6 +129,7 @@ static void on_stdin(void *arg, int fd, short rev)
     close_fd(&e->in_fd);
 }
 
+/* Collects stdout up to max_output; beyond it the child is killed. */
 static void on_stdout(void *arg, int fd, short rev)
 {
     task *t = arg;
@@ -148,6 +154,7 @@ static void on_stdout(void *arg, int fd, short rev)
     }
 }
 
+/* Keeps the last 4 KiB of stderr. */
 static void on_stderr(void *arg, int fd, short rev)
 {
     task *t = arg;
@@ -223,6 +230,7 @@ fail0:;
     task_finish(t, REP_RETRY, msg);
 }
 
+/* Records the exit status of an exec child (from the SIGCHLD reaper). */
 void exec_child_exited(pid_t pid, int status)
 {
     for (task *t = W.tasks; t; t = t->next) {
@@ -283,6 +291,7 @@ static void exec_outcome(task *t, exec_state *e)
     free(tail);
 }
 
+/* Timeout (SIGTERM, then SIGKILL), cancellation, and the outcome once the child is gone. */
 static void exec_step(task *t, int64_t now)
 {
     exec_state *e = t->h;
@@ -317,6 +326,7 @@ static void exec_step(task *t, int64_t now)
     else loop_deadline(e->kill_at ? e->kill_at : t->deadline);
 }
 
+/* Closes pipes and kills what is left of the process group. */
 static void exec_cleanup(task *t)
 {
     exec_state *e = t->h;

@@ -68,6 +68,7 @@ static size_t write_cb(char *p, size_t sz, size_t n, void *arg)
     return len;
 }
 
+/* Sets up libcurl and the multi handle driven by the loop. */
 int http_init(void)
 {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -84,6 +85,7 @@ int http_init(void)
     return 0;
 }
 
+/* Frees libcurl state at exit. */
 void http_shutdown(void)
 {
     if (multi) curl_multi_cleanup(multi);
@@ -140,6 +142,7 @@ static void check_done(void)
     }
 }
 
+/* Tells libcurl which of its sockets is ready. */
 static void on_sock(void *arg, int fd, short rev)
 {
     int flags = 0, running;
@@ -151,6 +154,7 @@ static void on_sock(void *arg, int fd, short rev)
     check_done();
 }
 
+/* Runs libcurl timeouts and registers its sockets with the loop. */
 void http_step(int64_t now)
 {
     if (!multi) return;
@@ -169,6 +173,7 @@ void http_step(int64_t now)
     if (timer_at >= 0) loop_deadline(timer_at);
 }
 
+/* Starts the POST of the task JSON on the shared multi handle. */
 static void http_start(task *t)
 {
     http_state *h = xcalloc(1, sizeof *h);
@@ -196,12 +201,14 @@ static void http_start(task *t)
     if (curl_multi_add_handle(multi, h->easy) != CURLM_OK) task_finish(t, REP_RETRY, "curl_multi_add_handle failed");
 }
 
+/* Cancellation of an http task (the timeout is libcurl's). */
 static void http_step_task(task *t, int64_t now)
 {
     (void)now;
     if (t->cancel) task_finish(t, REP_RELEASE, t->cancel == CANCEL_LOST ? "lease lost" : "worker shutting down");
 }
 
+/* Removes the transfer from the multi handle and frees it. */
 static void http_cleanup(task *t)
 {
     http_state *h = t->h;

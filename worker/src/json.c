@@ -162,6 +162,7 @@ static bool parse_value(jp *p)
     }
 }
 
+/* True for exactly one JSON value that jsonb accepts. */
 bool json_valid(const char *s, size_t n)
 {
     jp p = {s, s + n, 0};
@@ -170,6 +171,7 @@ bool json_valid(const char *s, size_t n)
     return p.s == p.e;
 }
 
+/* Appends a JSON string literal of s (bad UTF-8 and NUL become U+FFFD). */
 void json_add_string(buf *b, const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s, *e = u + n;
@@ -190,6 +192,7 @@ void json_add_string(buf *b, const char *s, size_t n)
     buf_addc(b, '"');
 }
 
+/* A copy of s that PostgreSQL text accepts (valid UTF-8, no NUL). */
 char *text_sanitize(const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s, *e = u + n;
@@ -204,6 +207,7 @@ char *text_sanitize(const char *s, size_t n)
     return buf_steal(&b);
 }
 
+/* Finds a top-level member of a JSON object and returns its raw value span. */
 bool json_member(const char *s, size_t n, const char *key, const char **vs, size_t *vn)
 {
     jp p = {s, s + n, 0};
@@ -250,6 +254,7 @@ static void add_utf8(buf *b, unsigned cp)
     }
 }
 
+/* Decodes a JSON string literal (malloc'd), or NULL if it is not one. */
 char *json_string_value(const char *s, size_t n)
 {
     jp p = {s, s + n, 0};
@@ -284,6 +289,7 @@ char *json_string_value(const char *s, size_t n)
     return buf_steal(&b);
 }
 
+/* Appends an element (quoted; NULL for SQL NULL) to an array literal. */
 void pg_array_add(buf *b, const char *elem, bool first)
 {
     if (!first) buf_addc(b, ',');

@@ -15,6 +15,7 @@ static watch         *watches;
 static int            nwatch, capwatch;
 static int64_t        wake_at = -1;
 
+/* Adds fd to this turn's poll set. */
 void loop_watch(int fd, short events, watch_cb cb, void *arg)
 {
     if (fd < 0) return;
@@ -31,11 +32,13 @@ void loop_watch(int fd, short events, watch_cb cb, void *arg)
     nwatch++;
 }
 
+/* Lowers this turn's poll timeout to wake up at `at`. */
 void loop_deadline(int64_t at)
 {
     if (wake_at < 0 || at < wake_at) wake_at = at;
 }
 
+/* One poll(2) and its callbacks; the watch set starts empty again. */
 void loop_run_once(void)
 {
     int timeout = -1;

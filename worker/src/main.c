@@ -40,6 +40,7 @@ static void on_sigpipe(void *arg, int fd, short rev)
     while (read(fd, tmp, sizeof tmp) > 0) {}
 }
 
+/* Prints the command-line help. */
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -70,6 +71,7 @@ static void kill_children(void)
     }
 }
 
+/* Fatal exit: kills every child first so none outlives the worker. */
 void worker_die(int code)
 {
     exec_kill_all();
@@ -128,6 +130,7 @@ static char *make_worker_id(void)
     return xstrdup(id);
 }
 
+/* Parses the command line, then runs the loop until the drain ends. */
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {

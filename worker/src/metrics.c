@@ -22,6 +22,7 @@ typedef struct mclient {
 static int      lfd = -1;
 static mclient *clients;
 
+/* Listens on host:port for metrics scrapes; 0 or -1 (logged). */
 int metrics_start(const char *addr)
 {
     char host[256];
@@ -77,6 +78,7 @@ static void render(buf *b)
     buf_free(&body);
 }
 
+/* Accepts scrapers (non-blocking). */
 static void on_accept(void *arg, int fd, short rev)
 {
     (void)arg; (void)rev;
@@ -92,6 +94,7 @@ static void on_accept(void *arg, int fd, short rev)
     }
 }
 
+/* Reads the request, then writes the metrics page and closes. */
 static void on_client(void *arg, int fd, short rev)
 {
     mclient *m = arg;
@@ -111,6 +114,7 @@ static void on_client(void *arg, int fd, short rev)
     }
 }
 
+/* Registers the listener and clients; drops finished or stale clients. */
 void metrics_step(int64_t now)
 {
     if (lfd < 0) return;

@@ -21,6 +21,7 @@ static void broken(pgc *c, const char *what)
     c->state = PGC_BROKEN;
 }
 
+/* Starts a non-blocking connect (PQconnectStartParams, expand_dbname). */
 int pgc_connect(pgc *c, const char *conninfo, const char *appname)
 {
     const char *keys[] = {"dbname", "fallback_application_name", NULL};
@@ -106,6 +107,7 @@ static void on_io(void *arg, int fd, short rev)
     }
 }
 
+/* Registers the socket for what libpq waits for. */
 void pgc_watch(pgc *c)
 {
     if (!c->conn || c->state == PGC_BROKEN || c->state == PGC_NONE) return;
@@ -117,6 +119,7 @@ void pgc_watch(pgc *c)
     loop_watch(fd, ev, on_io, c);
 }
 
+/* Sends one parameterised statement; false if the connection is not ready or broke. */
 bool pgc_send(pgc *c, const char *sql, int n, const char *const *params, const unsigned int *types)
 {
     if (c->state != PGC_READY) return false;
@@ -132,6 +135,7 @@ bool pgc_send(pgc *c, const char *sql, int n, const char *const *params, const u
     return true;
 }
 
+/* Forgets the last answer so the next statement can be sent. */
 void pgc_reset(pgc *c)
 {
     if (c->res) PQclear(c->res);
@@ -141,6 +145,7 @@ void pgc_reset(pgc *c)
     if (c->state == PGC_DONE) c->state = PGC_READY;
 }
 
+/* PQfinish and clear everything. */
 void pgc_close(pgc *c)
 {
     if (c->res) PQclear(c->res);

@@ -60,6 +60,7 @@ static bool retryable(const char *ss)
            !strcmp(ss, "55P03");
 }
 
+/* Ends the task bound to a connection (if it still is) and unbinds it. */
 static void finish_conn_task(sqlconn *s, int kind, const char *text)
 {
     if (s->t && !s->t->finished) task_finish(s->t, kind, text);
@@ -170,6 +171,7 @@ static void on_done(sqlconn *s, queue_rt *q)
     pgc_reset(c);
 }
 
+/* Binds the task to an idle connection of the queue (or a new one). */
 static void sql_start(task *t)
 {
     sqlq *sq = t->q->hsql;
@@ -200,6 +202,7 @@ static void sql_start(task *t)
     if (s->step == S_IDLE) s->step = S_BEGIN;
 }
 
+/* Cancellation and a last-resort deadline (statement_timeout fires first). */
 static void sql_step(task *t, int64_t now)
 {
     sqlconn *s = t->h;
@@ -221,6 +224,7 @@ static void sql_step(task *t, int64_t now)
     loop_deadline(t->deadline + 5000);
 }
 
+/* Unbinds the task from its connection. */
 static void sql_cleanup(task *t)
 {
     sqlconn *s = t->h;
@@ -228,6 +232,7 @@ static void sql_cleanup(task *t)
     t->h = NULL;
 }
 
+/* Drives every connection of the queue through its transaction steps. */
 void sql_queue_step(queue_rt *q, int64_t now)
 {
     (void)now;
@@ -262,6 +267,7 @@ void sql_queue_step(queue_rt *q, int64_t now)
     }
 }
 
+/* Closes every connection of the queue. */
 void sql_queue_free(queue_rt *q)
 {
     sqlq *sq = q->hsql;

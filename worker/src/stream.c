@@ -33,6 +33,7 @@ typedef struct streamq {
     int64_t restart_at;
 } streamq;
 
+/* Closes an fd field if open and marks it closed. */
 static void close_fd(int *fd)
 {
     if (*fd >= 0) close(*fd);
@@ -132,6 +133,7 @@ static void on_line(sproc *p, const char *s, size_t n)
     free(err);
 }
 
+/* Reads responses, one JSON object per line. */
 static void on_out(void *arg, int fd, short rev)
 {
     sproc *p = arg;
@@ -162,6 +164,7 @@ static void on_out(void *arg, int fd, short rev)
     }
 }
 
+/* Writes queued requests as the pipe accepts them. */
 static void on_in(void *arg, int fd, short rev)
 {
     sproc *p = arg;
@@ -180,6 +183,7 @@ static void on_in(void *arg, int fd, short rev)
     }
 }
 
+/* Records the exit of a co-process; false if pid is not one. */
 bool stream_child_exited(pid_t pid, int status)
 {
     for (queue_rt *q = W.queues; q; q = q->next) {
@@ -227,11 +231,13 @@ static void retire(sproc *p)
     p->retiring = true;
 }
 
+/* String equality treating NULL as empty. */
 static bool same(const char *a, const char *b)
 {
     return !strcmp(a ? a : "", b ? b : "");
 }
 
+/* Retires co-processes after a config change, reaps dead ones, registers pipes. */
 void stream_queue_step(queue_rt *q, int64_t now)
 {
     streamq *sq = q->hstream;
@@ -302,6 +308,7 @@ static bool assign(task *t)
     return true;
 }
 
+/* Creates the queue's co-process state on first use and hands the task over. */
 static void stream_start(task *t)
 {
     queue_rt *q = t->q;
@@ -315,6 +322,7 @@ static void stream_start(task *t)
     assign(t);
 }
 
+/* Cancellation, timeout, and waiting for a restarting co-process. */
 static void stream_step(task *t, int64_t now)
 {
     if (t->cancel) {
@@ -335,6 +343,7 @@ static void stream_step(task *t, int64_t now)
     loop_deadline(t->deadline);
 }
 
+/* Frees the task's slot in its co-process. */
 static void stream_cleanup(task *t)
 {
     sproc *p = t->h;
@@ -342,6 +351,7 @@ static void stream_cleanup(task *t)
     t->h = NULL;
 }
 
+/* Closes every co-process of the queue (EOF and SIGTERM). */
 void stream_queue_free(queue_rt *q)
 {
     streamq *sq = q->hstream;

@@ -8,6 +8,7 @@
 
 worker_state W;
 
+/* The runtime queue of that name, or NULL. */
 queue_rt *queue_find(const char *name)
 {
     for (queue_rt *q = W.queues; q; q = q->next)
@@ -15,6 +16,7 @@ queue_rt *queue_find(const char *name)
     return NULL;
 }
 
+/* Points runtime queues at the current config; adds new ones. */
 void queues_sync(void)
 {
     for (queue_rt *q = W.queues; q; q = q->next) q->qc = config_queue(W.cfg, q->name);
@@ -29,6 +31,7 @@ void queues_sync(void)
     }
 }
 
+/* Room left under the queue's own concurrency (0 for a removed queue). */
 int free_slots(queue_rt *q)
 {
     if (!q->qc) return 0;
@@ -90,6 +93,7 @@ static const handler_ops *ops_of(int h)
     }
 }
 
+/* Builds the task object and starts its handler. */
 void task_start(queue_rt *q, int64_t id, int attempt, const char *payload, const char *run_id, const char *step,
                 const char *correlation_id, int max_attempts, double lease_s)
 {
@@ -130,6 +134,7 @@ void task_start(queue_rt *q, int64_t id, int attempt, const char *payload, const
     ops_of(t->handler)->start(t);
 }
 
+/* Queues an outcome for reporting (front: a batch that must be resent first). */
 void report_push(report *r, bool front)
 {
     report **head = &W.reports[r->kind];
@@ -144,6 +149,7 @@ void report_push(report *r, bool front)
     W.nreports++;
 }
 
+/* Records the outcome of a task and frees its slot. */
 void task_finish(task *t, int kind, const char *text)
 {
     if (t->finished) return;
@@ -177,6 +183,7 @@ void task_finish(task *t, int kind, const char *text)
     report_push(r, false);
 }
 
+/* The live task with this lease token, or NULL. */
 task *task_find(int64_t id, int attempt)
 {
     for (task *t = W.tasks; t; t = t->next)
@@ -184,12 +191,14 @@ task *task_find(int64_t id, int attempt)
     return NULL;
 }
 
+/* Gives every live task's handler its turn. */
 void tasks_step(int64_t now)
 {
     for (task *t = W.tasks; t; t = t->next)
         if (!t->finished) ops_of(t->handler)->step(t, now);
 }
 
+/* Frees finished tasks (never inside callbacks, so no watch sees freed state). */
 void tasks_reap(void)
 {
     task *t = W.tasks;
@@ -215,12 +224,14 @@ static void noop_start(task *t)
     task_finish(t, REP_OK, NULL);
 }
 
+/* Nothing to do. */
 static void noop_step(task *t, int64_t now)
 {
     (void)t;
     (void)now;
 }
 
+/* Nothing to free. */
 static void noop_cleanup(task *t)
 {
     (void)t;
