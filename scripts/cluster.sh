@@ -19,6 +19,13 @@ port=${BATON_PORT:-5432}
 db=${BATON_DB:-baton}
 user=postgres
 
+# The server runs as "postgres" when we are root: if it cannot reach a
+# directory under the project (say, a checkout in a private 0700 directory),
+# keep the cluster in /tmp instead, under a name derived from the wanted path.
+if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$(dirname "$dir")" 2>/dev/null; then
+    dir=/tmp/baton-cluster-$(echo -n "$dir" | md5sum | cut -c1-12)
+fi
+
 as_owner() {
     if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }

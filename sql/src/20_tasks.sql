@@ -173,30 +173,39 @@ BEGIN
 END
 $$;
 
--- Claims up to want due tasks from the given unlimited queues.
+-- Claims up to want due tasks from the given queues (limits already applied).
+-- The picked ids go through an array so that the cached generic plan stays
+-- an index scan on the primary key whatever the batch size.
 CREATE FUNCTION baton._claim_from(queues text[], worker text, want integer, pid integer, session_start timestamptz)
 RETURNS TABLE (id bigint, queue text, payload jsonb, attempt integer, lease_expires_at timestamptz,
                run_id bigint, step text, correlation_id uuid, max_attempts integer)
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    WITH picked AS (
-        SELECT c.id FROM pg_catalog.unnest(queues) AS uq(name)
-        CROSS JOIN LATERAL (
-            SELECT t.id, t.priority, t.run_at FROM baton._tasks AS t
-             WHERE t.queue = uq.name AND t.state = 'pending'
-             ORDER BY t.priority DESC, t.run_at, t.id
-             LIMIT want
-             FOR UPDATE SKIP LOCKED) AS c
-        ORDER BY c.priority DESC, c.run_at, c.id
-        LIMIT want)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- Rows come back in claim order (priority, then due time).
+    RETURN QUERY
+    WITH claimed AS (
     UPDATE baton._tasks AS t
        SET state = 'running', attempt = t.attempt + 1, worker = _claim_from.worker,
            started_at = pg_catalog.now(),
-           lease_expires_at = pg_catalog.now() + COALESCE(t.timeout, q.lease),
+           lease_expires_at = pg_catalog.now()
+                              + COALESCE(t.timeout, (SELECT q.lease FROM baton._queues AS q WHERE q.name = t.queue)),
            claim_pid = pid, claim_session_start = session_start
-      FROM picked, baton._queues AS q
-     WHERE t.id = picked.id AND q.name = t.queue
+     WHERE t.id = ANY (ARRAY(
+        SELECT c.id FROM pg_catalog.unnest(queues) AS uq(name)
+        CROSS JOIN LATERAL (
+            SELECT x.id, x.priority, x.run_at FROM baton._tasks AS x
+             WHERE x.queue = uq.name AND x.state = 'pending'
+             ORDER BY x.priority DESC, x.run_at, x.id
+             LIMIT want
+             FOR UPDATE SKIP LOCKED) AS c
+        ORDER BY c.priority DESC, c.run_at, c.id
+        LIMIT want))
     RETURNING t.id, t.queue, t.payload, t.attempt, t.lease_expires_at, t.run_id, t.step,
-              t.correlation_id, t.max_attempts
+              t.correlation_id, t.max_attempts, t.priority, t.run_at)
+    SELECT c.id, c.queue, c.payload, c.attempt, c.lease_expires_at, c.run_id, c.step, c.correlation_id, c.max_attempts
+      FROM claimed AS c
+     ORDER BY c.priority DESC, c.run_at, c.id;
+END
 $$;
 
 CREATE FUNCTION baton.claim(queues text[], worker text, batch integer DEFAULT 1,
@@ -341,12 +350,16 @@ BEGIN
     IF results IS NOT NULL AND pg_catalog.cardinality(results) <> pg_catalog.cardinality(ids) THEN
         PERFORM baton._bad('complete_many', 'results', 'must have as many elements as ids');
     END IF;
+    -- Hooks run in run order, so two batches touching the same runs lock
+    -- them in the same order and cannot deadlock.
     FOR t IN
-        UPDATE baton._tasks AS x
-           SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
-          FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results)) AS u(i, a, r)
-         WHERE x.id = u.i AND x.attempt = u.a AND x.state = 'running'
-        RETURNING x.*
+        WITH done AS (
+            UPDATE baton._tasks AS x
+               SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
+              FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results)) AS u(i, a, r)
+             WHERE x.id = ANY (ids) AND x.id = u.i AND x.attempt = u.a AND x.state = 'running'
+            RETURNING x.*)
+        SELECT * FROM done ORDER BY done.run_id NULLS FIRST, done.id
     LOOP
         IF baton._needs_hook(t) THEN
             PERFORM baton._on_task_end(t);
@@ -406,7 +419,7 @@ CREATE FUNCTION baton.fail_many(ids bigint[], attempts integer[], errors text[],
 RETURNS SETOF bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    i integer;
+    f record;
 BEGIN
     IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(attempts) THEN
         PERFORM baton._bad('fail_many', 'attempts', 'must have as many elements as ids');
@@ -414,9 +427,15 @@ BEGIN
     IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(errors) THEN
         PERFORM baton._bad('fail_many', 'errors', 'must have as many elements as ids');
     END IF;
-    FOR i IN 1 .. COALESCE(pg_catalog.cardinality(ids), 0) LOOP
-        IF baton.fail(ids[i], attempts[i], errors[i], retry) THEN
-            RETURN NEXT ids[i];
+    -- In run order, like complete_many, so concurrent batches cannot deadlock on runs.
+    FOR f IN
+        SELECT u.i, u.a, u.e FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts),
+                                             pg_catalog.unnest(errors)) AS u(i, a, e)
+          LEFT JOIN baton._tasks AS t ON t.id = u.i
+         ORDER BY t.run_id NULLS FIRST, u.i
+    LOOP
+        IF baton.fail(f.i, f.a, f.e, retry) THEN
+            RETURN NEXT f.i;
         END IF;
     END LOOP;
 END
@@ -454,7 +473,7 @@ BEGIN
     UPDATE baton._tasks AS x
        SET lease_expires_at = pg_catalog.now() + COALESCE(heartbeat_many.extend, x.timeout, q.lease)
       FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts)) AS u(i, a), baton._queues AS q
-     WHERE x.id = u.i AND x.attempt = u.a AND x.state = 'running' AND q.name = x.queue
+     WHERE x.id = ANY (ids) AND x.id = u.i AND x.attempt = u.a AND x.state = 'running' AND q.name = x.queue
     RETURNING x.id;
 END
 $$;

@@ -1,50 +1,413 @@
--- 60_workflows.sql — orchestration: workflow definitions, runs and steps (placeholder hooks).
+-- 60_workflows.sql — orchestration, part 1: workflow definitions, their validation and versions.
+--
+-- Glossary: a workflow is a named, versioned DAG of steps; a run is one
+-- execution of one version; a run step is one step of one run (for a task step
+-- it owns one task, for a map step one task per array element).
 
--- Called by the task core when a task of a run ends.
-CREATE FUNCTION baton._wf_on_task_end(task baton._tasks) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- Every version of every workflow, with its definition as given.
+CREATE TABLE baton._workflows (
+    name        text NOT NULL,
+    version     integer NOT NULL,
+    definition  jsonb NOT NULL,
+    step_count  integer NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (name, version)
+);
+
+-- The compiled steps of each version: one indexed row per step, so the run
+-- engine reads only the step it needs (no detoasting of whole definitions).
+CREATE TABLE baton._wf_steps (
+    workflow    text NOT NULL,
+    version     integer NOT NULL,
+    step        text NOT NULL,
+    kind        text NOT NULL,
+    spec        jsonb NOT NULL,
+    after       text[] NOT NULL,
+    dependents  text[] NOT NULL,
+    ord         integer NOT NULL,      -- position in a topological order
+    PRIMARY KEY (workflow, version, step),
+    FOREIGN KEY (workflow, version) REFERENCES baton._workflows (name, version)
+);
+
+SELECT pg_catalog.pg_extension_config_dump('baton._workflows', '');
+SELECT pg_catalog.pg_extension_config_dump('baton._wf_steps', '');
+
+-- Raises invalid_parameter_value for a definition error, naming the step.
+CREATE FUNCTION baton._wf_bad(step text, msg text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF step IS NULL THEN
+        RAISE EXCEPTION 'baton.define_workflow: %', msg
+            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'definition';
+    END IF;
+    RAISE EXCEPTION 'baton.define_workflow: step "%": %', step, msg
+        USING ERRCODE = 'invalid_parameter_value', COLUMN = 'definition';
 END
 $$;
 
--- May a dead task of a run be retried by hand?
-CREATE FUNCTION baton._wf_may_retry(task baton._tasks) RETURNS boolean
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT true $$;
-
--- Time-driven workflow work (sleep steps, timeouts); returns counts.
-CREATE FUNCTION baton._wf_tick() RETURNS jsonb
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT '{}'::jsonb $$;
-
--- Called by the events subsystem for every published event, in the publishing
--- transaction, so waiting steps (wait_event) see it atomically.
-CREATE FUNCTION baton._wf_on_event(event baton._events) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- Checks that a string compiles as a JSONPath expression.
+CREATE FUNCTION baton._wf_check_path(step text, field text, path text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM pg_catalog.jsonb_path_query('{}'::jsonb, path::jsonpath, '{}'::jsonb, true);
+EXCEPTION WHEN OTHERS THEN
+    PERFORM baton._wf_bad(step, pg_catalog.format('%s: bad JSONPath %s (%s)', field,
+                                                  pg_catalog.quote_literal(path), SQLERRM));
 END
 $$;
+
+-- Checks every "$."-string of a template compiles as JSONPath.
+CREATE FUNCTION baton._wf_check_template(step text, field text, tmpl jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s text;
+BEGIN
+    FOR s IN SELECT v #>> '{}'
+               FROM pg_catalog.jsonb_path_query(tmpl, 'strict $.** ? (@.type() == "string")') AS v
+    LOOP
+        IF pg_catalog.left(s, 2) = '$.' THEN
+            PERFORM baton._wf_check_path(step, field, s);
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- Returns a positive interval given as a JSON string, or raises naming the step and field.
+CREATE FUNCTION baton._wf_check_interval(step text, field text, val jsonb) RETURNS interval
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    i interval;
+BEGIN
+    IF pg_catalog.jsonb_typeof(val) IS DISTINCT FROM 'string' THEN
+        PERFORM baton._wf_bad(step, pg_catalog.format('%s must be an interval string such as "5 minutes" (got %s)',
+                                                      field, val));
+    END IF;
+    BEGIN
+        i := (val #>> '{}')::interval;
+    EXCEPTION WHEN OTHERS THEN
+        PERFORM baton._wf_bad(step, pg_catalog.format('%s: not an interval (got %s)', field, val));
+    END;
+    IF i <= interval '0' THEN
+        PERFORM baton._wf_bad(step, pg_catalog.format('%s must be positive (got %s)', field, val));
+    END IF;
+    RETURN i;
+END
+$$;
+
+-- Checks a JSON value is an integer at least lo.
+CREATE FUNCTION baton._wf_check_int(step text, field text, val jsonb, lo integer) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF pg_catalog.jsonb_typeof(val) IS DISTINCT FROM 'number'
+       OR (val #>> '{}')::numeric <> pg_catalog.trunc((val #>> '{}')::numeric)
+       OR (val #>> '{}')::numeric NOT BETWEEN lo AND 2147483647 THEN
+        PERFORM baton._wf_bad(step, pg_catalog.format('%s must be an integer of at least %s (got %s)', field, lo, val));
+    END IF;
+END
+$$;
+
+-- Checks a required non-empty string field.
+CREATE FUNCTION baton._wf_check_string(step text, field text, val jsonb) RETURNS text
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF val IS NULL THEN
+        PERFORM baton._wf_bad(step, pg_catalog.format('missing required field "%s"', field));
+    END IF;
+    IF pg_catalog.jsonb_typeof(val) <> 'string' OR val #>> '{}' = '' THEN
+        PERFORM baton._wf_bad(step, pg_catalog.format('%s must be a non-empty string (got %s)', field, val));
+    END IF;
+    RETURN val #>> '{}';
+END
+$$;
+
+-- Checks a queue named by a step exists.
+CREATE FUNCTION baton._wf_check_queue(step text, field text, val jsonb) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    q text := baton._wf_check_string(step, field, val);
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM baton._queues AS x WHERE x.name = q) THEN
+        PERFORM baton._wf_bad(step, pg_catalog.format('unknown queue "%s"', q));
+    END IF;
+END
+$$;
+
+-- Validates one step's own fields (not its dependencies); returns its kind.
+CREATE FUNCTION baton._wf_check_step(workflow text, step text, spec jsonb) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    kind    text;
+    allowed text[];
+    k       text;
+    child   text;
+    comp    jsonb;
+BEGIN
+    IF step !~ '^[A-Za-z_][A-Za-z0-9_]{0,62}$' THEN
+        PERFORM baton._wf_bad(step, 'bad step name: use 1-63 letters, digits and "_", not starting with a digit');
+    END IF;
+    IF pg_catalog.jsonb_typeof(spec) IS DISTINCT FROM 'object' THEN
+        PERFORM baton._wf_bad(step, pg_catalog.format('must be a JSON object (got %s)', spec));
+    END IF;
+    IF spec ? 'kind' AND pg_catalog.jsonb_typeof(spec -> 'kind') <> 'string' THEN
+        PERFORM baton._wf_bad(step, pg_catalog.format('kind must be a string (got %s)', spec -> 'kind'));
+    END IF;
+    kind := COALESCE(spec ->> 'kind', 'task');
+    allowed := CASE kind
+        WHEN 'task'       THEN ARRAY['queue', 'input', 'map', 'max_attempts', 'timeout', 'priority']
+        WHEN 'publish'    THEN ARRAY['topic', 'payload', 'key']
+        WHEN 'wait_event' THEN ARRAY['topic', 'key', 'timeout', 'on_timeout']
+        WHEN 'sleep'      THEN ARRAY['duration', 'until']
+        WHEN 'workflow'   THEN ARRAY['workflow', 'input']
+    END;
+    IF allowed IS NULL THEN
+        PERFORM baton._wf_bad(step, pg_catalog.format(
+            'unknown kind "%s" (use task, publish, wait_event, sleep or workflow)', kind));
+    END IF;
+    allowed := allowed || ARRAY['kind', 'after', 'when', 'compensate'];
+    FOR k IN SELECT x FROM pg_catalog.jsonb_object_keys(spec) AS x ORDER BY x LOOP
+        IF NOT k = ANY (allowed) THEN
+            PERFORM baton._wf_bad(step, pg_catalog.format('unknown key "%s" for a %s step', k, kind));
+        END IF;
+    END LOOP;
+
+    IF spec ? 'when' THEN
+        PERFORM baton._wf_check_path(step, 'when', baton._wf_check_string(step, 'when', spec -> 'when'));
+    END IF;
+    IF spec ? 'input' THEN
+        PERFORM baton._wf_check_template(step, 'input', spec -> 'input');
+    END IF;
+
+    CASE kind
+    WHEN 'task' THEN
+        PERFORM baton._wf_check_queue(step, 'queue', spec -> 'queue');
+        IF spec ? 'map' THEN
+            PERFORM baton._wf_check_path(step, 'map', baton._wf_check_string(step, 'map', spec -> 'map'));
+        END IF;
+        IF spec ? 'max_attempts' THEN
+            PERFORM baton._wf_check_int(step, 'max_attempts', spec -> 'max_attempts', 1);
+        END IF;
+        IF spec ? 'priority' THEN
+            PERFORM baton._wf_check_int(step, 'priority', spec -> 'priority', -2147483647);
+        END IF;
+        IF spec ? 'timeout' THEN
+            PERFORM baton._wf_check_interval(step, 'timeout', spec -> 'timeout');
+        END IF;
+    WHEN 'publish' THEN
+        PERFORM baton._wf_check_string(step, 'topic', spec -> 'topic');
+        IF spec ? 'payload' THEN
+            PERFORM baton._wf_check_template(step, 'payload', spec -> 'payload');
+        END IF;
+        IF spec ? 'key' THEN
+            PERFORM baton._wf_check_template(step, 'key', spec -> 'key');
+        END IF;
+    WHEN 'wait_event' THEN
+        PERFORM baton._wf_check_string(step, 'topic', spec -> 'topic');
+        IF spec ? 'key' THEN
+            PERFORM baton._wf_check_template(step, 'key', spec -> 'key');
+        END IF;
+        IF spec ? 'timeout' THEN
+            PERFORM baton._wf_check_interval(step, 'timeout', spec -> 'timeout');
+        END IF;
+        IF spec ? 'on_timeout' AND spec -> 'on_timeout' NOT IN ('"fail"', '"skip"') THEN
+            PERFORM baton._wf_bad(step, pg_catalog.format('on_timeout must be "fail" or "skip" (got %s)',
+                                                          spec -> 'on_timeout'));
+        END IF;
+    WHEN 'sleep' THEN
+        IF (spec ? 'duration') = (spec ? 'until') THEN
+            PERFORM baton._wf_bad(step, 'a sleep step needs exactly one of "duration" and "until"');
+        END IF;
+        IF spec ? 'duration' THEN
+            PERFORM baton._wf_check_interval(step, 'duration', spec -> 'duration');
+        ELSIF pg_catalog.jsonb_typeof(spec -> 'until') <> 'string' THEN
+            PERFORM baton._wf_bad(step, pg_catalog.format('until must be a timestamp or a JSONPath string (got %s)',
+                                                          spec -> 'until'));
+        ELSIF pg_catalog.left(spec ->> 'until', 2) = '$.' THEN
+            PERFORM baton._wf_check_path(step, 'until', spec ->> 'until');
+        ELSE
+            BEGIN
+                PERFORM (spec ->> 'until')::timestamptz;
+            EXCEPTION WHEN OTHERS THEN
+                PERFORM baton._wf_bad(step, pg_catalog.format('until: not a timestamp (got %s)', spec -> 'until'));
+            END;
+        END IF;
+    WHEN 'workflow' THEN
+        child := baton._wf_check_string(step, 'workflow', spec -> 'workflow');
+        IF child <> workflow AND NOT EXISTS (SELECT 1 FROM baton._workflows AS w WHERE w.name = child) THEN
+            PERFORM baton._wf_bad(step, pg_catalog.format('unknown child workflow "%s"', child));
+        END IF;
+    END CASE;
+
+    IF spec ? 'compensate' THEN
+        comp := spec -> 'compensate';
+        IF pg_catalog.jsonb_typeof(comp) IS DISTINCT FROM 'object' THEN
+            PERFORM baton._wf_bad(step, pg_catalog.format('compensate must be an object {"queue", "input"} (got %s)', comp));
+        END IF;
+        FOR k IN SELECT x FROM pg_catalog.jsonb_object_keys(comp) AS x ORDER BY x LOOP
+            IF k NOT IN ('queue', 'input') THEN
+                PERFORM baton._wf_bad(step, pg_catalog.format('unknown key "%s" in compensate', k));
+            END IF;
+        END LOOP;
+        PERFORM baton._wf_check_queue(step, 'compensate.queue', comp -> 'queue');
+        IF comp ? 'input' THEN
+            PERFORM baton._wf_check_template(step, 'compensate.input', comp -> 'input');
+        END IF;
+    END IF;
+    RETURN kind;
+END
+$$;
+
+CREATE FUNCTION baton.define_workflow(name text, definition jsonb) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    steps   jsonb;
+    k       text;
+    s       text;
+    d       text;
+    names   text[];
+    kinds   jsonb := '{}';
+    afters  jsonb := '{}';
+    deps    text[];
+    done    text[] := '{}';
+    ready   text[];
+    nxt_layer text[];
+    dependents jsonb;
+    pos     jsonb;
+    indeg   integer[];
+    i       integer;
+    path    text[];
+    cur     text;
+    nxt     text;
+    latest  baton._workflows;
+    ver     integer;
+BEGIN
+    IF define_workflow.name IS NULL OR define_workflow.name !~ '^[A-Za-z0-9_.:-]{1,128}$' THEN
+        PERFORM baton._bad('define_workflow', 'name',
+            pg_catalog.format('must be 1-128 characters of letters, digits, "_", "-", ".", ":" (got %s)',
+                              COALESCE(pg_catalog.quote_literal(define_workflow.name), 'NULL')));
+    END IF;
+    IF pg_catalog.jsonb_typeof(definition) IS DISTINCT FROM 'object' THEN
+        PERFORM baton._wf_bad(NULL, pg_catalog.format('definition must be a JSON object {"steps": {...}} (got %s)',
+                                                      COALESCE(pg_catalog.jsonb_typeof(definition), 'NULL')));
+    END IF;
+    FOR k IN SELECT x FROM pg_catalog.jsonb_object_keys(definition) AS x ORDER BY x LOOP
+        IF k NOT IN ('steps', 'output') THEN
+            PERFORM baton._wf_bad(NULL, pg_catalog.format('unknown key "%s" in definition (use "steps" and "output")', k));
+        END IF;
+    END LOOP;
+    steps := definition -> 'steps';
+    IF pg_catalog.jsonb_typeof(steps) IS DISTINCT FROM 'object' OR steps = '{}' THEN
+        PERFORM baton._wf_bad(NULL, 'definition needs "steps": a non-empty object of steps keyed by name');
+    END IF;
+    IF definition ? 'output' THEN
+        PERFORM baton._wf_check_template(NULL, 'output', definition -> 'output');
+    END IF;
+
+    names := ARRAY(SELECT x FROM pg_catalog.jsonb_object_keys(steps) AS x ORDER BY x);
+    FOREACH s IN ARRAY names LOOP
+        kinds := kinds || pg_catalog.jsonb_build_object(s, baton._wf_check_step(define_workflow.name, s, steps -> s));
+        CASE pg_catalog.jsonb_typeof(steps -> s -> 'after')
+        WHEN 'string' THEN deps := ARRAY[steps -> s ->> 'after'];
+        WHEN 'array' THEN
+            IF EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(steps -> s -> 'after') AS e
+                        WHERE pg_catalog.jsonb_typeof(e) <> 'string') THEN
+                PERFORM baton._wf_bad(s, pg_catalog.format('after must be an array of step names (got %s)',
+                                                           steps -> s -> 'after'));
+            END IF;
+            deps := ARRAY(SELECT DISTINCT e FROM pg_catalog.jsonb_array_elements_text(steps -> s -> 'after') AS e
+                           ORDER BY e);
+        ELSE
+            IF steps -> s ? 'after' THEN
+                PERFORM baton._wf_bad(s, pg_catalog.format('after must be an array of step names (got %s)',
+                                                           steps -> s -> 'after'));
+            END IF;
+            deps := '{}';
+        END CASE;
+        FOREACH d IN ARRAY deps LOOP
+            IF NOT d = ANY (names) THEN
+                PERFORM baton._wf_bad(s, pg_catalog.format('unknown dependency "%s"', d));
+            END IF;
+        END LOOP;
+        afters := afters || pg_catalog.jsonb_build_object(s, pg_catalog.to_jsonb(deps));
+    END LOOP;
+
+    -- References to $.steps.<name> must name a step of this workflow.
+    FOR s, d IN SELECT x.key, m[1]
+                  FROM pg_catalog.jsonb_each(steps || pg_catalog.jsonb_build_object('', definition -> 'output')) AS x,
+                       pg_catalog.regexp_matches(x.value::text, '\$\.steps\.([A-Za-z_][A-Za-z0-9_]*)', 'g') AS m
+                 ORDER BY x.key, m[1]
+    LOOP
+        IF NOT d = ANY (names) THEN
+            PERFORM baton._wf_bad(NULLIF(s, ''), pg_catalog.format('%srefers to unknown step "%s" ($.steps.%s)',
+                                                                   CASE WHEN s = '' THEN 'output ' ELSE '' END, d, d));
+        END IF;
+    END LOOP;
+
+    -- Topological order (Kahn), layer by layer, names sorted within a layer.
+    dependents := COALESCE((SELECT pg_catalog.jsonb_object_agg(x.dep, x.l) FROM (
+                               SELECT a.dep, pg_catalog.jsonb_agg(e.key ORDER BY e.key) AS l
+                                 FROM pg_catalog.jsonb_each(afters) AS e,
+                                      pg_catalog.jsonb_array_elements_text(e.value) AS a(dep)
+                                GROUP BY a.dep) AS x), '{}');
+    pos := (SELECT pg_catalog.jsonb_object_agg(x.n, x.i) FROM pg_catalog.unnest(names) WITH ORDINALITY AS x(n, i));
+    indeg := ARRAY(SELECT pg_catalog.jsonb_array_length(afters -> x.n)
+                     FROM pg_catalog.unnest(names) WITH ORDINALITY AS x(n, i) ORDER BY x.i);
+    ready := ARRAY(SELECT x.n FROM pg_catalog.unnest(names) WITH ORDINALITY AS x(n, i)
+                    WHERE indeg[x.i] = 0 ORDER BY x.n);
+    WHILE pg_catalog.cardinality(ready) > 0 LOOP
+        done := done || ready;
+        nxt_layer := '{}';
+        FOREACH s IN ARRAY ready LOOP
+            FOR d IN SELECT pg_catalog.jsonb_array_elements_text(dependents -> s) LOOP
+                i := (pos ->> d)::integer;
+                indeg[i] := indeg[i] - 1;
+                IF indeg[i] = 0 THEN
+                    nxt_layer := nxt_layer || d;
+                END IF;
+            END LOOP;
+        END LOOP;
+        ready := ARRAY(SELECT x FROM pg_catalog.unnest(nxt_layer) AS x ORDER BY x);
+    END LOOP;
+    IF pg_catalog.cardinality(done) < pg_catalog.cardinality(names) THEN
+        -- Walk unfinished dependencies until a step repeats: that loop is a cycle.
+        SELECT n INTO cur FROM pg_catalog.unnest(names) AS n WHERE NOT n = ANY (done) ORDER BY n LIMIT 1;
+        path := ARRAY[cur];
+        LOOP
+            SELECT x INTO nxt FROM pg_catalog.jsonb_array_elements_text(afters -> cur) AS x
+             WHERE NOT x = ANY (done) ORDER BY x LIMIT 1;
+            IF nxt = ANY (path) THEN
+                path := path[pg_catalog.array_position(path, nxt):] || nxt;
+                PERFORM baton._wf_bad(nxt, pg_catalog.format('dependency cycle: %s',
+                                                             pg_catalog.array_to_string(path, ' -> ')));
+            END IF;
+            path := path || nxt;
+            cur := nxt;
+        END LOOP;
+    END IF;
+
+    -- Serialise definers of one workflow; an identical definition keeps its version.
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('baton.define_workflow:' || define_workflow.name));
+    SELECT * INTO latest FROM baton._workflows AS w
+     WHERE w.name = define_workflow.name ORDER BY w.version DESC LIMIT 1;
+    IF FOUND AND latest.definition = definition THEN
+        RETURN latest.version;
+    END IF;
+    ver := COALESCE(latest.version, 0) + 1;
+    INSERT INTO baton._workflows (name, version, definition, step_count)
+    VALUES (define_workflow.name, ver, definition, pg_catalog.cardinality(names));
+    INSERT INTO baton._wf_steps (workflow, version, step, kind, spec, after, dependents, ord)
+    SELECT define_workflow.name, ver, n, kinds ->> n, steps -> n,
+           ARRAY(SELECT pg_catalog.jsonb_array_elements_text(afters -> n)),
+           ARRAY(SELECT pg_catalog.jsonb_array_elements_text(COALESCE(dependents -> n, '[]'))),
+           pg_catalog.array_position(done, n)
+      FROM pg_catalog.unnest(names) AS n;
+    RETURN ver;
+END
+$$;
+COMMENT ON FUNCTION baton.define_workflow(text, jsonb) IS
+'Validates a workflow definition {"steps": {name: step, ...}, "output": template} and stores it as the next version of the workflow; returns the version. An identical definition returns the current version. Runs already started keep their version.';
 
 -- Does a workflow of this name exist (any version)?  Used by cron and subscriptions.
 CREATE FUNCTION baton._wf_exists(workflow text) RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT false $$;
-
--- Rows of the causal chain contributed by workflows (runs and steps), for baton.trace.
-CREATE FUNCTION baton._wf_trace(correlation uuid)
-RETURNS TABLE (at timestamptz, kind text, id bigint, name text, state text,
-               cause_kind text, cause_id bigint, detail jsonb)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT NULL::timestamptz, NULL::text, NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::bigint, NULL::jsonb
-     WHERE false
+    SELECT EXISTS (SELECT 1 FROM baton._workflows AS w WHERE w.name = _wf_exists.workflow)
 $$;
-
--- Starts a run of the latest version of a workflow; returns the run id.
-CREATE FUNCTION baton.start(workflow text, input jsonb DEFAULT '{}', idempotency_key text DEFAULT NULL,
-                            correlation_id uuid DEFAULT NULL, cause_event_id bigint DEFAULT NULL,
-                            subscription_id bigint DEFAULT NULL)
-RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    RAISE EXCEPTION 'baton.start: workflows are not implemented yet' USING ERRCODE = 'feature_not_supported';
-END
-$$;
-COMMENT ON FUNCTION baton.start(text, jsonb, text, uuid, bigint, bigint) IS 'Starts a workflow run (not implemented yet).';
-GRANT EXECUTE ON FUNCTION baton.start(text, jsonb, text, uuid, bigint, bigint) TO baton_producer, baton_admin;

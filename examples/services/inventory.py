@@ -1,0 +1,33 @@
+#!/usr/bin/env python3
+"""inventory — reserves and releases stock (baton-worker `exec` handler).
+
+Protocol (exec): baton-worker starts this program once per task, writes the task as one JSON
+object on stdin ({"id", "queue", "attempt", "payload", ...}), and reads the result JSON from
+stdout. Exit 0 = success, 75 = retry later, anything else = failure (stderr is the error).
+
+It serves both styles of the demo:
+  orchestration  payload = {"action": "reserve" | "release", "order": {...}}  (the workflow's input template)
+  choreography   payload = an event envelope: order.placed carries {"order": {...}};
+                 payment.failed is a failure token whose key is the order id -> release
+"""
+import json
+import sys
+
+task = json.load(sys.stdin)
+p = task["payload"]
+if "action" in p:                              # orchestration
+    action, order = p["action"], p["order"]
+    order_id = order["id"]
+else:                                          # choreography: an event envelope
+    action = "release" if p["topic"] == "payment.failed" else "reserve"
+    order = p["payload"].get("order")
+    order_id = p["key"]
+
+if action == "reserve":
+    if any(item.get("sku") == "out-of-stock" for item in order["items"]):
+        print("no stock for an item of order %s" % order_id, file=sys.stderr)
+        sys.exit(1)
+    json.dump({"order": order, "reservation": "R-%s" % order_id,
+               "items": len(order["items"])}, sys.stdout)
+else:
+    json.dump({"released": "R-%s" % order_id}, sys.stdout)

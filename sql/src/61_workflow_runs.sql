@@ -1,0 +1,698 @@
+-- 61_workflow_runs.sql — orchestration, part 2: runs and the engine that moves their steps.
+--
+-- Locking rule: every entry point (start, task end, event, tick, cancel_run)
+-- locks the run row first and changes its steps only while holding it.  Tasks
+-- of a run that is failing are cancelled with SKIP LOCKED, so a worker that is
+-- completing one of them at that moment never deadlocks with the failure: it
+-- gets the run lock afterwards, sees the run has ended and its result is ignored.
+
+CREATE TABLE baton._runs (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    workflow        text NOT NULL,
+    version         integer NOT NULL,
+    state           text NOT NULL DEFAULT 'running'
+                    CHECK (state IN ('running', 'succeeded', 'failed', 'cancelled')),
+    input           jsonb NOT NULL,
+    output          jsonb,
+    error           text,
+    idempotency_key text,
+    correlation_id  uuid NOT NULL,
+    parent_run_id   bigint,
+    parent_step     text,
+    cause_event_id  bigint,
+    subscription_id bigint,
+    steps_left      integer NOT NULL,       -- steps not yet succeeded or skipped
+    -- saga progress after a failure: NULL (nothing to undo), running, done
+    compensation    text CHECK (compensation IN ('running', 'done')),
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    finished_at     timestamptz,
+    FOREIGN KEY (workflow, version) REFERENCES baton._workflows (name, version),
+    UNIQUE (workflow, idempotency_key)
+);
+CREATE INDEX _runs_correlation_idx ON baton._runs (correlation_id);
+CREATE INDEX _runs_parent_idx ON baton._runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
+CREATE INDEX _runs_running_idx ON baton._runs (workflow) WHERE state = 'running';
+
+CREATE TABLE baton._run_steps (
+    run_id        bigint NOT NULL REFERENCES baton._runs (id) ON DELETE CASCADE,
+    step          text NOT NULL,
+    kind          text NOT NULL,
+    ord           integer NOT NULL,
+    state         text NOT NULL DEFAULT 'pending'
+                  CHECK (state IN ('pending', 'waiting', 'running', 'succeeded', 'failed', 'skipped',
+                                   'cancelled', 'compensating', 'compensated')),
+    deps_left     integer NOT NULL,
+    output        jsonb,
+    error         text,
+    task_id       bigint,           -- task step: its task
+    attempts      integer,          -- attempts the task used, kept when tasks are purged
+    map_total     integer,          -- map step: elements, and those of emptied counter buckets
+    map_done      integer,
+    child_run_id  bigint,           -- workflow step: the child run
+    wake_at       timestamptz,      -- sleep: wake-up; wait_event: timeout
+    wait_topic    text,             -- wait_event: what it waits for
+    wait_key      text,
+    comp_task_id  bigint,           -- its compensation task, once started
+    started_at    timestamptz,
+    finished_at   timestamptz,
+    PRIMARY KEY (run_id, step)
+);
+CREATE INDEX _run_steps_wait_idx ON baton._run_steps (wait_topic, wait_key) WHERE state = 'waiting';
+CREATE INDEX _run_steps_wake_idx ON baton._run_steps (wake_at) WHERE state = 'waiting';
+
+-- Outputs of finished map elements, so fan-in never depends on the task table
+-- still holding finished tasks.
+CREATE TABLE baton._run_map_outputs (
+    run_id  bigint NOT NULL,
+    step    text NOT NULL,
+    idx     integer NOT NULL,
+    output  jsonb,
+    PRIMARY KEY (run_id, step, idx),
+    FOREIGN KEY (run_id, step) REFERENCES baton._run_steps (run_id, step) ON DELETE CASCADE
+);
+
+-- Fan-in counters of map steps, one per bucket of 100 elements: a completion
+-- decrements its bucket, an emptied bucket the step's total.  Splitting the
+-- counter keeps the row version chains short when a worker completes many
+-- elements in one transaction (every update of a row adds a version).
+CREATE TABLE baton._run_map_counts (
+    run_id   bigint NOT NULL,
+    step     text NOT NULL,
+    bucket   integer NOT NULL,
+    pending  integer NOT NULL,
+    PRIMARY KEY (run_id, step, bucket),
+    FOREIGN KEY (run_id, step) REFERENCES baton._run_steps (run_id, step) ON DELETE CASCADE
+);
+
+SELECT pg_catalog.pg_extension_config_dump('baton._runs', '');
+SELECT pg_catalog.pg_extension_config_dump('baton._run_map_counts', '');
+SELECT pg_catalog.pg_extension_config_dump('baton._run_steps', '');
+SELECT pg_catalog.pg_extension_config_dump('baton._run_map_outputs', '');
+
+-- Renders a template: every string starting with "$." becomes the value of that
+-- JSONPath over ctx (JSON null when it matches nothing); all else is kept.
+CREATE FUNCTION baton._wf_render(tmpl jsonb, ctx jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t text := pg_catalog.jsonb_typeof(tmpl);
+BEGIN
+    IF t = 'string' THEN
+        IF pg_catalog.left(tmpl #>> '{}', 2) = '$.' THEN
+            RETURN COALESCE(pg_catalog.jsonb_path_query_first(ctx, (tmpl #>> '{}')::jsonpath, '{}', true),
+                            'null'::jsonb);
+        END IF;
+    ELSIF t = 'object' THEN
+        RETURN COALESCE((SELECT pg_catalog.jsonb_object_agg(e.k, baton._wf_render(e.v, ctx))
+                           FROM pg_catalog.jsonb_each(tmpl) AS e(k, v)), '{}'::jsonb);
+    ELSIF t = 'array' THEN
+        RETURN COALESCE((SELECT pg_catalog.jsonb_agg(baton._wf_render(e.v, ctx) ORDER BY e.n)
+                           FROM pg_catalog.jsonb_array_elements(tmpl) WITH ORDINALITY AS e(v, n)), '[]'::jsonb);
+    END IF;
+    RETURN tmpl;
+END
+$$;
+
+-- A rendered key template as text (strings as is, other JSON as its text).
+CREATE FUNCTION baton._wf_key(tmpl jsonb, ctx jsonb) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE pg_catalog.jsonb_typeof(v) WHEN 'null' THEN NULL WHEN 'string' THEN v #>> '{}' ELSE v::text END
+      FROM (SELECT baton._wf_render(tmpl, ctx) AS v) AS x
+$$;
+
+-- The document templates are evaluated over: {"input": ..., "steps": {name: {"output": ...}}}.
+CREATE FUNCTION baton._wf_ctx(run baton._runs) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.jsonb_build_object(
+               'input', run.input,
+               'steps', COALESCE(pg_catalog.jsonb_object_agg(s.step, pg_catalog.jsonb_build_object('output', s.output)),
+                                 '{}'::jsonb))
+      FROM baton._run_steps AS s WHERE s.run_id = run.id
+$$;
+
+-- Sends the run-end NOTIFY and calls the hooks that care about ended runs.
+CREATE FUNCTION baton._wf_announce(run baton._runs) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM pg_catalog.pg_notify('baton_runs',
+        pg_catalog.jsonb_build_object('run', run.id, 'state', run.state, 'workflow', run.workflow)::text);
+    PERFORM baton._ev_on_run_end(run.id);
+    IF run.parent_run_id IS NOT NULL THEN
+        PERFORM baton._wf_child_ended(run);
+    END IF;
+END
+$$;
+
+-- Starts the next compensation of an ended run (latest step in topological
+-- order first), or marks the saga done when none is left.
+CREATE FUNCTION baton._wf_compensate_next(run_id bigint) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r     baton._runs;
+    st    text;
+    comp  jsonb;
+    q     baton._queues;
+    tid   bigint;
+BEGIN
+    SELECT * INTO r FROM baton._runs AS x WHERE x.id = _wf_compensate_next.run_id;
+    SELECT s.step, d.spec -> 'compensate' INTO st, comp
+      FROM baton._run_steps AS s
+      JOIN baton._wf_steps AS d ON d.workflow = r.workflow AND d.version = r.version AND d.step = s.step
+     WHERE s.run_id = r.id AND s.state = 'succeeded' AND d.spec ? 'compensate'
+     ORDER BY s.ord DESC
+     LIMIT 1;
+    IF st IS NULL THEN
+        UPDATE baton._runs AS x SET compensation = CASE WHEN x.compensation IS NULL THEN NULL ELSE 'done' END
+         WHERE x.id = r.id;
+        RETURN;
+    END IF;
+    UPDATE baton._runs AS x SET compensation = 'running' WHERE x.id = r.id;
+    SELECT * INTO q FROM baton._queues AS x WHERE x.name = comp ->> 'queue';
+    IF NOT FOUND THEN
+        UPDATE baton._run_steps AS s
+           SET state = 'failed', error = pg_catalog.format('compensation failed: queue "%s" does not exist', comp ->> 'queue')
+         WHERE s.run_id = r.id AND s.step = st;
+        PERFORM baton._wf_compensate_next(r.id);
+        RETURN;
+    END IF;
+    INSERT INTO baton._tasks (queue, max_attempts, payload, run_id, step, correlation_id)
+    VALUES (q.name, q.max_attempts,
+            CASE WHEN comp ? 'input' THEN baton._wf_render(comp -> 'input', baton._wf_ctx(r)) ELSE r.input END,
+            r.id, st, r.correlation_id)
+    RETURNING id INTO tid;
+    UPDATE baton._run_steps AS s SET state = 'compensating', comp_task_id = tid
+     WHERE s.run_id = r.id AND s.step = st;
+    PERFORM pg_catalog.pg_notify('baton_tasks', q.name);
+END
+$$;
+
+-- Ends a running run (caller holds its lock): on failure or cancellation stops
+-- its steps, tasks and child runs and starts the saga.
+CREATE FUNCTION baton._wf_end_run(run_id bigint, new_state text, err text, out_value jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r     baton._runs;
+    child bigint;
+BEGIN
+    UPDATE baton._runs AS x
+       SET state = new_state, error = err, output = out_value, finished_at = pg_catalog.now()
+     WHERE x.id = _wf_end_run.run_id AND x.state = 'running'
+    RETURNING x.* INTO r;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF new_state <> 'succeeded' THEN
+        FOR child IN SELECT s.child_run_id FROM baton._run_steps AS s
+                      WHERE s.run_id = r.id AND s.state = 'running' AND s.child_run_id IS NOT NULL
+        LOOP
+            PERFORM baton._wf_cancel(child, pg_catalog.format('parent run %s ended %s', r.id, new_state));
+        END LOOP;
+        UPDATE baton._run_steps AS s SET state = 'cancelled', finished_at = pg_catalog.now()
+         WHERE s.run_id = r.id AND s.state IN ('pending', 'waiting', 'running');
+        UPDATE baton._tasks AS t
+           SET state = 'cancelled', finished_at = pg_catalog.now(), lease_expires_at = NULL
+         WHERE t.id IN (SELECT x.id FROM baton._tasks AS x
+                         WHERE x.run_id = r.id AND x.state IN ('scheduled', 'pending', 'running')
+                           FOR UPDATE SKIP LOCKED);
+        PERFORM baton._wf_compensate_next(r.id);
+    END IF;
+    PERFORM baton._wf_announce(r);
+END
+$$;
+
+-- Locks a run and ends it as cancelled when it is still running.
+CREATE FUNCTION baton._wf_cancel(run_id bigint, reason text) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st text;
+BEGIN
+    SELECT x.state INTO st FROM baton._runs AS x WHERE x.id = _wf_cancel.run_id FOR UPDATE;
+    IF st IS DISTINCT FROM 'running' THEN
+        RETURN false;
+    END IF;
+    PERFORM baton._wf_end_run(_wf_cancel.run_id, 'cancelled', reason, NULL);
+    RETURN true;
+END
+$$;
+
+-- A step failed (caller holds the run lock): the run fails with it.
+CREATE FUNCTION baton._wf_step_failed(run_id bigint, step text, err text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM baton._runs AS x WHERE x.id = _wf_step_failed.run_id AND x.state = 'running') THEN
+        RETURN;
+    END IF;
+    UPDATE baton._run_steps AS s SET state = 'failed', error = err, finished_at = pg_catalog.now()
+     WHERE s.run_id = _wf_step_failed.run_id AND s.step = _wf_step_failed.step;
+    PERFORM baton._wf_end_run(_wf_step_failed.run_id, 'failed',
+                              pg_catalog.format('step "%s" failed: %s', _wf_step_failed.step, err), NULL);
+END
+$$;
+
+-- A step succeeded or was skipped (caller holds the run lock): records its
+-- output, starts the dependents it was the last dependency of, and ends the
+-- run when no step is left.
+CREATE FUNCTION baton._wf_step_done(run_id bigint, step text, out_value jsonb, new_state text) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r      baton._runs;
+    deps   text[];
+    ready  text[];
+    tmpl   jsonb;
+BEGIN
+    -- Something this step's own activation set off may have ended the run.
+    IF NOT EXISTS (SELECT 1 FROM baton._runs AS x WHERE x.id = _wf_step_done.run_id AND x.state = 'running') THEN
+        RETURN '{}';
+    END IF;
+    UPDATE baton._run_steps AS s
+       SET state = new_state, output = out_value, finished_at = pg_catalog.now(),
+           started_at = COALESCE(s.started_at, pg_catalog.now())
+     WHERE s.run_id = _wf_step_done.run_id AND s.step = _wf_step_done.step;
+    UPDATE baton._runs AS x SET steps_left = x.steps_left - 1
+     WHERE x.id = _wf_step_done.run_id
+    RETURNING x.* INTO r;
+    IF r.steps_left = 0 THEN
+        SELECT w.definition -> 'output' INTO tmpl FROM baton._workflows AS w
+         WHERE w.name = r.workflow AND w.version = r.version;
+        PERFORM baton._wf_end_run(r.id, 'succeeded', NULL,
+            CASE WHEN tmpl IS NOT NULL THEN baton._wf_render(tmpl, baton._wf_ctx(r))
+                 ELSE (SELECT pg_catalog.jsonb_object_agg(s.step, s.output)
+                         FROM baton._run_steps AS s WHERE s.run_id = r.id) END);
+        RETURN '{}';
+    END IF;
+    SELECT d.dependents INTO deps FROM baton._wf_steps AS d
+     WHERE d.workflow = r.workflow AND d.version = r.version AND d.step = _wf_step_done.step;
+    IF pg_catalog.cardinality(deps) = 0 THEN
+        RETURN '{}';
+    END IF;
+    WITH dec AS (
+        UPDATE baton._run_steps AS s SET deps_left = s.deps_left - 1
+         WHERE s.run_id = r.id AND s.step = ANY (deps)
+        RETURNING s.step, s.deps_left, s.ord)
+    SELECT COALESCE(pg_catalog.array_agg(dec.step ORDER BY dec.ord), '{}') INTO ready FROM dec WHERE dec.deps_left = 0;
+    RETURN ready;
+END
+$$;
+
+-- Starts a step whose dependencies are all done (caller holds the run lock).
+CREATE FUNCTION baton._wf_activate(run_id bigint, step text) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r     baton._runs;
+    d     baton._wf_steps;
+    spec  jsonb;
+    ctx   jsonb;
+    q     baton._queues;
+    arr   jsonb;
+    n     integer;
+    tid   bigint;
+    until timestamptz;
+    wkey  text;
+    ev    baton._events;
+BEGIN
+    SELECT * INTO r FROM baton._runs AS x WHERE x.id = _wf_activate.run_id;
+    IF r.state <> 'running'
+       OR NOT EXISTS (SELECT 1 FROM baton._run_steps AS s
+                       WHERE s.run_id = r.id AND s.step = _wf_activate.step AND s.state = 'pending') THEN
+        RETURN '{}';
+    END IF;
+    SELECT * INTO d FROM baton._wf_steps AS x
+     WHERE x.workflow = r.workflow AND x.version = r.version AND x.step = _wf_activate.step;
+    spec := d.spec;
+    IF spec ?| ARRAY['when', 'input', 'map', 'payload', 'key', 'until'] THEN
+        ctx := baton._wf_ctx(r);
+    END IF;
+    IF spec ? 'when'
+       AND NOT COALESCE(pg_catalog.jsonb_path_match(ctx, (spec ->> 'when')::jsonpath, '{}', true), false) THEN
+        RETURN baton._wf_step_done(r.id, d.step, NULL, 'skipped');
+    END IF;
+
+    UPDATE baton._run_steps AS s
+       SET state = CASE WHEN d.kind IN ('sleep', 'wait_event') THEN 'waiting' ELSE 'running' END,
+           started_at = pg_catalog.now()
+     WHERE s.run_id = r.id AND s.step = d.step;
+
+    CASE d.kind
+    WHEN 'task' THEN
+        SELECT * INTO q FROM baton._queues AS x WHERE x.name = spec ->> 'queue';
+        IF NOT FOUND THEN
+            PERFORM baton._wf_step_failed(r.id, d.step, pg_catalog.format('queue "%s" does not exist', spec ->> 'queue'));
+            RETURN '{}';
+        END IF;
+        IF NOT spec ? 'map' THEN
+            INSERT INTO baton._tasks (queue, priority, max_attempts, payload, timeout, run_id, step, correlation_id)
+            VALUES (q.name, COALESCE((spec ->> 'priority')::integer, 0),
+                    COALESCE((spec ->> 'max_attempts')::integer, q.max_attempts),
+                    CASE WHEN spec ? 'input' THEN baton._wf_render(spec -> 'input', ctx) ELSE r.input END,
+                    (spec ->> 'timeout')::interval, r.id, d.step, r.correlation_id)
+            RETURNING id INTO tid;
+            UPDATE baton._run_steps AS s SET task_id = tid WHERE s.run_id = r.id AND s.step = d.step;
+            PERFORM pg_catalog.pg_notify('baton_tasks', q.name);
+            RETURN '{}';
+        END IF;
+        arr := pg_catalog.jsonb_path_query_first(ctx, (spec ->> 'map')::jsonpath, '{}', true);
+        IF pg_catalog.jsonb_typeof(arr) IS DISTINCT FROM 'array' THEN
+            PERFORM baton._wf_step_failed(r.id, d.step,
+                pg_catalog.format('map: %s is not an array (got %s)', spec ->> 'map',
+                                  COALESCE(pg_catalog.jsonb_typeof(arr), 'nothing')));
+            RETURN '{}';
+        END IF;
+        n := pg_catalog.jsonb_array_length(arr);
+        IF n = 0 THEN
+            UPDATE baton._run_steps AS s SET map_total = 0, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
+            RETURN baton._wf_step_done(r.id, d.step, '[]', 'succeeded');
+        END IF;
+        UPDATE baton._run_steps AS s SET map_total = n, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
+        INSERT INTO baton._run_map_counts (run_id, step, bucket, pending)
+        SELECT r.id, d.step, b, LEAST(100, n - b * 100) FROM pg_catalog.generate_series(0, (n - 1) / 100) AS b;
+        -- One set-based insert for the whole fan-out.
+        INSERT INTO baton._tasks (queue, priority, max_attempts, payload, timeout, run_id, step, map_index,
+                                  correlation_id)
+        SELECT q.name, COALESCE((spec ->> 'priority')::integer, 0),
+               COALESCE((spec ->> 'max_attempts')::integer, q.max_attempts),
+               CASE WHEN spec ? 'input'
+                    THEN baton._wf_render(spec -> 'input',
+                                          ctx || pg_catalog.jsonb_build_object('item', e.v, 'index', e.i - 1))
+                    ELSE e.v END,
+               (spec ->> 'timeout')::interval, r.id, d.step, (e.i - 1)::integer, r.correlation_id
+          FROM pg_catalog.jsonb_array_elements(arr) WITH ORDINALITY AS e(v, i)
+         ORDER BY e.i;
+        PERFORM pg_catalog.pg_notify('baton_tasks', q.name);
+    WHEN 'publish' THEN
+        tid := baton._publish(spec ->> 'topic',
+                              CASE WHEN spec ? 'payload' THEN baton._wf_render(spec -> 'payload', ctx) ELSE r.input END,
+                              CASE WHEN spec ? 'key' THEN baton._wf_key(spec -> 'key', ctx) END,
+                              r.correlation_id, NULL, r.id, d.step);
+        RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('event_id', tid), 'succeeded');
+    WHEN 'wait_event' THEN
+        wkey := CASE WHEN spec ? 'key' THEN baton._wf_key(spec -> 'key', ctx) END;
+        -- An event published since the run started counts even if it came before this step.
+        SELECT * INTO ev FROM baton._events AS e
+         WHERE e.topic = spec ->> 'topic' AND (wkey IS NULL OR e.key = wkey) AND e.published_at >= r.created_at
+         ORDER BY e.id LIMIT 1;
+        IF FOUND THEN
+            RETURN baton._wf_step_done(r.id, d.step, ev.payload, 'succeeded');
+        END IF;
+        UPDATE baton._run_steps AS s
+           SET wait_topic = spec ->> 'topic', wait_key = wkey,
+               wake_at = pg_catalog.now() + (spec ->> 'timeout')::interval
+         WHERE s.run_id = r.id AND s.step = d.step;
+    WHEN 'sleep' THEN
+        IF spec ? 'duration' THEN
+            until := pg_catalog.now() + (spec ->> 'duration')::interval;
+        ELSE
+            BEGIN
+                until := (baton._wf_render(spec -> 'until', ctx) #>> '{}')::timestamptz;
+            EXCEPTION WHEN OTHERS THEN
+                until := NULL;
+            END;
+            IF until IS NULL THEN
+                PERFORM baton._wf_step_failed(r.id, d.step,
+                    pg_catalog.format('until: %s is not a timestamp (got %s)', spec ->> 'until',
+                                      baton._wf_render(spec -> 'until', ctx)));
+                RETURN '{}';
+            END IF;
+        END IF;
+        IF until <= pg_catalog.now() THEN
+            RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('until', until), 'succeeded');
+        END IF;
+        UPDATE baton._run_steps AS s SET wake_at = until WHERE s.run_id = r.id AND s.step = d.step;
+    WHEN 'workflow' THEN
+        IF NOT baton._wf_exists(spec ->> 'workflow') THEN
+            PERFORM baton._wf_step_failed(r.id, d.step,
+                pg_catalog.format('workflow "%s" does not exist', spec ->> 'workflow'));
+            RETURN '{}';
+        END IF;
+        -- The child may end at once (all its steps instant); it then reports back here.
+        PERFORM baton._wf_start(spec ->> 'workflow',
+                                CASE WHEN spec ? 'input' THEN baton._wf_render(spec -> 'input', ctx) ELSE r.input END,
+                                NULL, r.correlation_id, NULL, NULL, r.id, d.step);
+    END CASE;
+    RETURN '{}';
+END
+$$;
+
+-- Starts the given ready steps of a run and, breadth first, whatever they make ready.
+CREATE FUNCTION baton._wf_advance(run_id bigint, ready text[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    todo text[] := ready;
+    i    integer := 1;
+BEGIN
+    WHILE i <= COALESCE(pg_catalog.cardinality(todo), 0) LOOP
+        todo := todo || baton._wf_activate(_wf_advance.run_id, todo[i]);
+        i := i + 1;
+    END LOOP;
+END
+$$;
+
+-- A child run ended: its parent's workflow step ends with it.
+CREATE FUNCTION baton._wf_child_ended(child baton._runs) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    pst text;
+BEGIN
+    SELECT x.state INTO pst FROM baton._runs AS x WHERE x.id = child.parent_run_id FOR UPDATE;
+    IF pst IS DISTINCT FROM 'running'
+       OR NOT EXISTS (SELECT 1 FROM baton._run_steps AS s
+                       WHERE s.run_id = child.parent_run_id AND s.step = child.parent_step
+                         AND s.state = 'running' AND s.child_run_id = child.id) THEN
+        RETURN;
+    END IF;
+    IF child.state = 'succeeded' THEN
+        PERFORM baton._wf_advance(child.parent_run_id,
+            baton._wf_step_done(child.parent_run_id, child.parent_step, child.output, 'succeeded'));
+    ELSE
+        PERFORM baton._wf_step_failed(child.parent_run_id, child.parent_step,
+            pg_catalog.format('child run %s %s: %s', child.id, child.state, COALESCE(child.error, '')));
+    END IF;
+END
+$$;
+
+-- Creates a run and starts its steps that have no dependencies.
+CREATE FUNCTION baton._wf_start(workflow text, input jsonb, idempotency_key text, correlation_id uuid,
+                                cause_event_id bigint, subscription_id bigint,
+                                parent_run_id bigint, parent_step text)
+RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w      baton._workflows;
+    new_run bigint;
+BEGIN
+    SELECT * INTO w FROM baton._workflows AS x WHERE x.name = _wf_start.workflow ORDER BY x.version DESC LIMIT 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'baton.start: workflow "%" does not exist', _wf_start.workflow
+            USING ERRCODE = 'undefined_object', COLUMN = 'workflow',
+                  HINT = 'Define it with baton.define_workflow().';
+    END IF;
+    LOOP
+        INSERT INTO baton._runs (workflow, version, input, idempotency_key, correlation_id, parent_run_id,
+                                 parent_step, cause_event_id, subscription_id, steps_left)
+        VALUES (w.name, w.version, _wf_start.input, _wf_start.idempotency_key,
+                COALESCE(_wf_start.correlation_id, pg_catalog.gen_random_uuid()), _wf_start.parent_run_id,
+                _wf_start.parent_step, _wf_start.cause_event_id, _wf_start.subscription_id, w.step_count)
+        ON CONFLICT ON CONSTRAINT _runs_workflow_idempotency_key_key DO NOTHING
+        RETURNING id INTO new_run;
+        EXIT WHEN new_run IS NOT NULL;
+        SELECT x.id INTO new_run FROM baton._runs AS x
+         WHERE x.workflow = w.name AND x.idempotency_key = _wf_start.idempotency_key;
+        IF new_run IS NOT NULL THEN
+            RETURN new_run;    -- same key: the same run
+        END IF;
+    END LOOP;
+    PERFORM 1 FROM baton._runs AS x WHERE x.id = new_run FOR UPDATE;
+    IF _wf_start.parent_run_id IS NOT NULL THEN
+        UPDATE baton._run_steps AS s SET child_run_id = new_run
+         WHERE s.run_id = _wf_start.parent_run_id AND s.step = _wf_start.parent_step;
+    END IF;
+    INSERT INTO baton._run_steps (run_id, step, kind, ord, deps_left)
+    SELECT new_run, d.step, d.kind, d.ord, pg_catalog.cardinality(d.after)
+      FROM baton._wf_steps AS d WHERE d.workflow = w.name AND d.version = w.version;
+    PERFORM baton._wf_advance(new_run,
+        ARRAY(SELECT d.step FROM baton._wf_steps AS d
+               WHERE d.workflow = w.name AND d.version = w.version AND pg_catalog.cardinality(d.after) = 0
+               ORDER BY d.ord));
+    RETURN new_run;
+END
+$$;
+
+CREATE FUNCTION baton.start(workflow text, input jsonb DEFAULT '{}', idempotency_key text DEFAULT NULL,
+                            correlation_id uuid DEFAULT NULL, cause_event_id bigint DEFAULT NULL,
+                            subscription_id bigint DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF start.workflow IS NULL THEN
+        PERFORM baton._bad('start', 'workflow', 'must not be NULL');
+    END IF;
+    IF start.input IS NULL THEN
+        PERFORM baton._bad('start', 'input', 'must not be NULL (use ''{}'' for no input)');
+    END IF;
+    IF start.idempotency_key = '' THEN
+        PERFORM baton._bad('start', 'idempotency_key', 'must not be empty');
+    END IF;
+    RETURN baton._wf_start(start.workflow, start.input, start.idempotency_key, start.correlation_id,
+                           start.cause_event_id, start.subscription_id, NULL, NULL);
+END
+$$;
+COMMENT ON FUNCTION baton.start(text, jsonb, text, uuid, bigint, bigint) IS
+'Starts a run of the latest version of a workflow in the caller''s transaction and returns the run id. The same idempotency_key returns the same run. The run and its tasks carry correlation_id (a new one when NULL).';
+
+CREATE FUNCTION baton.cancel_run(run bigint) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM baton._runs AS x WHERE x.id = cancel_run.run) THEN
+        RAISE EXCEPTION 'baton.cancel_run: run % does not exist', cancel_run.run
+            USING ERRCODE = 'no_data_found', COLUMN = 'run';
+    END IF;
+    RETURN baton._wf_cancel(cancel_run.run, 'cancelled by baton.cancel_run');
+END
+$$;
+COMMENT ON FUNCTION baton.cancel_run(bigint) IS
+'Cancels a running run: pending and waiting steps are cancelled, live tasks cancelled (a running attempt learns it at its next heartbeat or completion), child runs cancelled, compensations started. Returns false when the run had already ended.';
+
+-- Called by the task core when a task of a run ends, in the completing transaction.
+CREATE FUNCTION baton._wf_on_task_end(task baton._tasks) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rst   text;
+    s     baton._run_steps;
+    left_n integer;
+BEGIN
+    SELECT x.state INTO rst FROM baton._runs AS x WHERE x.id = task.run_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    SELECT * INTO s FROM baton._run_steps AS x WHERE x.run_id = task.run_id AND x.step = task.step;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF s.comp_task_id = task.id THEN
+        -- A compensation ended: record it and go on with the next one.
+        UPDATE baton._run_steps AS x
+           SET state = CASE WHEN task.state = 'succeeded' THEN 'compensated' ELSE 'failed' END,
+               error = CASE WHEN task.state = 'succeeded' THEN x.error
+                            ELSE pg_catalog.format('compensation failed: %s', COALESCE(task.error, task.state::text)) END
+         WHERE x.run_id = s.run_id AND x.step = s.step;
+        PERFORM baton._wf_compensate_next(s.run_id);
+        RETURN;
+    END IF;
+    IF rst <> 'running' OR s.state <> 'running' THEN
+        RETURN;    -- the run or step ended meanwhile: the result is ignored
+    END IF;
+    IF task.map_index IS NULL THEN
+        IF s.task_id IS DISTINCT FROM task.id THEN
+            RETURN;
+        END IF;
+        UPDATE baton._run_steps AS x SET attempts = task.attempt WHERE x.run_id = s.run_id AND x.step = s.step;
+        IF task.state = 'succeeded' THEN
+            PERFORM baton._wf_advance(s.run_id, baton._wf_step_done(s.run_id, s.step, task.result, 'succeeded'));
+        ELSIF task.state = 'cancelled' THEN
+            PERFORM baton._wf_step_failed(s.run_id, s.step, pg_catalog.format('task %s was cancelled', task.id));
+        ELSE
+            PERFORM baton._wf_step_failed(s.run_id, s.step,
+                pg_catalog.format('task %s failed after %s attempt(s): %s', task.id, task.attempt,
+                                  COALESCE(task.error, '')));
+        END IF;
+        RETURN;
+    END IF;
+    -- A map element: keep its output; the last one in fans in.
+    IF task.state <> 'succeeded' THEN
+        PERFORM baton._wf_step_failed(s.run_id, s.step,
+            pg_catalog.format('task %s (map element %s) %s: %s', task.id, task.map_index,
+                              CASE WHEN task.state = 'cancelled' THEN 'was cancelled'
+                                   ELSE pg_catalog.format('failed after %s attempt(s)', task.attempt) END,
+                              COALESCE(task.error, '')));
+        RETURN;
+    END IF;
+    INSERT INTO baton._run_map_outputs (run_id, step, idx, output)
+    VALUES (s.run_id, s.step, task.map_index, task.result)
+    ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    UPDATE baton._run_map_counts AS c SET pending = c.pending - 1
+     WHERE c.run_id = s.run_id AND c.step = s.step AND c.bucket = task.map_index / 100
+    RETURNING c.pending INTO left_n;
+    IF left_n <> 0 THEN
+        RETURN;
+    END IF;
+    UPDATE baton._run_steps AS x SET map_done = x.map_done + LEAST(100, x.map_total - task.map_index / 100 * 100)
+     WHERE x.run_id = s.run_id AND x.step = s.step
+    RETURNING x.map_total - x.map_done INTO left_n;
+    IF left_n = 0 THEN
+        PERFORM baton._wf_advance(s.run_id, baton._wf_step_done(s.run_id, s.step,
+            (SELECT pg_catalog.jsonb_agg(m.output ORDER BY m.idx) FROM baton._run_map_outputs AS m
+              WHERE m.run_id = s.run_id AND m.step = s.step),
+            'succeeded'));
+    END IF;
+END
+$$;
+
+-- Called for every published event, in the publishing transaction: completes
+-- the steps waiting for it (the first matching event wins).
+CREATE FUNCTION baton._wf_on_event(event baton._events) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w record;
+BEGIN
+    FOR w IN SELECT s.run_id, s.step FROM baton._run_steps AS s
+              WHERE s.state = 'waiting' AND s.wait_topic = event.topic
+                AND (s.wait_key IS NULL OR s.wait_key = event.key)
+              ORDER BY s.run_id, s.step
+    LOOP
+        PERFORM 1 FROM baton._runs AS x WHERE x.id = w.run_id AND x.state = 'running' FOR UPDATE;
+        CONTINUE WHEN NOT FOUND;
+        -- Re-check under the lock: a concurrent event may have won.
+        PERFORM 1 FROM baton._run_steps AS s
+          WHERE s.run_id = w.run_id AND s.step = w.step AND s.state = 'waiting';
+        CONTINUE WHEN NOT FOUND;
+        PERFORM baton._wf_advance(w.run_id, baton._wf_step_done(w.run_id, w.step, event.payload, 'succeeded'));
+    END LOOP;
+END
+$$;
+
+-- Time-driven work: wakes sleep steps whose time has come and times out
+-- wait_event steps; returns {"woken": n, "timed_out": m}.
+CREATE FUNCTION baton._wf_tick() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w        record;
+    spec     jsonb;
+    woken    integer := 0;
+    timedout integer := 0;
+BEGIN
+    FOR w IN SELECT s.run_id, s.step, s.kind, s.wake_at FROM baton._run_steps AS s
+              WHERE s.state = 'waiting' AND s.wake_at <= pg_catalog.now()
+              ORDER BY s.wake_at LIMIT 10000
+    LOOP
+        PERFORM 1 FROM baton._runs AS x WHERE x.id = w.run_id AND x.state = 'running' FOR UPDATE SKIP LOCKED;
+        CONTINUE WHEN NOT FOUND;
+        PERFORM 1 FROM baton._run_steps AS s
+          WHERE s.run_id = w.run_id AND s.step = w.step AND s.state = 'waiting' AND s.wake_at <= pg_catalog.now();
+        CONTINUE WHEN NOT FOUND;
+        IF w.kind = 'sleep' THEN
+            woken := woken + 1;
+            PERFORM baton._wf_advance(w.run_id,
+                baton._wf_step_done(w.run_id, w.step, pg_catalog.jsonb_build_object('until', w.wake_at), 'succeeded'));
+        ELSE
+            timedout := timedout + 1;
+            SELECT d.spec INTO spec FROM baton._runs AS x
+              JOIN baton._wf_steps AS d ON d.workflow = x.workflow AND d.version = x.version
+             WHERE x.id = w.run_id AND d.step = w.step;
+            IF spec ->> 'on_timeout' = 'skip' THEN
+                PERFORM baton._wf_advance(w.run_id, baton._wf_step_done(w.run_id, w.step, NULL, 'skipped'));
+            ELSE
+                PERFORM baton._wf_step_failed(w.run_id, w.step,
+                    pg_catalog.format('timed out after %s waiting for event "%s"', spec ->> 'timeout', spec ->> 'topic'));
+            END IF;
+        END IF;
+    END LOOP;
+    RETURN pg_catalog.jsonb_build_object('woken', woken, 'timed_out', timedout);
+END
+$$;
+
+-- May a dead task of a run be retried by hand?  Only while its run is running.
+CREATE FUNCTION baton._wf_may_retry(task baton._tasks) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT COALESCE((SELECT x.state = 'running' FROM baton._runs AS x WHERE x.id = task.run_id), false)
+$$;

@@ -1,0 +1,47 @@
+#!/bin/bash
+# 60_workflow_notify.t — a client LISTENing on baton_runs hears when a run ends (succeeded, failed, cancelled),
+# and only once the ending transaction commits.
+set -uo pipefail
+db=wf_notify_$$
+createdb -T baton_template "$db" || { echo "1..0 # SKIP cannot create database"; exit 0; }
+trap 'dropdb --if-exists "$db" >/dev/null 2>&1' EXIT
+
+out=$(psql -X -q -v ON_ERROR_STOP=1 -d "$db" 2>&1 <<'SQL'
+LISTEN baton_runs;
+SELECT baton.create_queue('nq') \g /dev/null
+SELECT baton.define_workflow('n', '{"steps": {"a": {"queue": "nq"}}}') \g /dev/null
+SELECT baton.start('n') \g /dev/null
+SELECT baton.start('n') \g /dev/null
+SELECT baton.start('n') \g /dev/null
+\echo step1
+BEGIN;
+SELECT baton.complete(c.id, c.attempt, '{}') FROM baton.claim(ARRAY['nq'], 'w') AS c \g /dev/null
+\echo inside
+COMMIT;
+\echo step2
+SELECT baton.fail(c.id, c.attempt, 'x', false) FROM baton.claim(ARRAY['nq'], 'w') AS c \g /dev/null
+\echo step3
+SELECT baton.cancel_run(3) \g /dev/null
+\echo done
+SQL
+)
+echo "1..4"
+# Notifications print after the command that received them.
+if [ "$(printf '%s\n' "$out" | sed -n '/^step1$/,/^inside$/p' | grep -c 'Asynchronous notification')" = 0 ] &&
+   printf '%s\n' "$out" | sed -n '/^inside$/,/^step2$/p' | grep -q 'Asynchronous notification "baton_runs" with payload "{"run": 1, "state": "succeeded", "workflow": "n"}"'; then
+    echo "ok 1 - success notified at commit, not before"
+else
+    echo "not ok 1 - success notified at commit, not before"; printf '# %s\n' "$out"
+fi
+if printf '%s\n' "$out" | sed -n '/^step2$/,/^step3$/p' | grep -q '"run": 2, "state": "failed"'; then
+    echo "ok 2 - failure notified"
+else
+    echo "not ok 2 - failure notified"; printf '# %s\n' "$out"
+fi
+if printf '%s\n' "$out" | sed -n '/^step3$/,/^done$/p' | grep -q '"run": 3, "state": "cancelled"'; then
+    echo "ok 3 - cancellation notified"
+else
+    echo "not ok 3 - cancellation notified"; printf '# %s\n' "$out"
+fi
+n=$(printf '%s\n' "$out" | grep -c 'Asynchronous notification "baton_runs"')
+if [ "$n" = 3 ]; then echo "ok 4 - one notification per ended run"; else echo "not ok 4 - one notification per ended run (got $n)"; fi
