@@ -31,6 +31,7 @@ static unsigned  *claim_gen;
 static int     claim_nq, claim_want;
 static int64_t next_poll, next_seen, next_tick, claim_retry_at;
 static bool    have_connected;
+static int     scheduler_seen = -1;   /* tick = auto: did the last look find the scheduler? */
 
 /* Wake-ups: a NOTIFY on baton_tasks names the queue that has due tasks. */
 static void on_notify(void *arg, const char *channel, const char *payload)
@@ -479,9 +480,9 @@ static void pick(int64_t now)
     if (W.cfg->tick != TICK_OFF && now >= next_tick && !W.draining) {
         const char *params[1] = {W.cfg->tick == TICK_AUTO ? "true" : "false"};
         if (pgc_send(&C,
-                     "SELECT CASE WHEN $1::boolean AND EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity "
-                     "WHERE backend_type = 'baton scheduler' AND datname = pg_catalog.current_database()) "
-                     "THEN NULL ELSE baton.tick() END",
+                     /* scheduler_running() is SECURITY DEFINER: a plain baton_worker login
+                        cannot see other users' backend_type in pg_stat_activity. */
+                     "SELECT CASE WHEN $1::boolean AND baton.scheduler_running() THEN NULL ELSE baton.tick() END",
                      1, params, NULL))
             op = OP_TICK;
     }
@@ -513,8 +514,15 @@ static void done(int64_t now)
     case OP_TICK:
         next_tick = now + W.cfg->tick_interval_ms;
         if (C.err) log_error("tick failed: %s", C.err);
-        else if (PQntuples(C.res) == 1 && !PQgetisnull(C.res, 0, 0))
-            log_debug("tick: %s", PQgetvalue(C.res, 0, 0));
+        else if (PQntuples(C.res) == 1) {
+            int sched = PQgetisnull(C.res, 0, 0);
+            if (sched != scheduler_seen && W.cfg->tick == TICK_AUTO)
+                log_info(sched ? "tick = auto: the baton scheduler runs for this database; not calling tick()"
+                               : "tick = auto: no baton scheduler for this database; calling tick() every %lld ms",
+                         (long long)W.cfg->tick_interval_ms);
+            scheduler_seen = sched;
+            if (!sched) log_debug("tick: %s", PQgetvalue(C.res, 0, 0));
+        }
         break;
     case OP_UNREGISTER:
         if (C.err) log_error("unregister_worker failed: %s", C.err);
