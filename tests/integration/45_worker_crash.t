@@ -160,5 +160,16 @@ t.ok(wait_until(lambda: odb.sql("SELECT count(*) FROM baton.tasks WHERE state = 
 t.is_(odb.sql("SELECT count(*) FROM baton._workers AS w JOIN pg_stat_activity AS a ON a.pid = w.backend_pid"), "1",
       "registered again from the new session after the reconnect")
 t.is_(w.stop(), 0, "clean exit")
+
+# ---- SIGTERM while the database is unreachable and nothing is in flight: exit at once ----
+w = Worker(odb, "[worker]\ngrace = 60s\n[queue r]\nhandler = noop\n",
+           args=["--dsn", "host=%s port=5432 dbname=baton" % os.path.join(d, "gone")])
+t.ok(wait_until(lambda: "reconnecting in" in w.logtext(), 10), "a worker without a database keeps retrying", w.logtext())
+w.signal(signal.SIGTERM)
+try:
+    rc = w.proc.wait(20)
+except subprocess.TimeoutExpired:
+    rc = "still running"
+t.is_(rc, 0, "SIGTERM with nothing to report exits without waiting for the database", w.logtext())
 cl("destroy")
 shutil.rmtree(d, ignore_errors=True)

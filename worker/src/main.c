@@ -250,6 +250,11 @@ int main(int argc, char **argv)
         }
         tasks_reap();
         if (W.db_done) break;
+        if (W.draining && W.inflight == 0 && W.nreports == 0 && !db_connected()) {
+            /* Nothing left to report and no database to report to: do not hold up the shutdown. */
+            log_warn("database unreachable while draining; exiting without unregistering");
+            break;
+        }
         if (W.draining && now >= give_up_at) {
             log_warn("exiting without reaching the database: %d outcome%s not reported (their leases will expire)",
                      W.nreports, W.nreports == 1 ? "" : "s");
