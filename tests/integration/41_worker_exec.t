@@ -42,7 +42,7 @@ elif do == "big":
 elif do == "binary":
     sys.stdout.buffer.write(b"ok\xff\xfe\x00end")
 elif do == "argv":
-    print(json.dumps(sys.argv[1:]))
+    print(json.dumps(sys.argv[1:] + [os.environ.get("PGPASSWORD", "no password")]))
 ''')
 
 db.sql("SELECT baton.create_queue('work', max_attempts => 2, backoff_base => '0', backoff_cap => '0')")
@@ -63,7 +63,7 @@ for do in ["echo", "text", "empty", "fail", "retry", "big", "binary", "argv"]:
 pidfile = os.path.join(d, "sleep.pids")
 ids["sleep"] = int(db.sql("SELECT baton.enqueue('work', '{\"do\": \"sleep\", \"pidfile\": \"%s\"}', max_attempts => 1)" % pidfile))
 
-w = Worker(db, conf)
+w = Worker(db, conf, env_extra={"PGPASSWORD": "not-for-children"})
 
 
 def state(i):
@@ -87,7 +87,8 @@ t.is_(db.sql("SELECT result IS NULL FROM baton.tasks WHERE id = %d" % ids["empty
 t.is_(db.sql("SELECT result #>> '{}' FROM baton.tasks WHERE id = %d" % ids["binary"]), "ok\ufffd\ufffd\ufffdend",
       "invalid UTF-8 and NUL bytes in stdout become U+FFFD in the stored string")
 t.is_(json.loads(db.sql("SELECT result FROM baton.tasks WHERE id = %d" % ids["argv"])),
-      ["--flag", "two words", 'say "hi"', "back slash"], "command is split into argv without a shell, with quoting")
+      ["--flag", "two words", 'say "hi"', "back slash", "no password"],
+      "command is split into argv without a shell, with quoting; PGPASSWORD is not passed on")
 t.is_(db.sql("SELECT state || ' ' || attempt FROM baton.tasks WHERE id = %d" % ids["fail"]), "failed 1",
       "another exit code fails without retry")
 err = db.sql("SELECT error FROM baton.tasks WHERE id = %d" % ids["fail"])

@@ -195,6 +195,8 @@ static void exec_start(task *t)
         signal(SIGINT, SIG_DFL);
         signal(SIGHUP, SIG_DFL);
         signal(SIGCHLD, SIG_DFL);
+        /* The worker's database password is not the task program's business. */
+        unsetenv("PGPASSWORD");
         if (t->qc->workdir && *t->qc->workdir && chdir(t->qc->workdir) < 0) {
             dprintf(2, "baton-worker: cannot chdir to %s: %s\n", t->qc->workdir, strerror(errno));
             _exit(127);

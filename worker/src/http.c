@@ -52,6 +52,7 @@ static int timer_cb(CURLM *m, long timeout_ms, void *userp)
 {
     (void)m; (void)userp;
     timer_at = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    if (timer_at >= 0) loop_deadline(timer_at);
     return 0;
 }
 

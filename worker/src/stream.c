@@ -68,6 +68,8 @@ static sproc *spawn(queue_rt *q)
         signal(SIGINT, SIG_DFL);
         signal(SIGHUP, SIG_DFL);
         signal(SIGCHLD, SIG_DFL);
+        /* The worker's database password is not the task program's business. */
+        unsetenv("PGPASSWORD");
         if (qc->workdir && *qc->workdir && chdir(qc->workdir) < 0) {
             dprintf(2, "baton-worker: cannot chdir to %s: %s\n", qc->workdir, strerror(errno));
             _exit(127);

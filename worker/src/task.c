@@ -132,6 +132,9 @@ void task_start(queue_rt *q, int64_t id, int attempt, const char *payload, const
     q->claimed++;
     log_debug("task %lld attempt %d of queue %s started (%s)", (long long)id, attempt, q->name, handler_name(t->handler));
     ops_of(t->handler)->start(t);
+    /* Handlers register their fds in their step, which may already have run
+       this turn: make the next poll return at once so they are watched. */
+    loop_deadline(0);
 }
 
 /* Queues an outcome for reporting (front: a batch that must be resent first). */
