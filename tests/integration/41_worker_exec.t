@@ -130,3 +130,13 @@ db.sql("SELECT baton.unregister_worker('fixed-id')")
 t.ok(wait_until(lambda: db.sql("SELECT count(*) FROM baton.workers WHERE worker = 'fixed-id'") == "1", 10),
      "a worker whose row vanished registers again (worker_seen returned NULL)", w.logtext())
 t.is_(w.stop(), 0, "clean exit")
+
+# A task arriving while the worker idles (no tick, slow poll) runs right away: NOTIFY wakes the claim and the
+# child's pipes are watched from the start (it would otherwise wait for the next timer, here 60 s).
+db.sql("SELECT baton.create_queue('idle')")
+w = Worker(db, "[worker]\ntick = off\npoll_interval = 60s\nseen_interval = 60s\n[queue idle]\nhandler = exec\ncommand = %s\n" % svc)
+t.ok(wait_until(lambda: db.sql("SELECT count(*) FROM baton.workers") == "1", 10), "idle worker registered")
+iid = int(db.sql("SELECT baton.enqueue('idle', '{\"do\": \"empty\"}')"))
+t.ok(wait_until(lambda: db.sql("SELECT state FROM baton.tasks WHERE id = %d" % iid) == "succeeded", 8),
+     "a task enqueued while the worker idles succeeds without waiting for a timer", w.logtext())
+t.is_(w.stop(), 0, "clean exit")
