@@ -136,8 +136,9 @@ class OwnDb(Db):
 
 
 odb = OwnDb(cenv)
-odb.sql("SELECT baton.create_queue('r')")
+odb.sql("SELECT baton.create_queue('r'); SELECT baton.create_queue('rs'); CREATE TABLE public.hits (task bigint NOT NULL)")
 odb.sql("SELECT count(*) FROM baton.enqueue_many('r', (SELECT jsonb_agg(i) FROM generate_series(1, 40) AS i))")
+odb.sql("SELECT count(*) FROM baton.enqueue_many('rs', (SELECT jsonb_agg(i) FROM generate_series(1, 40) AS i))")
 fast = write_script(os.path.join(d, "fast.sh"), "#!/bin/bash\ncat >/dev/null\nsleep 0.1\necho '\"fine\"'\n")
 # A multi-host conninfo: the first host does not exist, libpq moves on to the second.
 multi = "host=%s,%s port=5432,5432 dbname=baton" % (os.path.join(d, "no-such-host"), cenv["PGHOST"])
@@ -150,13 +151,19 @@ reconnect_max = 500ms
 handler = exec
 command = %s
 timeout = 30s
+[queue rs]
+handler = sql
+statement = INSERT INTO public.hits (task) SELECT $2 FROM pg_sleep(0.05)
+concurrency = 2
 """ % fast, args=["--dsn", multi])
 t.ok(wait_until(lambda: int(odb.sql("SELECT count(*) FROM baton.tasks WHERE state = 'succeeded'")) >= 4, 20),
      "tasks run before the restart", w.logtext())
 cl("restart")
 t.ok(wait_until(lambda: "reconnected" in w.logtext(), 20), "the worker reconnects after the server restart", w.logtext())
-t.ok(wait_until(lambda: odb.sql("SELECT count(*) FROM baton.tasks WHERE state = 'succeeded'") == "40", 40),
+t.ok(wait_until(lambda: odb.sql("SELECT count(*) FROM baton.tasks WHERE state = 'succeeded'") == "80", 40),
      "every task reaches succeeded: nothing lost", odb.sql("SELECT state, count(*) FROM baton.tasks GROUP BY 1"))
+t.is_(odb.sql("SELECT count(*) || ' ' || count(DISTINCT task) FROM public.hits"), "40 40",
+      "sql handler across the restart: exactly one row per task (effect and completion commit together)")
 t.is_(odb.sql("SELECT count(*) FROM baton._workers AS w JOIN pg_stat_activity AS a ON a.pid = w.backend_pid"), "1",
       "registered again from the new session after the reconnect")
 t.is_(w.stop(), 0, "clean exit")
