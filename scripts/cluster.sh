@@ -6,6 +6,7 @@
 #   scripts/cluster.sh destroy             stop it and delete its files
 #   scripts/cluster.sh env                 print export lines for PGHOST, PGPORT, PGDATABASE, PGUSER
 #   scripts/cluster.sh conninfo            print the libpq connection string
+#   scripts/cluster.sh dir                 print the cluster's directory (server.log is there)
 #
 # BATON_CLUSTER_DIR picks the directory (default: .cluster at the project root),
 # so tests and people can run several clusters side by side.  As root the
@@ -96,5 +97,6 @@ case "${1:-}" in
     destroy) stop; rm -rf "$dir" "$(sockdir)" ;;
     env) echo "export PGHOST=$(sockdir) PGPORT=$port PGDATABASE=$db PGUSER=$user" ;;
     conninfo) conninfo ;;
-    *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+    dir) echo "$dir" ;;
+    *) sed -n '2,14p' "$0" >&2; exit 2 ;;
 esac

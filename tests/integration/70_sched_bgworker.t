@@ -95,7 +95,7 @@ pid=$(worker_pid)
 q -c "CREATE OR REPLACE FUNCTION baton._cron_tick() RETURNS jsonb LANGUAGE plpgsql AS \$\$ BEGIN RAISE EXCEPTION 'injected tick failure'; END \$\$" >/dev/null
 poll 20 "SELECT query LIKE '% last: failed %' FROM ($status_sql) AS s(query)"
 ok $? "a failing tick is reported"
-[ "$(worker_pid)" = "$pid" ] && grep -q "injected tick failure" "$BATON_CLUSTER_DIR/server.log"
+[ "$(worker_pid)" = "$pid" ] && grep -q "injected tick failure" "$("$cluster" dir)/server.log"
 ok $? "the error is in the server log and the same worker process goes on"
 
 # Without the extension the worker waits quietly, then resumes.
@@ -103,7 +103,7 @@ q -c "DROP EXTENSION baton" >/dev/null
 poll 20 "SELECT query LIKE '% last: waiting for CREATE EXTENSION baton' FROM ($status_sql) AS s(query)"
 ok $? "without the extension it waits"
 sleep 0.5
-[ "$(grep -c 'extension "baton" is not installed in database "baton"' "$BATON_CLUSTER_DIR/server.log")" = 1 ]
+[ "$(grep -c 'extension "baton" is not installed in database "baton"' "$("$cluster" dir)/server.log")" = 1 ]
 ok $? "and says so once in the log"
 q -c "CREATE EXTENSION baton" >/dev/null
 poll 20 "SELECT query LIKE '% last: {%' FROM ($status_sql) AS s(query)" && [ "$(worker_pid)" = "$pid" ]
