@@ -168,6 +168,30 @@ t.is_(odb.sql("SELECT count(*) FROM baton._workers AS w JOIN pg_stat_activity AS
       "registered again from the new session after the reconnect")
 t.is_(w.stop(), 0, "clean exit")
 
+# ---- an outcome produced while the server is down is reported after the reconnect ----
+go = os.path.join(d, "go")
+held = write_script(os.path.join(d, "held.sh"), """#!/bin/bash
+cat >/dev/null
+echo $$ > %s/held.pid
+while [ ! -e %s ]; do sleep 0.05; done
+echo '"made it"'
+""" % (d, go))
+odb.sql("SELECT baton.create_queue('held')")
+hid = int(odb.sql("SELECT baton.enqueue('held')"))
+w = Worker(odb, "[worker]\nreconnect_max = 300ms\n[queue held]\nhandler = exec\ncommand = %s\n" % held)
+hpid_file = os.path.join(d, "held.pid")
+t.ok(wait_until(lambda: os.path.exists(hpid_file) and open(hpid_file).read().strip() != "", 10), "the task's child runs")
+hpid = int(open(hpid_file).read())
+cl("stop")
+open(go, "w").close()
+t.ok(wait_until(lambda: not pid_alive(hpid), 10), "the child finishes while the server is down")
+cl("start")
+t.ok(wait_until(lambda: odb.sql("SELECT state FROM baton.tasks WHERE id = %d" % hid) == "succeeded", 20),
+     "its outcome is reported after the reconnect", w.logtext())
+t.is_(odb.sql("SELECT attempt || ' ' || (result #>> '{}') FROM baton.tasks WHERE id = %d" % hid), "1 made it",
+      "by the same attempt (the report was kept, not the task re-run)")
+t.is_(w.stop(), 0, "clean exit")
+
 # ---- SIGTERM while the database is unreachable and nothing is in flight: exit at once ----
 w = Worker(odb, "[worker]\ngrace = 60s\n[queue r]\nhandler = noop\n",
            args=["--dsn", "host=%s port=5432 dbname=baton" % os.path.join(d, "gone")])
