@@ -4,7 +4,7 @@
  * cannot learn the line of a key and cannot report "file:line" for a semantic
  * error (bad value, unknown key) — the issue pins that every error names its
  * line.  Its default inline-comment rule (';' only) also disagrees with the
- * pinned config shape, which uses '#'.  The reader below is ~80 lines. */
+ * pinned config shape, which uses '#'.  The reader below (config_load) is small. */
 #include "config.h"
 #include "log.h"
 
