@@ -140,3 +140,33 @@ iid = int(db.sql("SELECT baton.enqueue('idle', '{\"do\": \"empty\"}')"))
 t.ok(wait_until(lambda: db.sql("SELECT state FROM baton.tasks WHERE id = %d" % iid) == "succeeded", 8),
      "a task enqueued while the worker idles succeeds without waiting for a timer", w.logtext())
 t.is_(w.stop(), 0, "clean exit")
+
+# A queue's own concurrency bounds its tasks in flight, while another queue uses the rest of the worker's slots.
+running = os.path.join(d, "running")
+os.makedirs(running, exist_ok=True)
+par = write_script(os.path.join(d, "par.sh"), """#!/bin/bash
+cat >/dev/null
+touch %s/$$
+n=$(ls %s | wc -l)
+sleep 0.3
+rm -f %s/$$
+echo $n
+""" % (running, running, running))
+db.sql("SELECT baton.create_queue('narrow'); SELECT baton.create_queue('wide')")
+db.sql("SELECT count(*) FROM baton.enqueue_many('narrow', (SELECT jsonb_agg(i) FROM generate_series(1, 8) AS i))")
+db.sql("SELECT count(*) FROM baton.enqueue_many('wide', (SELECT jsonb_agg(i) FROM generate_series(1, 8) AS i))")
+w = Worker(db, """[worker]
+concurrency = 6
+[queue narrow]
+handler = exec
+command = %s
+concurrency = 2
+[queue wide]
+handler = noop
+""" % par)
+t.ok(wait_until(lambda: db.sql("SELECT count(*) FROM baton.tasks WHERE queue IN ('narrow', 'wide') AND state = 'succeeded'") == "16", 30),
+     "both queues drain", w.logtext())
+t.ok(int(db.sql("SELECT max((result #>> '{}')::int) FROM baton.tasks WHERE queue = 'narrow'")) <= 2,
+     "never more than the queue's concurrency (2) of its tasks at once",
+     db.sql("SELECT string_agg(result #>> '{}', ',') FROM baton.tasks WHERE queue = 'narrow'"))
+t.is_(w.stop(), 0, "clean exit")
