@@ -6,7 +6,7 @@ PG_MAJOR=${PG_MAJOR:-15}
 packages=(
     make gcc pkg-config python3
     "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-$PG_MAJOR-pgtap"
-    libtap-parser-sourcehandler-pgtap-perl libpq-dev libcurl4-openssl-dev libinih-dev
+    libtap-parser-sourcehandler-pgtap-perl libpq-dev libcurl4-openssl-dev valgrind
 )
 missing=()
 for p in "${packages[@]}"; do

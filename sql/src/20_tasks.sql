@@ -342,7 +342,9 @@ CREATE FUNCTION baton.complete_many(ids bigint[], attempts integer[], results js
 RETURNS SETOF bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    t baton._tasks;
+    t        baton._tasks;
+    accepted bigint[];
+    hooked   bigint[];
 BEGIN
     IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(attempts) THEN
         PERFORM baton._bad('complete_many', 'attempts', 'must have as many elements as ids');
@@ -350,22 +352,27 @@ BEGIN
     IF results IS NOT NULL AND pg_catalog.cardinality(results) <> pg_catalog.cardinality(ids) THEN
         PERFORM baton._bad('complete_many', 'results', 'must have as many elements as ids');
     END IF;
+    -- One set-based update; the hook test is inlined (it is what _needs_hook
+    -- says) because a function call per row costs more than the update.
+    WITH done AS (
+        UPDATE baton._tasks AS x
+           SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
+          FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results)) AS u(i, a, r)
+         WHERE x.id = ANY (ids) AND x.id = u.i AND x.attempt = u.a AND x.state = 'running'
+        RETURNING x.id, x.run_id, x.subscription_id, x.result)
+    SELECT pg_catalog.array_agg(d.id),
+           pg_catalog.array_agg(d.id) FILTER (WHERE d.run_id IS NOT NULL OR d.subscription_id IS NOT NULL
+                                              OR (pg_catalog.jsonb_typeof(d.result) = 'object' AND d.result ? 'emit'))
+      INTO accepted, hooked
+      FROM done AS d;
     -- Hooks run in run order, so two batches touching the same runs lock
     -- them in the same order and cannot deadlock.
-    FOR t IN
-        WITH done AS (
-            UPDATE baton._tasks AS x
-               SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
-              FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results)) AS u(i, a, r)
-             WHERE x.id = ANY (ids) AND x.id = u.i AND x.attempt = u.a AND x.state = 'running'
-            RETURNING x.*)
-        SELECT * FROM done ORDER BY done.run_id NULLS FIRST, done.id
-    LOOP
-        IF baton._needs_hook(t) THEN
+    IF hooked IS NOT NULL THEN
+        FOR t IN SELECT * FROM baton._tasks AS x WHERE x.id = ANY (hooked) ORDER BY x.run_id NULLS FIRST, x.id LOOP
             PERFORM baton._on_task_end(t);
-        END IF;
-        RETURN NEXT t.id;
-    END LOOP;
+        END LOOP;
+    END IF;
+    RETURN QUERY SELECT pg_catalog.unnest(accepted);
 END
 $$;
 COMMENT ON FUNCTION baton.complete_many(bigint[], integer[], jsonb[]) IS

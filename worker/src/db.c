@@ -1,0 +1,633 @@
+/* db.c — the worker's main database session: claims, batched reports, heartbeats, registration, tick, LISTEN. */
+#include "worker.h"
+#include "pgc.h"
+#include "json.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum dstate { D_DOWN, D_CONNECTING, D_SETUP, D_READY };
+enum op { OP_NONE, OP_SETUP, OP_REPORT, OP_HB, OP_CLAIM, OP_SEEN, OP_TICK, OP_REGISTER, OP_UNREGISTER };
+
+typedef struct idatt {
+    int64_t id;
+    int     attempt;
+} idatt;
+
+static pgc     C;
+static int     dstate = D_DOWN;
+static int     op = OP_NONE;
+static int     setup_step;
+static int64_t reconnect_at, backoff_ms;
+static report *sent;               /* the report batch in flight */
+static int     sent_kind;
+static idatt  *hb_sent;
+static int     hb_n, hb_cap;
+static queue_rt **claim_q;
+static unsigned  *claim_gen;
+static int     claim_nq, claim_want;
+static int64_t next_poll, next_seen, next_tick, claim_retry_at;
+static bool    have_connected;
+static int     scheduler_seen = -1;   /* tick = auto: did the last look find the scheduler? */
+
+/* Wake-ups: a NOTIFY on baton_tasks names the queue that has due tasks. */
+static void on_notify(void *arg, const char *channel, const char *payload)
+{
+    (void)arg;
+    if (strcmp(channel, "baton_tasks")) return;
+    queue_rt *q = queue_find(payload);
+    if (q) {
+        q->maybe_work = true;
+        q->wake_gen++;
+    }
+}
+
+/* host/port/dbname of a conninfo for logs: never the password. */
+void db_describe(const char *dsn, char *out, size_t n)
+{
+    char *err = NULL;
+    const char *host = getenv("PGHOST"), *port = getenv("PGPORT"), *db = getenv("PGDATABASE");
+    PQconninfoOption *opts = PQconninfoParse(dsn && *dsn ? dsn : "", &err);
+    if (err) PQfreemem(err);
+    if (opts) {
+        for (PQconninfoOption *o = opts; o->keyword; o++) {
+            if (!o->val) continue;
+            if (!strcmp(o->keyword, "host") || (!strcmp(o->keyword, "hostaddr") && !host)) host = o->val;
+            else if (!strcmp(o->keyword, "port")) port = o->val;
+            else if (!strcmp(o->keyword, "dbname")) db = o->val;
+        }
+    }
+    snprintf(out, n, "host=%s port=%s dbname=%s", host ? host : "(default)", port ? port : "(default)",
+             db ? db : "(default)");
+    if (opts) PQconninfoFree(opts);
+}
+
+/* Drops the session: unacknowledged reports go back to the front of their lists. */
+static void lost(void)
+{
+    if (C.err) log_warn("database: %s", C.err);
+    if (sent) {
+        report *r = sent, *rev = NULL;
+        while (r) { report *n = r->next; r->next = rev; rev = r; r = n; }
+        while (rev) { report *n = rev->next; report_push(rev, true); rev = n; }
+        sent = NULL;
+    }
+    hb_n = 0;
+    op = OP_NONE;
+    pgc_close(&C);
+    dstate = D_DOWN;
+    backoff_ms = backoff_ms ? MIN(backoff_ms * 2, W.cfg->reconnect_max_ms) : 100;
+    /* Jitter keeps a fleet of workers from reconnecting in lockstep. */
+    int64_t wait = backoff_ms / 2 + (int64_t)(rand() % (int)(backoff_ms / 2 + 1));
+    reconnect_at = now_ms() + wait;
+    loop_deadline(reconnect_at);
+    log_info("database: reconnecting in %lld ms", (long long)wait);
+}
+
+/* qsort/bsearch order of task ids. */
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The first column of a result as sorted ids (malloc'd), for membership tests in O(log n). */
+static int64_t *sorted_ids(PGresult *r)
+{
+    int n = PQntuples(r);
+    int64_t *v = xmalloc(sizeof *v * (size_t)(n ? n : 1));
+    for (int i = 0; i < n; i++) v[i] = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+    qsort(v, (size_t)n, sizeof *v, cmp_id);
+    return v;
+}
+
+/* Builds "{a,b,c}" for ids and attempts of a report list (at most n). */
+static void arrays_of(report *r, buf *ids, buf *atts, buf *texts, bool with_texts)
+{
+    buf_adds(ids, "{");
+    buf_adds(atts, "{");
+    if (with_texts) buf_adds(texts, "{");
+    bool first = true;
+    for (; r; r = r->next) {
+        buf_printf(ids, "%s%lld", first ? "" : ",", (long long)r->id);
+        buf_printf(atts, "%s%d", first ? "" : ",", r->attempt);
+        if (with_texts) pg_array_add(texts, r->text, first);
+        first = false;
+    }
+    buf_adds(ids, "}");
+    buf_adds(atts, "}");
+    if (with_texts) buf_adds(texts, "}");
+}
+
+/* Sends the oldest batch of one kind of report (one round trip for up to max_batch tasks). */
+static bool send_reports(void)
+{
+    int kind;
+    for (kind = 0; kind < REP_NKINDS; kind++)
+        if (W.reports[kind]) break;
+    if (kind == REP_NKINDS) return false;
+    int limit = W.reports[kind]->solo ? 1 : W.cfg->max_batch;
+    report **tail = &sent;
+    int n = 0;
+    while (W.reports[kind] && n < limit && !(n > 0 && W.reports[kind]->solo)) {
+        report *r = W.reports[kind];
+        W.reports[kind] = r->next;
+        r->next = NULL;
+        *tail = r;
+        tail = &r->next;
+        n++;
+        W.nreports--;
+    }
+    sent_kind = kind;
+    buf ids, atts, texts;
+    buf_init(&ids);
+    buf_init(&atts);
+    buf_init(&texts);
+    arrays_of(sent, &ids, &atts, &texts, kind != REP_RELEASE);
+    const char *sql;
+    const char *params[3] = {ids.data, atts.data, texts.data};
+    int np = 3;
+    switch (kind) {
+    case REP_OK:
+        sql = "SELECT id FROM baton.complete_many($1::bigint[], $2::integer[], $3::jsonb[]) AS id";
+        break;
+    case REP_RETRY:
+        sql = "SELECT id FROM baton.fail_many($1::bigint[], $2::integer[], $3::text[], true) AS id";
+        break;
+    case REP_FAIL:
+        sql = "SELECT id FROM baton.fail_many($1::bigint[], $2::integer[], $3::text[], false) AS id";
+        break;
+    default:
+        sql = "SELECT id FROM baton.release_many($1::bigint[], $2::integer[], 'worker shutting down') AS id";
+        np = 2;
+        break;
+    }
+    bool ok = pgc_send(&C, sql, np, params, NULL);
+    buf_free(&ids);
+    buf_free(&atts);
+    buf_free(&texts);
+    if (ok) op = OP_REPORT;
+    return ok;
+}
+
+/* Handles the answer to a report batch: accepted ids, stale ones rejected by fencing. */
+static void done_reports(void)
+{
+    if (C.err) {
+        log_error("reporting %s failed: %s", sent_kind == REP_OK ? "completions" : "failures", C.err);
+        report *r = sent;
+        sent = NULL;
+        while (r) {
+            report *n = r->next;
+            if (!r->solo) {
+                /* Retry each on its own so one bad row cannot block the rest. */
+                r->solo = true;
+                report_push(r, false);
+            } else if (r->kind == REP_OK) {
+                /* The result itself is refused (e.g. a workflow hook raised): report it as a failure. */
+                r->kind = REP_RETRY;
+                char *e = r->text;
+                buf b;
+                buf_init(&b);
+                buf_printf(&b, "completing the task failed: %s", C.err);
+                r->text = buf_steal(&b);
+                free(e);
+                report_push(r, false);
+            } else {
+                log_error("task %lld attempt %d: giving up reporting; its lease will expire", (long long)r->id,
+                          r->attempt);
+                free(r->text);
+                free(r);
+            }
+            r = n;
+        }
+        return;
+    }
+    int rows = PQntuples(C.res);
+    int64_t *acc_ids = sorted_ids(C.res);
+    for (report *r = sent; r;) {
+        bool acc = rows && bsearch(&r->id, acc_ids, (size_t)rows, sizeof *acc_ids, cmp_id) != NULL;
+        if (!acc) log_info("task %lld attempt %d: report rejected (lease lost, task cancelled or already ended)",
+                           (long long)r->id, r->attempt);
+        report *n = r->next;
+        free(r->text);
+        free(r);
+        r = n;
+    }
+    free(acc_ids);
+    sent = NULL;
+}
+
+/* Sends one heartbeat_many for every task whose heartbeat is due. */
+static bool send_heartbeats(int64_t now)
+{
+    hb_n = 0;
+    for (task *t = W.tasks; t; t = t->next) {
+        if (t->finished || t->cancel || t->next_hb > now) continue;
+        if (hb_n == hb_cap) {
+            hb_cap = hb_cap ? hb_cap * 2 : 64;
+            hb_sent = xrealloc(hb_sent, sizeof *hb_sent * (size_t)hb_cap);
+        }
+        hb_sent[hb_n].id = t->id;
+        hb_sent[hb_n].attempt = t->attempt;
+        hb_n++;
+        if (hb_n >= 10000) break;
+    }
+    if (!hb_n) return false;
+    buf ids, atts;
+    buf_init(&ids);
+    buf_init(&atts);
+    buf_adds(&ids, "{");
+    buf_adds(&atts, "{");
+    for (int i = 0; i < hb_n; i++) {
+        buf_printf(&ids, "%s%lld", i ? "," : "", (long long)hb_sent[i].id);
+        buf_printf(&atts, "%s%d", i ? "," : "", hb_sent[i].attempt);
+    }
+    buf_adds(&ids, "}");
+    buf_adds(&atts, "}");
+    const char *params[2] = {ids.data, atts.data};
+    bool ok = pgc_send(&C, "SELECT id FROM baton.heartbeat_many($1::bigint[], $2::integer[]) AS id", 2, params, NULL);
+    buf_free(&ids);
+    buf_free(&atts);
+    if (ok) op = OP_HB;
+    return ok;
+}
+
+/* Tasks missing from the answer lost their lease (or were cancelled): stop them, report nothing. */
+static void done_heartbeats(int64_t now)
+{
+    if (C.err) {
+        log_error("heartbeat failed: %s", C.err);
+        for (int i = 0; i < hb_n; i++) {
+            task *t = task_find(hb_sent[i].id, hb_sent[i].attempt);
+            if (t) t->next_hb = now + 1000;
+        }
+        hb_n = 0;
+        return;
+    }
+    int rows = PQntuples(C.res);
+    int64_t *held_ids = sorted_ids(C.res);
+    for (int i = 0; i < hb_n; i++) {
+        task *t = task_find(hb_sent[i].id, hb_sent[i].attempt);
+        if (!t) continue;
+        bool held = rows && bsearch(&t->id, held_ids, (size_t)rows, sizeof *held_ids, cmp_id) != NULL;
+        if (held) {
+            t->next_hb = now + MAX(t->lease_ms / 3, 50);
+        } else {
+            log_warn("task %lld attempt %d: lease lost or task cancelled; stopping it", (long long)t->id, t->attempt);
+            t->cancel = CANCEL_LOST;
+        }
+    }
+    free(held_ids);
+    hb_n = 0;
+}
+
+/* Claims as many tasks as there are free slots, in one statement. */
+static bool send_claim(int64_t now)
+{
+    if (W.draining || now < claim_retry_at) return false;
+    int g = W.cfg->concurrency - W.inflight;
+    if (g <= 0) return false;
+    int nelig = 0, minfree = INT32_MAX, maxfree = 0;
+    queue_rt *best = NULL;
+    for (queue_rt *q = W.queues; q; q = q->next) {
+        int f = free_slots(q);
+        if (!q->maybe_work || f <= 0) continue;
+        nelig++;
+        minfree = MIN(minfree, f);
+        if (f > maxfree) { maxfree = f; best = q; }
+    }
+    if (!nelig) return false;
+    claim_nq = 0;
+    claim_q = xrealloc(claim_q, sizeof *claim_q * (size_t)(nelig + 1));
+    claim_gen = xrealloc(claim_gen, sizeof *claim_gen * (size_t)(nelig + 1));
+    if (nelig > 1 && minfree >= g) {
+        /* No queue can overflow its own limit: claim from all at once. */
+        claim_want = MIN(g, W.cfg->max_batch);
+        for (queue_rt *q = W.queues; q; q = q->next)
+            if (q->maybe_work && free_slots(q) > 0) {
+                claim_gen[claim_nq] = q->wake_gen;
+                claim_q[claim_nq++] = q;
+            }
+    } else {
+        /* The queue with the most room; the others get their turn on the next claims. */
+        claim_want = MIN(MIN(g, maxfree), W.cfg->max_batch);
+        claim_gen[0] = best->wake_gen;
+        claim_q[claim_nq++] = best;
+        if (nelig > 1) {
+            /* Rotate so that equally free queues take turns. */
+            queue_rt **pp = &W.queues;
+            while (*pp != best) pp = &(*pp)->next;
+            *pp = best->next;
+            queue_rt **tail = &W.queues;
+            while (*tail) tail = &(*tail)->next;
+            best->next = NULL;
+            *tail = best;
+        }
+    }
+    buf qs;
+    buf_init(&qs);
+    buf_adds(&qs, "{");
+    for (int i = 0; i < claim_nq; i++) pg_array_add(&qs, claim_q[i]->name, i == 0);
+    buf_adds(&qs, "}");
+    char batch[16];
+    snprintf(batch, sizeof batch, "%d", claim_want);
+    const char *params[4] = {qs.data, W.worker_id, batch, W.cfg->listen ? "true" : "false"};
+    bool ok = pgc_send(&C,
+                       "SELECT id, queue, payload, attempt, run_id, step, correlation_id, max_attempts, "
+                       "pg_catalog.date_part('epoch', lease_expires_at - pg_catalog.now()) "
+                       "FROM baton.claim($1::text[], $2, $3::integer, $4::boolean)",
+                       4, params, NULL);
+    buf_free(&qs);
+    if (ok) op = OP_CLAIM;
+    return ok;
+}
+
+/* Starts the claimed tasks; a short batch means those queues are empty for now. */
+static void done_claim(int64_t now)
+{
+    if (C.err) {
+        log_error("claim failed: %s", C.err);
+        claim_retry_at = now + 1000;
+        return;
+    }
+    int rows = PQntuples(C.res);
+    for (int i = 0; i < rows; i++) {
+        const char *qn = PQgetvalue(C.res, i, 1);
+        queue_rt *q = queue_find(qn);
+        int64_t id = strtoll(PQgetvalue(C.res, i, 0), NULL, 10);
+        int attempt = atoi(PQgetvalue(C.res, i, 3));
+        if (!q || !q->qc) {
+            /* The queue left the config while the claim was in flight: give the task back. */
+            report *r = xcalloc(1, sizeof *r);
+            r->id = id;
+            r->attempt = attempt;
+            r->kind = REP_RELEASE;
+            report_push(r, false);
+            continue;
+        }
+        task_start(q, id, attempt, PQgetvalue(C.res, i, 2), PQgetisnull(C.res, i, 4) ? NULL : PQgetvalue(C.res, i, 4),
+                   PQgetisnull(C.res, i, 5) ? NULL : PQgetvalue(C.res, i, 5),
+                   PQgetisnull(C.res, i, 6) ? NULL : PQgetvalue(C.res, i, 6), atoi(PQgetvalue(C.res, i, 7)),
+                   atof(PQgetvalue(C.res, i, 8)));
+    }
+    if (rows < claim_want)
+        for (int i = 0; i < claim_nq; i++)
+            if (claim_q[i]->wake_gen == claim_gen[i]) claim_q[i]->maybe_work = false;
+    claim_nq = 0;
+}
+
+/* Registers this worker (start, reconnect, or when worker_seen says it is unknown). */
+static bool send_register(void)
+{
+    buf qs;
+    buf_init(&qs);
+    buf_adds(&qs, "{");
+    int i = 0;
+    for (queue_conf *qc = W.cfg->queues; qc; qc = qc->next) pg_array_add(&qs, qc->name, i++ == 0);
+    buf_adds(&qs, "}");
+    char pid[16];
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    const char *params[5] = {W.worker_id, qs.data, W.host, pid, BATON_VERSION};
+    bool ok = pgc_send(&C, "SELECT baton.register_worker($1, $2::text[], $3, $4::integer, $5)", 5, params, NULL);
+    buf_free(&qs);
+    if (ok) op = OP_REGISTER;
+    return ok;
+}
+
+/* The setup after each (re)connect: search_path, version check, LISTEN, registration. */
+static bool send_setup(void)
+{
+    switch (setup_step) {
+    case 0:
+        return pgc_send(&C, "SET search_path = pg_catalog", 0, NULL, NULL) && (op = OP_SETUP);
+    case 1:
+        return pgc_send(&C, "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'baton'", 0, NULL, NULL) &&
+               (op = OP_SETUP);
+    case 2:
+        if (W.cfg->listen) return pgc_send(&C, "LISTEN baton_tasks", 0, NULL, NULL) && (op = OP_SETUP);
+        setup_step++;
+        /* fall through */
+    default:
+        return send_register() && (op = OP_SETUP);
+    }
+}
+
+/* Handles one setup answer; the version check is fatal on mismatch. */
+static void done_setup(int64_t now)
+{
+    if (C.err) {
+        log_error("database setup failed: %s", C.err);
+        free(C.err);
+        C.err = xstrdup("setup failed");
+        lost();
+        return;
+    }
+    if (setup_step == 1) {
+        if (PQntuples(C.res) != 1) {
+            log_error("extension baton is not installed in database \"%s\" (CREATE EXTENSION baton)", PQdb(C.conn));
+            worker_die(EXIT_VERSION);
+        }
+        const char *v = PQgetvalue(C.res, 0, 0);
+        if (strcmp(v, BATON_VERSION)) {
+            log_error("version mismatch: extension baton %s is installed in database \"%s\", this baton-worker is %s; "
+                      "run ALTER EXTENSION baton UPDATE or install the matching worker",
+                      v, PQdb(C.conn), BATON_VERSION);
+            worker_die(EXIT_VERSION);
+        }
+    }
+    if (setup_step >= 3) {
+        dstate = D_READY;
+        backoff_ms = 0;
+        log_info("database: %s to host=%s port=%s dbname=%s as worker %s", have_connected ? "reconnected" : "connected",
+                 PQhost(C.conn), PQport(C.conn), PQdb(C.conn), W.worker_id);
+        have_connected = true;
+        for (queue_rt *q = W.queues; q; q = q->next) q->maybe_work = true;
+        next_seen = now + W.cfg->seen_interval_ms;
+        next_poll = now + W.cfg->poll_interval_ms;
+        return;
+    }
+    setup_step++;
+}
+
+/* Picks the next statement: reports first (they free leases), then heartbeats, registry, claims, tick. */
+static void pick(int64_t now)
+{
+    if (dstate == D_SETUP) {
+        send_setup();
+        return;
+    }
+    if (W.reregister) {
+        W.reregister = false;
+        if (send_register()) return;
+    }
+    if (W.nreports && send_reports()) return;
+    if (send_heartbeats(now)) return;
+    if (W.draining && W.inflight == 0 && W.nreports == 0) {
+        const char *params[1] = {W.worker_id};
+        if (pgc_send(&C, "SELECT baton.unregister_worker($1)", 1, params, NULL)) op = OP_UNREGISTER;
+        return;
+    }
+    if (now >= next_seen) {
+        const char *params[1] = {W.worker_id};
+        if (pgc_send(&C, "SELECT baton.worker_seen($1)", 1, params, NULL)) op = OP_SEEN;
+        return;
+    }
+    if (send_claim(now)) return;
+    if (W.cfg->tick != TICK_OFF && now >= next_tick && !W.draining) {
+        const char *params[1] = {W.cfg->tick == TICK_AUTO ? "true" : "false"};
+        if (pgc_send(&C,
+                     /* scheduler_running() is SECURITY DEFINER: a plain baton_worker login
+                        cannot see other users' backend_type in pg_stat_activity. */
+                     "SELECT CASE WHEN $1::boolean AND baton.scheduler_running() THEN NULL ELSE baton.tick() END",
+                     1, params, NULL))
+            op = OP_TICK;
+    }
+}
+
+/* Dispatches a finished statement to its handler. */
+static void done(int64_t now)
+{
+    int o = op;
+    op = OP_NONE;
+    switch (o) {
+    case OP_SETUP: done_setup(now); if (dstate == D_DOWN) return; break;
+    case OP_REPORT: done_reports(); break;
+    case OP_HB: done_heartbeats(now); break;
+    case OP_CLAIM: done_claim(now); break;
+    case OP_SEEN:
+        next_seen = now + W.cfg->seen_interval_ms;
+        if (C.err) log_error("worker_seen failed: %s", C.err);
+        else if (PQntuples(C.res) == 1 && PQgetisnull(C.res, 0, 0)) {
+            log_info("worker %s is not registered (removed?); registering again", W.worker_id);
+            pgc_reset(&C);
+            send_register();
+            return;
+        }
+        break;
+    case OP_REGISTER:
+        if (C.err) log_error("register_worker failed: %s", C.err);
+        break;
+    case OP_TICK:
+        next_tick = now + W.cfg->tick_interval_ms;
+        if (C.err) log_error("tick failed: %s", C.err);
+        else if (PQntuples(C.res) == 1) {
+            int sched = PQgetisnull(C.res, 0, 0);
+            if (sched != scheduler_seen && W.cfg->tick == TICK_AUTO)
+                log_info(sched ? "tick = auto: the baton scheduler runs for this database; not calling tick()"
+                               : "tick = auto: no baton scheduler for this database; calling tick() every %lld ms",
+                         (long long)W.cfg->tick_interval_ms);
+            scheduler_seen = sched;
+            if (!sched) log_debug("tick: %s", PQgetvalue(C.res, 0, 0));
+        }
+        break;
+    case OP_UNREGISTER:
+        if (C.err) log_error("unregister_worker failed: %s", C.err);
+        W.db_done = true;
+        break;
+    }
+    pgc_reset(&C);
+}
+
+/* Advances the main session one turn: (re)connect, handle an answer, send the next statement. */
+void db_step(int64_t now)
+{
+    if (W.db_done) return;
+    if (dstate == D_DOWN) {
+        if (now < reconnect_at) {
+            loop_deadline(reconnect_at);
+            return;
+        }
+        char where[512];
+        db_describe(W.dsn, where, sizeof where);
+        log_info("database: connecting (%s)", where);
+        C.on_notify = on_notify;
+        if (pgc_connect(&C, W.dsn, "baton-worker") < 0) {
+            lost();
+            return;
+        }
+        dstate = D_CONNECTING;
+    }
+    if (dstate == D_CONNECTING) {
+        if (C.state == PGC_READY) {
+            dstate = D_SETUP;
+            setup_step = 0;
+        } else if (C.state == PGC_BROKEN) {
+            lost();
+            return;
+        }
+    }
+    if (now >= next_poll && dstate == D_READY) {
+        /* The polling fallback: look at every queue now and then, wake-up or not. */
+        for (queue_rt *q = W.queues; q; q = q->next) q->maybe_work = true;
+        next_poll = now + W.cfg->poll_interval_ms;
+    }
+    for (int guard = 0; guard < 4; guard++) {
+        if (C.state == PGC_BROKEN) {
+            lost();
+            return;
+        }
+        if (C.state == PGC_DONE) done(now);
+        if (dstate == D_DOWN) return;
+        if (C.state == PGC_READY && op == OP_NONE) pick(now);
+        if (C.state != PGC_DONE) break;
+    }
+    if (C.state == PGC_BROKEN) {
+        lost();
+        return;
+    }
+    pgc_watch(&C);
+    if (dstate == D_READY) {
+        loop_deadline(next_poll);
+        loop_deadline(next_seen);
+        if (W.cfg->tick != TICK_OFF && !W.draining) loop_deadline(next_tick);
+        if (claim_retry_at > now) loop_deadline(claim_retry_at);
+        for (task *t = W.tasks; t; t = t->next)
+            if (!t->finished && !t->cancel) loop_deadline(t->next_hb);
+    }
+}
+
+/* True while the main session is set up and usable. */
+bool db_connected(void)
+{
+    return dstate == D_READY;
+}
+
+/* --version: compares the installed extension version with ours; returns the exit code. */
+int db_check_version_blocking(const char *dsn, bool print)
+{
+    const char *keys[] = {"dbname", "fallback_application_name", NULL};
+    const char *vals[] = {dsn ? dsn : "", "baton-worker", NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(c) != CONNECTION_OK) {
+        char where[512];
+        db_describe(dsn, where, sizeof where);
+        fprintf(stderr, "baton-worker: cannot check the extension version: database not reachable (%s): %s", where,
+                PQerrorMessage(c));
+        PQfinish(c);
+        return 0;
+    }
+    int rc = 0;
+    PGresult *r = PQexec(c, "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'baton'");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "baton-worker: version check failed: %s", PQerrorMessage(c));
+        rc = 1;
+    } else if (PQntuples(r) != 1) {
+        fprintf(stderr, "baton-worker: extension baton is not installed in database \"%s\"\n", PQdb(c));
+        rc = EXIT_VERSION;
+    } else if (strcmp(PQgetvalue(r, 0, 0), BATON_VERSION)) {
+        fprintf(stderr,
+                "baton-worker: version mismatch: extension baton %s is installed in database \"%s\", "
+                "this baton-worker is %s\n",
+                PQgetvalue(r, 0, 0), PQdb(c), BATON_VERSION);
+        rc = EXIT_VERSION;
+    } else if (print) {
+        printf("extension baton %s in database \"%s\": matches\n", PQgetvalue(r, 0, 0), PQdb(c));
+    }
+    PQclear(r);
+    PQfinish(c);
+    return rc;
+}

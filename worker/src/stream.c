@@ -1,0 +1,379 @@
+/* stream.c — the stream handler: long-lived co-processes speaking newline-delimited JSON, many tasks, no fork per task. */
+#include "worker.h"
+#include "json.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+typedef struct sproc {
+    pid_t   pid;
+    int     in_fd, out_fd;
+    buf     out;          /* requests not yet written */
+    buf     line;         /* partial response line */
+    int     inflight;
+    bool    exited, retiring;
+    int     status;
+    int64_t started;
+    struct sproc *next;
+} sproc;
+
+typedef struct streamq {
+    sproc  *procs;
+    char   *command;      /* the settings the processes were started with */
+    char   *workdir;
+    int     nprocs;
+    int     restarts;
+    int64_t restart_at;
+} streamq;
+
+/* Closes an fd field if open and marks it closed. */
+static void close_fd(int *fd)
+{
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+}
+
+/* Starts one co-process in its own process group; NULL when fork fails. */
+static sproc *spawn(queue_rt *q)
+{
+    const queue_conf *qc = q->qc;
+    int pin[2], pout[2];
+    if (pipe2(pin, O_CLOEXEC) < 0) return NULL;
+    if (pipe2(pout, O_CLOEXEC) < 0) {
+        close(pin[0]);
+        close(pin[1]);
+        return NULL;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(pin[0]); close(pin[1]); close(pout[0]); close(pout[1]);
+        return NULL;
+    }
+    if (pid == 0) {
+        setpgid(0, 0);
+        dup2(pin[0], 0);
+        dup2(pout[1], 1);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
+        signal(SIGCHLD, SIG_DFL);
+        /* The worker's database password is not the task program's business. */
+        unsetenv("PGPASSWORD");
+        if (qc->workdir && *qc->workdir && chdir(qc->workdir) < 0) {
+            dprintf(2, "baton-worker: cannot chdir to %s: %s\n", qc->workdir, strerror(errno));
+            _exit(127);
+        }
+        execvp(qc->argv.v[0], qc->argv.v);
+        dprintf(2, "baton-worker: cannot execute %s: %s\n", qc->argv.v[0], strerror(errno));
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    close(pin[0]);
+    close(pout[1]);
+    sproc *p = xcalloc(1, sizeof *p);
+    p->pid = pid;
+    p->in_fd = pin[1];
+    p->out_fd = pout[0];
+    set_nonblock(p->in_fd);
+    set_nonblock(p->out_fd);
+    buf_init(&p->out);
+    buf_init(&p->line);
+    p->started = now_ms();
+    log_info("stream queue %s: started co-process %d (%s)", q->name, (int)pid, qc->command);
+    return p;
+}
+
+/* The task of this process with the given id, if it is still waiting. */
+static task *task_of(sproc *p, int64_t id)
+{
+    for (task *t = W.tasks; t; t = t->next)
+        if (t->handler == H_STREAM && t->h == p && t->id == id && !t->finished) return t;
+    return NULL;
+}
+
+/* Handles one response line. */
+static void on_line(sproc *p, const char *s, size_t n)
+{
+    const char *v;
+    size_t vn;
+    if (!n) return;
+    if (!json_valid(s, n) || !json_member(s, n, "id", &v, &vn)) {
+        log_warn("stream co-process %d: ignoring a line that is not a response object: %.200s", (int)p->pid, s);
+        return;
+    }
+    int64_t id = strtoll(v, NULL, 10);
+    task *t = task_of(p, id);
+    if (!t) {
+        log_debug("stream co-process %d: response for task %lld that is no longer waiting", (int)p->pid, (long long)id);
+        return;
+    }
+    bool ok = json_member(s, n, "ok", &v, &vn) && vn == 4 && !memcmp(v, "true", 4);
+    if (ok) {
+        char *res = json_member(s, n, "result", &v, &vn) ? xstrndup(v, vn) : NULL;
+        task_finish(t, REP_OK, res);
+        free(res);
+        return;
+    }
+    char *err = NULL;
+    if (json_member(s, n, "error", &v, &vn)) {
+        err = json_string_value(v, vn);
+        if (!err) err = xstrndup(v, vn);
+    }
+    bool retry = json_member(s, n, "retry", &v, &vn) && vn == 4 && !memcmp(v, "true", 4);
+    task_finish(t, retry ? REP_RETRY : REP_FAIL, err ? err : "failed (no error given)");
+    free(err);
+}
+
+/* Reads responses, one JSON object per line. */
+static void on_out(void *arg, int fd, short rev)
+{
+    sproc *p = arg;
+    (void)rev;
+    char tmp[65536];
+    for (;;) {
+        ssize_t n = read(fd, tmp, sizeof tmp);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+        if (n <= 0) {
+            close_fd(&p->out_fd);
+            return;
+        }
+        buf_add(&p->line, tmp, (size_t)n);
+        char *nl;
+        while (p->line.len && (nl = memchr(p->line.data, '\n', p->line.len)) != NULL) {
+            size_t l = (size_t)(nl - p->line.data);
+            *nl = '\0';
+            on_line(p, p->line.data, l);
+            buf_consume(&p->line, l + 1);
+        }
+        /* Bounded memory: a line without end is a broken co-process. */
+        if (p->line.len > (size_t)64 * 1024 * 1024) {
+            log_warn("stream co-process %d: response line too long; restarting it", (int)p->pid);
+            kill(-p->pid, SIGKILL);
+            close_fd(&p->out_fd);
+            return;
+        }
+    }
+}
+
+/* Writes queued requests as the pipe accepts them. */
+static void on_in(void *arg, int fd, short rev)
+{
+    sproc *p = arg;
+    if (rev & (POLLERR | POLLHUP)) {
+        close_fd(&p->in_fd);
+        return;
+    }
+    while (p->out.len) {
+        ssize_t n = write(fd, p->out.data, p->out.len);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR) return;
+            close_fd(&p->in_fd);
+            return;
+        }
+        buf_consume(&p->out, (size_t)n);
+    }
+}
+
+/* Records the exit of a co-process; false if pid is not one. */
+bool stream_child_exited(pid_t pid, int status)
+{
+    for (queue_rt *q = W.queues; q; q = q->next) {
+        streamq *sq = q->hstream;
+        if (!sq) continue;
+        for (sproc *p = sq->procs; p; p = p->next)
+            if (p->pid == pid) {
+                p->exited = true;
+                p->status = status;
+                return true;
+            }
+    }
+    return false;
+}
+
+/* Frees a process record; its waiting tasks fail for retry. */
+static void proc_gone(queue_rt *q, streamq *sq, sproc *p)
+{
+    char msg[128];
+    if (WIFEXITED(p->status)) snprintf(msg, sizeof msg, "stream co-process %d exited with code %d", (int)p->pid, WEXITSTATUS(p->status));
+    else snprintf(msg, sizeof msg, "stream co-process %d killed by signal %d", (int)p->pid, WTERMSIG(p->status));
+    for (task *t = W.tasks; t; t = t->next)
+        if (t->handler == H_STREAM && t->h == p) {
+            if (!t->finished) task_finish(t, REP_RETRY, msg);
+            t->h = NULL;
+        }
+    if (!p->retiring) {
+        log_warn("stream queue %s: %s", q->name, msg);
+        /* Exponential backoff between restarts of a crashing co-process. */
+        if (now_ms() - p->started > 10000) sq->restarts = 0;
+        sq->restart_at = now_ms() + MIN((int64_t)100 << MIN(sq->restarts, 7), 10000);
+        sq->restarts++;
+    }
+    close_fd(&p->in_fd);
+    close_fd(&p->out_fd);
+    kill(-p->pid, SIGKILL);
+    buf_free(&p->out);
+    buf_free(&p->line);
+    free(p);
+}
+
+/* Retires a process: no new tasks; once idle its stdin is closed and it is stopped. */
+static void retire(sproc *p)
+{
+    p->retiring = true;
+}
+
+/* String equality treating NULL as empty. */
+static bool same(const char *a, const char *b)
+{
+    return !strcmp(a ? a : "", b ? b : "");
+}
+
+/* Retires co-processes after a config change, reaps dead ones, registers pipes. */
+void stream_queue_step(queue_rt *q, int64_t now)
+{
+    streamq *sq = q->hstream;
+    if (!sq) return;
+    /* A reload that changed the command (or removed the queue) retires the old processes. */
+    bool changed = !q->qc || q->qc->handler != H_STREAM || !same(q->qc->command, sq->command) ||
+                   !same(q->qc->workdir, sq->workdir) || q->qc->processes != sq->nprocs;
+    if (changed) {
+        for (sproc *p = sq->procs; p; p = p->next) retire(p);
+        free(sq->command);
+        free(sq->workdir);
+        sq->command = q->qc && q->qc->handler == H_STREAM ? xstrdup(q->qc->command) : NULL;
+        sq->workdir = q->qc && q->qc->workdir ? xstrdup(q->qc->workdir) : NULL;
+        sq->nprocs = q->qc ? q->qc->processes : 0;
+    }
+    for (sproc **pp = &sq->procs; *pp;) {
+        sproc *p = *pp;
+        if (p->exited && p->out_fd < 0) {
+            *pp = p->next;
+            proc_gone(q, sq, p);
+            continue;
+        }
+        if (p->exited && p->out_fd >= 0) on_out(p, p->out_fd, POLLIN);
+        if (p->retiring && p->inflight == 0 && p->in_fd >= 0 && !p->out.len) {
+            close_fd(&p->in_fd);   /* EOF asks the co-process to exit */
+            pgroup_kill(p->pid);
+        }
+        if (p->in_fd >= 0 && p->out.len) loop_watch(p->in_fd, POLLOUT, on_in, p);
+        if (p->out_fd >= 0) loop_watch(p->out_fd, POLLIN, on_out, p);
+        if (p->exited) loop_deadline(now);
+        pp = &p->next;
+    }
+    if (sq->restart_at > now) loop_deadline(sq->restart_at);
+}
+
+/* Picks (or starts) the least busy live process of the queue. */
+static sproc *pick(queue_rt *q, streamq *sq)
+{
+    int live = 0;
+    sproc *best = NULL;
+    for (sproc *p = sq->procs; p; p = p->next) {
+        if (p->retiring || p->exited || p->in_fd < 0) continue;
+        live++;
+        if (!best || p->inflight < best->inflight) best = p;
+    }
+    if (live < q->qc->processes && (!best || best->inflight > 0) && now_ms() >= sq->restart_at) {
+        sproc *p = spawn(q);
+        if (p) {
+            p->next = sq->procs;
+            sq->procs = p;
+            return p;
+        }
+    }
+    return best;
+}
+
+/* Hands the task to a co-process; false when none runs (restart backoff): the task waits. */
+static bool assign(task *t)
+{
+    queue_rt *q = t->q;
+    streamq *sq = q->hstream;
+    if (!q->qc || q->qc->handler != H_STREAM) return false;
+    sproc *p = pick(q, sq);
+    if (!p) return false;
+    t->h = p;
+    p->inflight++;
+    buf_printf(&p->out, "{\"id\":%lld,\"task\":%s}\n", (long long)t->id, t->json);
+    return true;
+}
+
+/* Creates the queue's co-process state on first use and hands the task over. */
+static void stream_start(task *t)
+{
+    queue_rt *q = t->q;
+    if (!q->hstream) {
+        streamq *sq = xcalloc(1, sizeof *sq);
+        sq->command = xstrdup(q->qc->command);
+        sq->workdir = q->qc->workdir ? xstrdup(q->qc->workdir) : NULL;
+        sq->nprocs = q->qc->processes;
+        q->hstream = sq;
+    }
+    assign(t);
+}
+
+/* Cancellation, timeout, and waiting for a restarting co-process. */
+static void stream_step(task *t, int64_t now)
+{
+    if (t->cancel) {
+        task_finish(t, REP_RELEASE, t->cancel == CANCEL_LOST ? "lease lost" : "worker shutting down");
+        return;
+    }
+    if (now >= t->deadline) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "timed out after %.3gs", (double)t->qc->timeout_ms / 1000.0);
+        task_finish(t, REP_RETRY, msg);
+        return;
+    }
+    if (!t->h && !assign(t)) {
+        /* Waiting for the co-process to be restarted. */
+        streamq *sq = t->q->hstream;
+        if (sq) loop_deadline(MAX(sq->restart_at, now + 10));
+    }
+    loop_deadline(t->deadline);
+}
+
+/* Frees the task's slot in its co-process. */
+static void stream_cleanup(task *t)
+{
+    sproc *p = t->h;
+    if (p) p->inflight--;
+    t->h = NULL;
+}
+
+/* Closes every co-process of the queue (EOF and SIGTERM). */
+void stream_queue_free(queue_rt *q)
+{
+    streamq *sq = q->hstream;
+    if (!sq) return;
+    while (sq->procs) {
+        sproc *p = sq->procs;
+        sq->procs = p->next;
+        for (task *t = W.tasks; t; t = t->next)
+            if (t->h == p && t->handler == H_STREAM) t->h = NULL;
+        close_fd(&p->in_fd);
+        close_fd(&p->out_fd);
+        kill(-p->pid, SIGTERM);
+        buf_free(&p->out);
+        buf_free(&p->line);
+        free(p);
+    }
+    free(sq->command);
+    free(sq->workdir);
+    free(sq);
+    q->hstream = NULL;
+}
+
+const handler_ops stream_ops = {stream_start, stream_step, stream_cleanup};

@@ -1,0 +1,136 @@
+/* worker.h — the runtime state of baton-worker: queues, tasks in flight, reports, and module entry points. */
+#ifndef BATON_WORKER_H
+#define BATON_WORKER_H
+
+#include "common.h"
+#include "config.h"
+
+#include <poll.h>
+#include <sys/types.h>
+
+/* ---- event loop (loop.c) ---- */
+typedef void (*watch_cb)(void *arg, int fd, short revents);
+/* Registers interest in fd for this iteration only (watches are collected anew each turn). */
+void loop_watch(int fd, short events, watch_cb cb, void *arg);
+/* Asks the loop to wake up no later than at (monotonic ms). */
+void loop_deadline(int64_t at);
+/* Runs one poll(2) over the collected watches and dispatches the callbacks. */
+void loop_run_once(void);
+
+/* ---- queues and tasks (task.c) ---- */
+typedef struct queue_rt {
+    char       *name;
+    queue_conf *qc;          /* NULL once the queue left the config (reload) */
+    int         inflight;
+    bool        maybe_work;  /* a wake-up or poll says there may be due tasks */
+    unsigned    wake_gen;    /* bumped by each wake-up, so a claim in flight cannot hide one */
+    void       *hstream;     /* stream handler: the co-processes of this queue */
+    void       *hsql;        /* sql handler: the connections of this queue */
+    uint64_t    claimed, succeeded, failed, retried, released;
+    struct queue_rt *next;
+} queue_rt;
+
+enum cancel_kind { CANCEL_NONE, CANCEL_LOST, CANCEL_RELEASE };
+/* REP_DONE: already settled in the database (sql handler), nothing to report. */
+enum report_kind { REP_OK, REP_RETRY, REP_FAIL, REP_RELEASE, REP_NKINDS, REP_DONE };
+
+typedef struct task {
+    int64_t   id;
+    int       attempt;
+    queue_rt *q;
+    int       handler;       /* snapshot: a reload does not change a running task */
+    queue_conf *qc;          /* snapshot copy owned by the task */
+    char     *json;          /* the task object handed to handlers */
+    char     *payload;       /* raw jsonb text */
+    int64_t   started, deadline, lease_ms, next_hb;
+    int       cancel;        /* enum cancel_kind: set by heartbeats or drain, acted on by the handler */
+    bool      finished;
+    void     *h;             /* handler state */
+    struct task *next, *prev;
+} task;
+
+typedef struct report {
+    int64_t  id;
+    int      attempt;
+    int      kind;           /* enum report_kind */
+    char    *text;           /* result JSON (REP_OK, NULL = SQL NULL) or error text */
+    bool     solo;           /* send alone: a batch with it failed */
+    struct report *next;
+} report;
+
+typedef struct handler_ops {
+    void (*start)(task *t);                /* begin the work; may finish at once */
+    void (*step)(task *t, int64_t now);    /* timers, watches, cancellation */
+    void (*cleanup)(task *t);              /* free handler state of a finished task */
+} handler_ops;
+
+typedef struct worker_state {
+    config   *cfg;
+    char     *worker_id;
+    char     *host;
+    const char *dsn;          /* --dsn or [worker] dsn */
+    queue_rt *queues;
+    task     *tasks;
+    int       inflight;
+    report   *reports[REP_NKINDS];   /* pending reports by kind (FIFO) */
+    int       nreports;
+    bool      draining;
+    bool      fast;
+    int64_t   drain_deadline;
+    bool      db_done;        /* unregistered (or gave up): the process may exit */
+    int       exit_code;
+    bool      exiting;
+    bool      reregister;     /* the queue list changed: register_worker again */
+} worker_state;
+
+extern worker_state W;
+
+queue_rt *queue_find(const char *name);
+/* Syncs the runtime queue list with W.cfg (after start and reload). */
+void queues_sync(void);
+/* Creates and starts a task from a claimed row; the handler begins at once. */
+void task_start(queue_rt *q, int64_t id, int attempt, const char *payload, const char *run_id, const char *step,
+                const char *correlation_id, int max_attempts, double lease_s);
+/* Ends a task with an outcome: queues a report (unless its lease was lost) and frees its slot.
+ * text is copied. Safe to call from any callback; freeing happens in tasks_reap. */
+void task_finish(task *t, int kind, const char *text);
+task *task_find(int64_t id, int attempt);
+void tasks_step(int64_t now);
+void tasks_reap(void);
+void report_push(report *r, bool front);
+int  free_slots(queue_rt *q);
+
+/* ---- handlers ---- */
+extern const handler_ops exec_ops, noop_ops, sql_ops, stream_ops, http_ops;
+void exec_child_exited(pid_t pid, int status);
+void pgroup_kill(pid_t pgid);             /* SIGTERM now, SIGKILL after kill_grace */
+void pgroups_step(int64_t now);
+void pgroups_kill_all(void);
+void exec_kill_all(void);                 /* SIGKILL to every exec child's process group */
+bool stream_child_exited(pid_t pid, int status);
+void stream_queue_step(queue_rt *q, int64_t now);
+void stream_queue_free(queue_rt *q);
+void sql_queue_step(queue_rt *q, int64_t now);
+void sql_queue_free(queue_rt *q);
+int  http_init(void);
+void http_step(int64_t now);
+void http_shutdown(void);
+
+/* ---- database (db.c) ---- */
+void db_step(int64_t now);
+bool db_connected(void);
+/* Blocking check used by --version: prints the extension version; returns an exit code. */
+int  db_check_version_blocking(const char *dsn, bool print);
+/* Logs where a conninfo points (host, port, dbname; never the password). */
+void db_describe(const char *dsn, char *out, size_t n);
+
+/* Stops the process now: kills children and exits with code (fatal errors). */
+void worker_die(int code) __attribute__((noreturn));
+/* The exit code used when the extension version does not match. */
+#define EXIT_VERSION 3
+
+/* ---- metrics (metrics.c) ---- */
+int  metrics_start(const char *listen_addr);
+void metrics_step(int64_t now);
+
+#endif
