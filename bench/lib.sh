@@ -306,18 +306,22 @@ profile_start() {
     sleep 0.3
 }
 
-# Stops the profile and writes the hottest symbols to $BENCH_OUT/profile-$1.txt; prints a one-line note.
+# Stops the profile and writes the hottest symbols to $BENCH_OUT/profile-$1.txt; sets PROFILE_NOTE.
+# Not in a $(...) subshell: only this shell can wait for perf to finish writing its data.
 profile_stop() {
-    if [ -z "${PROFILE_PID:-}" ]; then echo "perf not available: no profile"; return 0; fi
+    PROFILE_NOTE="perf not available: no profile"
+    [ -n "${PROFILE_PID:-}" ] || return 0
     # TERM, not INT: a background job of a script ignores SIGINT; perf writes its data on either.
-    kill -TERM "$PROFILE_PID" 2>/dev/null; wait "$PROFILE_PID" 2>/dev/null; bg_forget "$PROFILE_PID"
-    if ! perf report -i "$BENCH_WORK/$1.perf" --stdio --no-children --sort comm,dso,symbol -g none --percent-limit 1 \
+    kill -TERM "$PROFILE_PID" 2>/dev/null
+    wait "$PROFILE_PID" 2>/dev/null
+    bg_forget "$PROFILE_PID"
+    if ! perf report -i "$BENCH_WORK/$1.perf" --stdio --no-children --sort comm,dso,symbol --percent-limit 1 \
             >"$BENCH_OUT/profile-$1.txt" 2>/dev/null; then
-        echo "perf record/report not supported here: no profile"; return 0
+        PROFILE_NOTE="perf record/report not supported here: no profile"; return 0
     fi
     local top
     # Busiest non-idle symbols: "percent command symbol".
     top=$(grep -E '^ +[0-9.]+%' "$BENCH_OUT/profile-$1.txt" | grep -v ' swapper ' | head -6 \
           | awk '{ s = $5; for (i = 6; i <= NF && $i != "-"; i++) s = s " " $i; print $1, $2, s }' | paste -sd ';' -)
-    echo "profile (profile-$1.txt), top: $top"
+    PROFILE_NOTE="profile (profile-$1.txt), top: ${top:-no samples}"
 }

@@ -104,7 +104,8 @@ if [ "${B_PROFILE:-0}" = 1 ] && [ -n "$raw" ] && is_true "$best < 0.7 * $raw"; t
     log "target missed: profiling one more drain ($best_procs processes, $sweep_what $best_value)"
     profile_start drain
     drain "$best_procs" "$best_value"
-    note=$(profile_stop drain)
+    profile_stop drain
+    note=$PROFILE_NOTE
 fi
 figure id=drain.best name="worker drain, best ($B_DRAIN_TASKS tasks; $best_procs process(es), $sweep_what $best_value)" \
     value:n="$best" unit=tasks/s bound=raw.claim.best target=">=0.70" target_on=ratio note="$note"
