@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # 52_worker_stream_protocol.t — a stream co-process that breaks the protocol (a line that is not JSON, no "id",
-# an id it was never given) is restarted and its tasks in flight are retried; a late answer for a task that
-# timed out is not a violation; the worker keeps running throughout.
+# an id it was never given, a line beyond max_output) is restarted and its tasks in flight are retried; a late
+# answer for a task that timed out is not a violation; the worker keeps running throughout.
 import os
 import sys
 
@@ -28,6 +28,8 @@ for line in sys.stdin:
         out = "this is not json"
     elif first and do == "noid":
         out = json.dumps({"ok": True, "result": 1})
+    elif first and do == "huge":
+        out = json.dumps({"id": req["id"], "ok": True, "result": "x" * 100000})
     elif first and do == "wrongid":
         out = json.dumps({"id": 987654321, "ok": True})
     else:
@@ -46,6 +48,7 @@ handler = stream
 command = %s
 processes = 1
 timeout = 1s
+max_output = 16KiB
 """ % co)
 
 
@@ -84,11 +87,17 @@ t.ok(wait_until(lambda: row(wrong) == "succeeded 2", 10), "a response for an id 
 t.ok("response for a task it was not given" in w.logtext(), "the log says so")
 t.is_(nprocs(), 4, "another restart")
 
+huge = enqueue("huge")
+t.ok(wait_until(lambda: row(huge) == "succeeded 2", 10), "a response line beyond max_output: restarted, the task retried",
+     w.logtext())
+t.ok("response line exceeds max_output (16384 bytes); restarting it" in w.logtext(), "the log says so")
+t.is_(nprocs(), 5, "another restart")
+
 late = enqueue("late")
 t.ok(wait_until(lambda: row(late) == "succeeded 2", 10), "a task past its timeout is retried", w.logtext())
 after = enqueue("ok")
 t.ok(wait_until(lambda: row(after) == "succeeded 1", 10), "the next task is answered")
-t.is_(nprocs(), 4, "the late answer for the timed-out task is no violation: no restart", w.logtext())
+t.is_(nprocs(), 5, "the late answer for the timed-out task is no violation: no restart", w.logtext())
 
 t.ok(w.proc.poll() is None, "the worker kept running throughout")
 t.is_(w.stop(), 0, "clean exit")

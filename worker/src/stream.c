@@ -21,6 +21,7 @@ typedef struct sproc {
     bool    exited, retiring;
     int     status;
     int64_t started;
+    size_t  cap;          /* max_output: longest response line */
     char    broken[300];  /* why we killed it (a protocol violation); empty = it died by itself */
     int64_t gone[256];    /* ids of tasks that left without their answer (timeout, cancel): a late */
     int     ngone;        /* answer for one of them is expected, not a protocol violation */
@@ -93,6 +94,7 @@ static sproc *spawn(queue_rt *q)
     buf_init(&p->out);
     buf_init(&p->line);
     p->started = now_ms();
+    p->cap = (size_t)qc->max_output;
     log_info("stream queue %s: started co-process %d (%s)", q->name, (int)pid, qc->command);
     return p;
 }
@@ -180,7 +182,8 @@ static void on_out(void *arg, int fd, short rev)
         while (p->line.len && (nl = memchr(p->line.data, '\n', p->line.len)) != NULL) {
             size_t l = (size_t)(nl - p->line.data);
             *nl = '\0';
-            if (!on_line(p, p->line.data, l)) {
+            if (l > p->cap) snprintf(p->broken, sizeof p->broken, "stream co-process %d: response line exceeds max_output (%zu bytes)", (int)p->pid, p->cap);
+            if (l > p->cap || !on_line(p, p->line.data, l)) {
                 log_warn("%s; restarting it", p->broken);
                 kill(-p->pid, SIGKILL);
                 close_fd(&p->out_fd);
@@ -188,9 +191,10 @@ static void on_out(void *arg, int fd, short rev)
             }
             buf_consume(&p->line, l + 1);
         }
-        /* Bounded memory: a line without end is a broken co-process. */
-        if (p->line.len > (size_t)64 * 1024 * 1024) {
-            snprintf(p->broken, sizeof p->broken, "stream co-process %d: response line too long", (int)p->pid);
+        /* Bounded memory: a line longer than max_output is a broken co-process (we cannot tell whose answer
+         * it is before it ends, so its tasks in flight are retried). */
+        if (p->line.len > p->cap) {
+            snprintf(p->broken, sizeof p->broken, "stream co-process %d: response line exceeds max_output (%zu bytes)", (int)p->pid, p->cap);
             log_warn("%s; restarting it", p->broken);
             kill(-p->pid, SIGKILL);
             close_fd(&p->out_fd);
