@@ -14,7 +14,9 @@ if [ "$mode" = run ]; then
 else
     export BATON_CLUSTER_DIR=${BATON_CLUSTER_DIR:-$root/.cluster}
 fi
-state=$BATON_CLUSTER_DIR
+# Where the cluster really lives (cluster.sh may move it to /tmp): pid files and logs go there.
+state=$("$root/scripts/cluster.sh" dir)
+mkdir -p "$state"
 services=$root/examples/services
 worker_bin=$root/worker/baton-worker
 timeout_s=${BATON_DEMO_TIMEOUT:-90}
