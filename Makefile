@@ -41,18 +41,19 @@ check: deps
 	$(MAKE) install-extension
 	tests/run.sh
 
+# The demo's own output is what a newcomer reads: build quietly (errors still show).
 demo: deps
-	$(MAKE) all
-	$(MAKE) install-extension
-	examples/demo.sh
+	@echo "building baton (extension and worker)..."
+	@$(MAKE) -s --no-print-directory all install-extension >/dev/null
+	@examples/demo.sh
 
 up: deps
-	$(MAKE) all
-	$(MAKE) install-extension
-	examples/demo.sh --up
+	@echo "building baton (extension and worker)..."
+	@$(MAKE) -s --no-print-directory all install-extension >/dev/null
+	@examples/demo.sh --up
 
 down:
-	examples/demo.sh --down
+	@examples/demo.sh --down
 
 bench: deps
 	$(MAKE) all

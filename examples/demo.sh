@@ -14,7 +14,9 @@ if [ "$mode" = run ]; then
 else
     export BATON_CLUSTER_DIR=${BATON_CLUSTER_DIR:-$root/.cluster}
 fi
-state=$BATON_CLUSTER_DIR
+# Where the cluster really lives (cluster.sh may move it to /tmp): pid files and logs go there.
+state=$("$root/scripts/cluster.sh" dir)
+mkdir -p "$state"
 services=$root/examples/services
 worker_bin=$root/worker/baton-worker
 timeout_s=${BATON_DEMO_TIMEOUT:-90}
@@ -28,6 +30,11 @@ q() { psql -X -q -tA -v ON_ERROR_STOP=1 "$@"; }
 start_all() {
     conninfo=$("$root/scripts/cluster.sh" start)
     eval "$("$root/scripts/cluster.sh" env)"
+    # A cluster kept from an older checkout may hold an older baton of the same version number.
+    if [ "$(q -c "SELECT to_regprocedure('baton.trace_graph(uuid)') IS NOT NULL")" != t ]; then
+        echo "this cluster ($BATON_CLUSTER_DIR) holds an older baton: run 'make clean' and try again" >&2
+        exit 1
+    fi
     q -f "$root/examples/demo.sql" >/dev/null
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     python3 "$services/payments.py" "$port" >"$state/payments.log" 2>&1 &

@@ -9,6 +9,18 @@ BEGIN
 END
 $$;
 
+-- Checks an interval option: positive, or (when zero_ok) not negative.  NULL passes.
+CREATE FUNCTION baton._check_interval(fn text, field text, v interval, zero_ok boolean) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF zero_ok AND v < interval '0' THEN
+        PERFORM baton._bad(fn, field, pg_catalog.format('must not be negative (got %s)', v));
+    ELSIF NOT zero_ok AND v <= interval '0' THEN
+        PERFORM baton._bad(fn, field, pg_catalog.format('must be positive (got %s)', v));
+    END IF;
+END
+$$;
+
 -- Checks a queue name: 1-128 characters of letters, digits, '_', '-', '.', ':'.
 CREATE FUNCTION baton._check_queue_name(fn text, queue text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -50,24 +62,14 @@ BEGIN
     IF max_attempts < 1 THEN
         PERFORM baton._bad(fn, 'max_attempts', pg_catalog.format('must be at least 1 (got %s)', max_attempts));
     END IF;
-    IF lease <= interval '0' THEN
-        PERFORM baton._bad(fn, 'lease', pg_catalog.format('must be positive (got %s)', lease));
-    END IF;
-    IF backoff_base < interval '0' THEN
-        PERFORM baton._bad(fn, 'backoff_base', pg_catalog.format('must not be negative (got %s)', backoff_base));
-    END IF;
-    IF backoff_cap < interval '0' THEN
-        PERFORM baton._bad(fn, 'backoff_cap', pg_catalog.format('must not be negative (got %s)', backoff_cap));
-    END IF;
+    PERFORM baton._check_interval(fn, 'lease', lease, false);
+    PERFORM baton._check_interval(fn, 'backoff_base', backoff_base, true);
+    PERFORM baton._check_interval(fn, 'backoff_cap', backoff_cap, true);
     IF rate_limit < 0 THEN
         PERFORM baton._bad(fn, 'rate_limit', pg_catalog.format('must be positive, or NULL/0 for no limit (got %s)', rate_limit));
     END IF;
-    IF rate_period <= interval '0' THEN
-        PERFORM baton._bad(fn, 'rate_period', pg_catalog.format('must be positive (got %s)', rate_period));
-    END IF;
-    IF retention < interval '0' THEN
-        PERFORM baton._bad(fn, 'retention', pg_catalog.format('must not be negative (got %s)', retention));
-    END IF;
+    PERFORM baton._check_interval(fn, 'rate_period', rate_period, false);
+    PERFORM baton._check_interval(fn, 'retention', retention, true);
 END
 $$;
 

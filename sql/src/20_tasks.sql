@@ -22,9 +22,7 @@ BEGIN
     IF run_at IS NOT NULL AND delay IS NOT NULL THEN
         PERFORM baton._bad(fn, 'delay', 'cannot be combined with run_at');
     END IF;
-    IF delay < interval '0' THEN
-        PERFORM baton._bad(fn, 'delay', pg_catalog.format('must not be negative (got %s)', delay));
-    END IF;
+    IF delay IS NOT NULL THEN PERFORM baton._check_interval(fn, 'delay', delay, true); END IF;
     IF priority IS NULL THEN
         PERFORM baton._bad(fn, 'priority', 'must not be NULL');
     END IF;
@@ -34,15 +32,9 @@ BEGIN
     IF dedup_key = '' THEN
         PERFORM baton._bad(fn, 'dedup_key', 'must not be empty');
     END IF;
-    IF timeout <= interval '0' THEN
-        PERFORM baton._bad(fn, 'timeout', pg_catalog.format('must be positive (got %s)', timeout));
-    END IF;
-    IF backoff_base < interval '0' THEN
-        PERFORM baton._bad(fn, 'backoff_base', pg_catalog.format('must not be negative (got %s)', backoff_base));
-    END IF;
-    IF backoff_cap < interval '0' THEN
-        PERFORM baton._bad(fn, 'backoff_cap', pg_catalog.format('must not be negative (got %s)', backoff_cap));
-    END IF;
+    IF timeout IS NOT NULL THEN PERFORM baton._check_interval(fn, 'timeout', timeout, false); END IF;
+    IF backoff_base IS NOT NULL THEN PERFORM baton._check_interval(fn, 'backoff_base', backoff_base, true); END IF;
+    IF backoff_cap IS NOT NULL THEN PERFORM baton._check_interval(fn, 'backoff_cap', backoff_cap, true); END IF;
 END
 $$;
 

@@ -65,12 +65,13 @@ CREATE TABLE baton._ev_runs (
 CREATE INDEX _ev_runs_subscription_idx ON baton._ev_runs (subscription_id);
 CREATE INDEX _ev_runs_created_idx ON baton._ev_runs (created_at);
 
--- Settings of the events subsystem: one row.
+-- Settings of the events subsystem: at most one row, written by set_event_retention.
+-- No row means the defaults; the script inserts none, so that pg_dump/restore
+-- of this configuration table never collides with a row the script made.
 CREATE TABLE baton._ev_settings (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     retention interval CHECK (retention > interval '0')   -- NULL: keep events forever
 );
-INSERT INTO baton._ev_settings (retention) VALUES (interval '30 days');
 
 -- Per-subscription counts and dead letters look tasks up by subscription.
 CREATE INDEX _tasks_subscription_idx ON baton._tasks (subscription_id, state) WHERE subscription_id IS NOT NULL;
@@ -580,7 +581,8 @@ BEGIN
         PERFORM baton._bad('set_event_retention', 'retention',
                            pg_catalog.format('must be positive, or NULL to keep events forever (got %s)', retention));
     END IF;
-    UPDATE baton._ev_settings AS x SET retention = set_event_retention.retention;
+    INSERT INTO baton._ev_settings AS x (singleton, retention) VALUES (true, set_event_retention.retention)
+    ON CONFLICT (singleton) DO UPDATE SET retention = excluded.retention;
 END
 $$;
 COMMENT ON FUNCTION baton.set_event_retention(interval) IS
@@ -595,8 +597,10 @@ DECLARE
     n    integer := 0;
 BEGIN
     SELECT x.retention INTO keep FROM baton._ev_settings AS x;
-    IF keep IS NULL THEN
-        RETURN 0;
+    IF NOT FOUND THEN
+        keep := interval '30 days';          -- the default, until set_event_retention
+    ELSIF keep IS NULL THEN
+        RETURN 0;                            -- keep events forever
     END IF;
     DELETE FROM baton._events AS x WHERE x.id IN (
         SELECT y.id FROM baton._events AS y

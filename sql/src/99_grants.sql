@@ -1,6 +1,14 @@
 -- 99_grants.sql — privileges: nothing for PUBLIC, least privilege for the three baton roles.
 -- Every API function is SECURITY DEFINER, so the roles need EXECUTE and never table rights.
 
+-- pg_dump keeps the data of the configuration tables (marked where each is
+-- created); their identity sequences must come along, or ids restart at 1.
+-- (One statement each: every call rewrites the same pg_extension row.)
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('baton._tasks', 'id'), '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('baton._events', 'id'), '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('baton._subscriptions', 'id'), '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('baton._runs', 'id'), '');
+
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA baton FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA baton FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA baton FROM PUBLIC;

@@ -3,26 +3,9 @@
 # Every baton function pins search_path, so objects planted in a schema the
 # caller puts first must never run.  Each planted object raises if called.
 set -uo pipefail
-db=baton_hostile_$$
-createdb -T baton_template "$db" || { echo "1..0 # Skip cannot create database"; exit 0; }
-trap 'dropdb --if-exists "$db"' EXIT
-q() { psql -X -q -v ON_ERROR_STOP=1 -d "$db" "$@"; }
-
-q <<'SQL'
-CREATE SCHEMA hostile;
-CREATE FUNCTION hostile.now() RETURNS timestamptz LANGUAGE plpgsql AS
-    $$BEGIN RAISE EXCEPTION 'hostile now() was called'; END$$;
-CREATE FUNCTION hostile.random() RETURNS double precision LANGUAGE plpgsql AS
-    $$BEGIN RAISE EXCEPTION 'hostile random() was called'; END$$;
-CREATE FUNCTION hostile.text_eq(text, text) RETURNS boolean LANGUAGE plpgsql AS
-    $$BEGIN RAISE EXCEPTION 'hostile = operator was called'; END$$;
-CREATE OPERATOR hostile.= (LEFTARG = text, RIGHTARG = text, FUNCTION = hostile.text_eq);
-CREATE FUNCTION hostile.int_lt(integer, integer) RETURNS boolean LANGUAGE plpgsql AS
-    $$BEGIN RAISE EXCEPTION 'hostile < operator was called'; END$$;
-CREATE OPERATOR hostile.< (LEFTARG = integer, RIGHTARG = integer, FUNCTION = hostile.int_lt);
-CREATE TABLE hostile._tasks (id int);
-CREATE TABLE hostile._queues (id int);
-SQL
+. "$BATON_ROOT/tests/integration/lib/hostile.sh"
+hostile_db baton_hostile_$$
+q() { psql -X -q -v ON_ERROR_STOP=1 -d "$hostile_dbname" "$@"; }
 
 calls=(
   "SELECT baton.create_queue('h', concurrency => 5, rate_limit => 100)"
@@ -49,13 +32,5 @@ calls=(
   "SELECT baton.drop_queue('h', force => true)"
 )
 echo "1..${#calls[@]}"
-i=0
-for c in "${calls[@]}"; do
-    i=$((i + 1))
-    if out=$(PGOPTIONS='-c search_path=hostile,public,pg_catalog' psql -X -q -v ON_ERROR_STOP=1 -d "$db" -c "$c" 2>&1); then
-        echo "ok $i - $c"
-    else
-        echo "not ok $i - $c"
-        echo "$out" | sed 's/^/# /'
-    fi
-done
+hostile_run "${calls[@]}"
+i=$hostile_n

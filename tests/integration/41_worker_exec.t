@@ -39,6 +39,8 @@ elif do == "sleep":
     time.sleep(300)
 elif do == "big":
     sys.stdout.write("y" * 100000)
+elif do == "longtext":
+    sys.stdout.write("z" * 1000)
 elif do == "binary":
     sys.stdout.buffer.write(b"ok\xff\xfe\x00end")
 elif do == "argv":
@@ -58,7 +60,7 @@ max_output = 4KiB
 """ % svc
 
 ids = {}
-for do in ["echo", "text", "empty", "fail", "retry", "big", "binary", "argv"]:
+for do in ["echo", "text", "empty", "fail", "retry", "big", "binary", "argv", "longtext"]:
     ids[do] = int(db.sql("SELECT baton.enqueue('work', '{\"do\": \"%s\"}')" % do))
 pidfile = os.path.join(d, "sleep.pids")
 ids["sleep"] = int(db.sql("SELECT baton.enqueue('work', '{\"do\": \"sleep\", \"pidfile\": \"%s\"}', max_attempts => 1)" % pidfile))
@@ -80,12 +82,15 @@ t.is_(sorted(task.keys()), sorted(["id", "queue", "attempt", "max_attempts", "pa
 t.ok(task["id"] == ids["echo"] and task["queue"] == "work" and task["attempt"] == 1 and task["payload"] == {"do": "echo"},
      "stdin carries id, queue, attempt and payload; stdout JSON is the result", r)
 t.is_(state(ids["echo"]), "succeeded", "exit 0 succeeds")
-t.is_(db.sql("SELECT result #>> '{}' FROM baton.tasks WHERE id = %d" % ids["text"]), "plain words, not JSON",
-      "non-JSON stdout is stored as a JSON string")
+t.is_(db.sql("SELECT state || ' ' || attempt || ' ' || error FROM baton.tasks WHERE id = %d" % ids["text"]),
+      "failed 1 exec: stdout is not valid JSON: plain words, not JSON",
+      "non-JSON stdout fails the task without retry (max_attempts 2), the error shows the output")
 t.is_(db.sql("SELECT result IS NULL FROM baton.tasks WHERE id = %d" % ids["empty"]), "t", "empty stdout is a NULL result")
 
-t.is_(db.sql("SELECT result #>> '{}' FROM baton.tasks WHERE id = %d" % ids["binary"]), "ok\ufffd\ufffd\ufffdend",
-      "invalid UTF-8 and NUL bytes in stdout become U+FFFD in the stored string")
+t.is_(db.sql("SELECT state || ' ' || error FROM baton.tasks WHERE id = %d" % ids["binary"]),
+      "failed exec: stdout is not valid JSON: ok\ufffd\ufffd\ufffdend",
+      "binary stdout fails too; invalid UTF-8 and NUL bytes become U+FFFD in the error")
+t.ok(w.proc.poll() is None, "the worker keeps running after malformed and oversized output", w.logtext())
 t.is_(json.loads(db.sql("SELECT result FROM baton.tasks WHERE id = %d" % ids["argv"])),
       ["--flag", "two words", 'say "hi"', "back slash", "no password"],
       "command is split into argv without a shell, with quoting; PGPASSWORD is not passed on")
@@ -100,7 +105,10 @@ t.is_(db.sql("SELECT state || ' ' || attempt FROM baton.tasks WHERE id = %d" % i
 t.is_(db.sql("SELECT error FROM baton.tasks WHERE id = %d" % ids["retry"]), "busy, later", "exit 75 keeps stderr as the error")
 
 t.is_(state(ids["big"]), "failed", "stdout beyond max_output fails the task")
-t.ok("max_output" in db.sql("SELECT error FROM baton.tasks WHERE id = %d" % ids["big"]), "and says why")
+t.is_(db.sql("SELECT attempt || ' ' || error FROM baton.tasks WHERE id = %d" % ids["big"]),
+      "1 output exceeds max_output (4096 bytes)", "without retry, and says why")
+t.is_(db.sql("SELECT state || ' ' || error FROM baton.tasks WHERE id = %d" % ids["longtext"]),
+      "failed exec: stdout is not valid JSON: " + "z" * 200, "the error quotes only the first 200 bytes of bad stdout")
 
 t.is_(state(ids["sleep"]), "failed", "a task past its timeout fails (no attempts left)")
 t.ok("timed out" in db.sql("SELECT error FROM baton.tasks WHERE id = %d" % ids["sleep"]), "with a timeout error")

@@ -29,6 +29,8 @@ class H(http.server.BaseHTTPRequestHandler):
             time.sleep(p["sleep"])
         if code == 200 and p.get("text"):
             out = b"hello, not json"
+        elif code == 200 and p.get("empty"):
+            out = b""
         elif code == 200:
             out = json.dumps({"task": body["id"], "token": self.headers.get("X-Token"), "ct": self.headers.get("Content-Type")}).encode()
         else:
@@ -50,6 +52,7 @@ db.sql("SELECT baton.create_queue('h', max_attempts => 2, backoff_base => '0', b
 ids = {}
 ids["ok"] = int(db.sql("SELECT baton.enqueue('h', '{\"code\": 200}')"))
 ids["text"] = int(db.sql("SELECT baton.enqueue('h', '{\"code\": 200, \"text\": true}')"))
+ids["empty"] = int(db.sql("SELECT baton.enqueue('h', '{\"code\": 200, \"empty\": true}')"))
 ids["404"] = int(db.sql("SELECT baton.enqueue('h', '{\"code\": 404}')"))
 ids["503"] = int(db.sql("SELECT baton.enqueue('h', '{\"code\": 503}')"))
 ids["slow"] = int(db.sql("SELECT baton.enqueue('h', '{\"sleep\": 3}')"))
@@ -63,13 +66,17 @@ url = http://127.0.0.1:%d/run
 header = X-Token: s3cret-token
 timeout = 1s
 """ % port)
-t.ok(wait_until(lambda: db.sql("SELECT count(*) FROM baton.tasks WHERE state IN ('succeeded', 'failed')") == "35", 30),
+t.ok(wait_until(lambda: db.sql("SELECT count(*) FROM baton.tasks WHERE state IN ('succeeded', 'failed')") == "36", 30),
      "every request ends", w.logtext())
 r = json.loads(db.sql("SELECT result FROM baton.tasks WHERE id = %d" % ids["ok"]))
 t.ok(r["task"] == ids["ok"] and r["ct"] == "application/json", "2xx: the JSON body is the result (task JSON POSTed)", r)
 t.is_(r["token"], "s3cret-token", "configured headers are sent")
-t.is_(db.sql("SELECT result #>> '{}' FROM baton.tasks WHERE id = %d" % ids["text"]), "hello, not json",
-      "a non-JSON 2xx body is stored as a JSON string")
+t.is_(db.sql("SELECT state || ' ' || attempt || ' ' || error FROM baton.tasks WHERE id = %d" % ids["text"]),
+      "failed 1 http: HTTP 200 body is not valid JSON: hello, not json",
+      "a non-JSON 2xx body fails the task without retry (max_attempts 2), the error shows the body")
+t.is_(db.sql("SELECT state || ' ' || (result IS NULL) FROM baton.tasks WHERE id = %d" % ids["empty"]), "succeeded true",
+      "an empty 2xx body is a NULL result")
+t.ok(w.proc.poll() is None, "the worker keeps running after a malformed body", w.logtext())
 t.is_(db.sql("SELECT state || ' ' || attempt || ' ' || error FROM baton.tasks WHERE id = %d" % ids["404"]),
       "failed 1 HTTP 404: status 404", "4xx fails without retry")
 t.is_(db.sql("SELECT state || ' ' || attempt || ' ' || error FROM baton.tasks WHERE id = %d" % ids["503"]),

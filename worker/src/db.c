@@ -580,7 +580,10 @@ void db_step(int64_t now)
         return;
     }
     pgc_watch(&C);
-    if (dstate == D_READY) {
+    /* Timers only matter when a statement can be sent: while one is in flight
+       its answer wakes the loop, and a timer already due would make poll(2)
+       return at once, over and over (a busy loop while the server works). */
+    if (dstate == D_READY && op == OP_NONE && C.state == PGC_READY) {
         loop_deadline(next_poll);
         loop_deadline(next_seen);
         if (W.cfg->tick != TICK_OFF && !W.draining) loop_deadline(next_tick);

@@ -261,7 +261,8 @@ static void exec_outcome(task *t, exec_state *e)
         if (*tail) buf_printf(&msg, "; stderr: %s", tail);
         task_finish(t, REP_RETRY, msg.data);
     } else if (WIFEXITED(e->status) && WEXITSTATUS(e->status) == 0) {
-        /* stdout: empty = NULL, JSON = as is, anything else = a JSON string. */
+        /* stdout: empty = NULL, JSON = as is; anything else is a broken program, and running it
+         * again would not mend its output, so the task fails without retry. */
         const char *s = e->out.data ? e->out.data : "";
         size_t n = e->out.len;
         while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
@@ -272,11 +273,11 @@ static void exec_outcome(task *t, exec_state *e)
             task_finish(t, REP_OK, r);
             free(r);
         } else {
-            buf j;
-            buf_init(&j);
-            json_add_string(&j, s, n);
-            task_finish(t, REP_OK, j.data);
-            buf_free(&j);
+            buf_adds(&msg, "exec: stdout is not valid JSON: ");
+            char *head = text_sanitize(s, MIN(n, (size_t)200));   /* NUL bytes would cut the message */
+            buf_adds(&msg, head);
+            free(head);
+            task_finish(t, REP_FAIL, msg.data);
         }
     } else if (WIFEXITED(e->status)) {
         int code = WEXITSTATUS(e->status);

@@ -130,8 +130,12 @@ static void check_done(void)
                 task_finish(t, REP_OK, r);
                 free(r);
             } else {
-                json_add_string(&msg, body, n);
-                task_finish(t, REP_OK, msg.data);
+                /* A 2xx with a body that is not JSON: the service is broken, a retry would not mend it. */
+                buf_printf(&msg, "http: HTTP %ld body is not valid JSON: ", status);
+                char *head = text_sanitize(body, MIN(n, (size_t)200));
+                buf_adds(&msg, head);
+                free(head);
+                task_finish(t, REP_FAIL, msg.data);
             }
         } else {
             buf_printf(&msg, "HTTP %ld", status);

@@ -21,6 +21,10 @@ typedef struct sproc {
     bool    exited, retiring;
     int     status;
     int64_t started;
+    size_t  cap;          /* max_output: longest response line */
+    char    broken[300];  /* why we killed it (a protocol violation); empty = it died by itself */
+    int64_t gone[256];    /* ids of tasks that left without their answer (timeout, cancel): a late */
+    int     ngone;        /* answer for one of them is expected, not a protocol violation */
     struct sproc *next;
 } sproc;
 
@@ -90,6 +94,7 @@ static sproc *spawn(queue_rt *q)
     buf_init(&p->out);
     buf_init(&p->line);
     p->started = now_ms();
+    p->cap = (size_t)qc->max_output;
     log_info("stream queue %s: started co-process %d (%s)", q->name, (int)pid, qc->command);
     return p;
 }
@@ -102,28 +107,51 @@ static task *task_of(sproc *p, int64_t id)
     return NULL;
 }
 
-/* Handles one response line. */
-static void on_line(sproc *p, const char *s, size_t n)
+/* True when id belongs to a task that left this process without its answer. */
+static bool was_given(const sproc *p, int64_t id)
+{
+    for (int i = 0; i < MIN(p->ngone, (int)(sizeof p->gone / sizeof p->gone[0])); i++)
+        if (p->gone[i] == id) return true;
+    return false;
+}
+
+/* Records why the co-process is broken (it is killed by the caller). */
+static bool broken(sproc *p, const char *why, const char *s, size_t n)
+{
+    char *head = text_sanitize(s, MIN(n, (size_t)200));
+    snprintf(p->broken, sizeof p->broken, "stream co-process %d: %s: %s", (int)p->pid, why, head);
+    free(head);
+    return false;
+}
+
+/* Handles one response line; false when the line breaks the protocol (then the process must be restarted,
+ * since later answers of a confused co-process cannot be trusted to belong to their ids). */
+static bool on_line(sproc *p, const char *s, size_t n)
 {
     const char *v;
     size_t vn;
-    if (!n) return;
-    if (!json_valid(s, n) || !json_member(s, n, "id", &v, &vn)) {
-        log_warn("stream co-process %d: ignoring a line that is not a response object: %.200s", (int)p->pid, s);
-        return;
-    }
-    int64_t id = strtoll(v, NULL, 10);
+    char *end;
+    if (!n) return true;
+    if (!json_valid(s, n)) return broken(p, "response is not valid JSON", s, n);
+    if (!json_member(s, n, "id", &v, &vn)) return broken(p, "response without \"id\"", s, n);
+    errno = 0;
+    int64_t id = strtoll(v, &end, 10);
+    if (vn == 0 || end != v + vn || errno) return broken(p, "response \"id\" is not a task id", s, n);
     task *t = task_of(p, id);
     if (!t) {
+        if (!was_given(p, id)) return broken(p, "response for a task it was not given", s, n);
         log_debug("stream co-process %d: response for task %lld that is no longer waiting", (int)p->pid, (long long)id);
-        return;
+        return true;
     }
+    /* Answered: the slot is free now, and cleanup must not count it among the unanswered. */
+    p->inflight--;
+    t->h = NULL;
     bool ok = json_member(s, n, "ok", &v, &vn) && vn == 4 && !memcmp(v, "true", 4);
     if (ok) {
         char *res = json_member(s, n, "result", &v, &vn) ? xstrndup(v, vn) : NULL;
         task_finish(t, REP_OK, res);
         free(res);
-        return;
+        return true;
     }
     char *err = NULL;
     if (json_member(s, n, "error", &v, &vn)) {
@@ -133,6 +161,7 @@ static void on_line(sproc *p, const char *s, size_t n)
     bool retry = json_member(s, n, "retry", &v, &vn) && vn == 4 && !memcmp(v, "true", 4);
     task_finish(t, retry ? REP_RETRY : REP_FAIL, err ? err : "failed (no error given)");
     free(err);
+    return true;
 }
 
 /* Reads responses, one JSON object per line. */
@@ -153,12 +182,20 @@ static void on_out(void *arg, int fd, short rev)
         while (p->line.len && (nl = memchr(p->line.data, '\n', p->line.len)) != NULL) {
             size_t l = (size_t)(nl - p->line.data);
             *nl = '\0';
-            on_line(p, p->line.data, l);
+            if (l > p->cap) snprintf(p->broken, sizeof p->broken, "stream co-process %d: response line exceeds max_output (%zu bytes)", (int)p->pid, p->cap);
+            if (l > p->cap || !on_line(p, p->line.data, l)) {
+                log_warn("%s; restarting it", p->broken);
+                kill(-p->pid, SIGKILL);
+                close_fd(&p->out_fd);
+                return;
+            }
             buf_consume(&p->line, l + 1);
         }
-        /* Bounded memory: a line without end is a broken co-process. */
-        if (p->line.len > (size_t)64 * 1024 * 1024) {
-            log_warn("stream co-process %d: response line too long; restarting it", (int)p->pid);
+        /* Bounded memory: a line longer than max_output is a broken co-process (we cannot tell whose answer
+         * it is before it ends, so its tasks in flight are retried). */
+        if (p->line.len > p->cap) {
+            snprintf(p->broken, sizeof p->broken, "stream co-process %d: response line exceeds max_output (%zu bytes)", (int)p->pid, p->cap);
+            log_warn("%s; restarting it", p->broken);
             kill(-p->pid, SIGKILL);
             close_fd(&p->out_fd);
             return;
@@ -204,8 +241,9 @@ bool stream_child_exited(pid_t pid, int status)
 /* Frees a process record; its waiting tasks fail for retry. */
 static void proc_gone(queue_rt *q, streamq *sq, sproc *p)
 {
-    char msg[128];
-    if (WIFEXITED(p->status)) snprintf(msg, sizeof msg, "stream co-process %d exited with code %d", (int)p->pid, WEXITSTATUS(p->status));
+    char msg[sizeof p->broken];
+    if (p->broken[0]) snprintf(msg, sizeof msg, "%s", p->broken);
+    else if (WIFEXITED(p->status)) snprintf(msg, sizeof msg, "stream co-process %d exited with code %d", (int)p->pid, WEXITSTATUS(p->status));
     else snprintf(msg, sizeof msg, "stream co-process %d killed by signal %d", (int)p->pid, WTERMSIG(p->status));
     for (task *t = W.tasks; t; t = t->next)
         if (t->handler == H_STREAM && t->h == p) {
@@ -349,7 +387,11 @@ static void stream_step(task *t, int64_t now)
 static void stream_cleanup(task *t)
 {
     sproc *p = t->h;
-    if (p) p->inflight--;
+    if (p) {
+        p->inflight--;
+        /* It left unanswered (timeout, cancel, drain): remember its id, its answer may still come. */
+        p->gone[p->ngone++ % (int)(sizeof p->gone / sizeof p->gone[0])] = t->id;
+    }
     t->h = NULL;
 }
 
