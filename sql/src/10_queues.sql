@@ -142,10 +142,38 @@ $$;
 COMMENT ON FUNCTION baton.alter_queue(text, integer, integer, interval, interval, interval, integer, interval, interval) IS
 'Changes queue options; NULL leaves an option as it is, 0 removes a concurrency or rate limit.';
 
+-- What still sends work to a queue, in words, or NULL: a subscription, a
+-- workflow's latest version or a running run's version, a cron schedule.
+-- (The tables belong to later parts of the script; plpgsql looks them up when called.)
+CREATE FUNCTION baton._queue_user(queue text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    who text;
+BEGIN
+    SELECT pg_catalog.format('subscription "%s"', s.name) INTO who
+      FROM baton._subscriptions AS s WHERE s.queue = _queue_user.queue LIMIT 1;
+    IF who IS NULL THEN
+        SELECT pg_catalog.format('step "%s" of workflow "%s" (version %s)', d.step, d.workflow, d.version) INTO who
+          FROM baton._wf_steps AS d
+         WHERE (d.spec ->> 'queue' = _queue_user.queue OR d.spec #>> '{compensate,queue}' = _queue_user.queue)
+           AND (d.version = (SELECT pg_catalog.max(w.version) FROM baton._workflows AS w WHERE w.name = d.workflow)
+                OR EXISTS (SELECT 1 FROM baton._runs AS r
+                            WHERE r.workflow = d.workflow AND r.version = d.version AND r.state = 'running'))
+         LIMIT 1;
+    END IF;
+    IF who IS NULL THEN
+        SELECT pg_catalog.format('cron schedule "%s"', c.name) INTO who
+          FROM baton._schedules AS c WHERE c.queue = _queue_user.queue LIMIT 1;
+    END IF;
+    RETURN who;
+END
+$$;
+
 CREATE FUNCTION baton.drop_queue(queue text, force boolean DEFAULT false) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    live bigint;
+    live    bigint;
+    used_by text;
 BEGIN
     PERFORM 1 FROM baton._queues AS q WHERE q.name = queue FOR UPDATE;
     IF NOT FOUND THEN
@@ -153,6 +181,12 @@ BEGIN
     END IF;
     SELECT pg_catalog.count(*) INTO live FROM baton._tasks AS t
      WHERE t.queue = drop_queue.queue AND t.state IN ('scheduled', 'pending', 'running');
+    used_by := baton._queue_user(queue);
+    IF used_by IS NOT NULL THEN
+        RAISE EXCEPTION 'baton.drop_queue: queue "%" is used by %', queue, used_by
+            USING ERRCODE = 'object_in_use', COLUMN = 'queue',
+                  HINT = 'Unsubscribe, unschedule or redefine the workflow first: work sent to a dropped queue would never run.';
+    END IF;
     IF live > 0 AND NOT force THEN
         RAISE EXCEPTION 'baton.drop_queue: queue "%" has % live tasks', queue, live
             USING ERRCODE = 'object_in_use', COLUMN = 'queue',
@@ -163,7 +197,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION baton.drop_queue(text, boolean) IS
-'Drops a queue and its finished tasks; refuses while it has live tasks unless force is true.';
+'Drops a queue and its finished tasks; refuses while a subscription, a workflow or a cron schedule sends work to it, and while it has live tasks unless force is true.';
 
 CREATE FUNCTION baton.pause_queue(queue text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
