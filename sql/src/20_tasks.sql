@@ -60,33 +60,11 @@ BEGIN
     IF enqueue.payload IS NULL THEN
         PERFORM baton._bad('enqueue', 'payload', 'must not be NULL (use ''{}'' for no payload)');
     END IF;
-    -- The hot path (no options) skips the option checks and helper calls.
-    IF enqueue.run_at IS NOT NULL OR enqueue.delay IS NOT NULL OR enqueue.max_attempts IS NOT NULL
-       OR enqueue.dedup_key IS NOT NULL OR enqueue.timeout IS NOT NULL OR enqueue.backoff_base IS NOT NULL
-       OR enqueue.backoff_cap IS NOT NULL OR enqueue.priority IS NULL THEN
-        PERFORM baton._check_task_options('enqueue', enqueue.run_at, enqueue.delay, enqueue.max_attempts,
-                                          enqueue.dedup_key, enqueue.timeout, enqueue.backoff_base,
-                                          enqueue.backoff_cap, enqueue.priority);
-    END IF;
-    SELECT * INTO q FROM baton._queues AS x WHERE x.name = enqueue.queue;
-    IF NOT FOUND THEN
-        q := baton._queue('enqueue', enqueue.queue);      -- raises the error
-    END IF;
+    PERFORM baton._check_task_options('enqueue', enqueue.run_at, enqueue.delay, enqueue.max_attempts,
+                                      enqueue.dedup_key, enqueue.timeout, enqueue.backoff_base,
+                                      enqueue.backoff_cap, enqueue.priority);
+    q := baton._queue('enqueue', enqueue.queue);
     due := COALESCE(enqueue.run_at, pg_catalog.now() + enqueue.delay, pg_catalog.now());
-    IF enqueue.dedup_key IS NULL THEN
-        INSERT INTO baton._tasks (queue, state, priority, run_at, max_attempts, payload,
-                                  timeout, backoff_base, backoff_cap, correlation_id)
-        VALUES (q.name,
-                CASE WHEN due > pg_catalog.now() THEN 'scheduled' ELSE 'pending' END::baton.task_state,
-                enqueue.priority, due, COALESCE(enqueue.max_attempts, q.max_attempts), enqueue.payload,
-                enqueue.timeout, enqueue.backoff_base, enqueue.backoff_cap,
-                COALESCE(enqueue.correlation_id, pg_catalog.gen_random_uuid()))
-        RETURNING id INTO new_id;
-        IF due <= pg_catalog.now() THEN
-            PERFORM pg_catalog.pg_notify('baton_tasks', q.name);
-        END IF;
-        RETURN new_id;
-    END IF;
     LOOP
         INSERT INTO baton._tasks (queue, state, priority, run_at, max_attempts, payload, dedup_key,
                                   timeout, backoff_base, backoff_cap, correlation_id)
