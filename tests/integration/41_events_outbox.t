@@ -3,7 +3,7 @@
 # tasks and one NOTIFY per queue become visible together.
 set -uo pipefail
 db=baton_ev_outbox_$$
-createdb -T baton_template "$db" || { echo "1..0 # Skip cannot create database"; exit 0; }
+createdb -T baton_template "$db" || { echo "Bail out! cannot create database"; exit 1; }
 trap 'dropdb --if-exists "$db"' EXIT
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" "$@"; }
 n=0

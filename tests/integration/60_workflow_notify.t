@@ -3,7 +3,7 @@
 # and only once the ending transaction commits.
 set -uo pipefail
 db=wf_notify_$$
-createdb -T baton_template "$db" || { echo "1..0 # SKIP cannot create database"; exit 0; }
+createdb -T baton_template "$db" || { echo "Bail out! cannot create database"; exit 1; }
 trap 'dropdb --if-exists "$db" >/dev/null 2>&1' EXIT
 
 out=$(psql -X -q -v ON_ERROR_STOP=1 -d "$db" 2>&1 <<'SQL'

@@ -5,7 +5,7 @@
 # that it left no process running.
 set -uo pipefail
 root=$BATON_ROOT
-if [ ! -x "$root/worker/baton-worker" ]; then echo "1..0 # SKIP baton-worker is not built"; exit 0; fi
+if [ ! -x "$root/worker/baton-worker" ]; then echo "Bail out! baton-worker is not built (make check builds it)"; exit 1; fi
 dir=$(mktemp -d /tmp/baton-demo-XXXXXX)
 chmod 755 "$dir"
 out=$dir.out
