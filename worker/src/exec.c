@@ -34,6 +34,32 @@ typedef struct pgkill {
     pid_t   pgid;
     int64_t kill_at;
 } pgkill;
+
+/* In a forked child whose stdio is already set up: resets signals, drops the
+   worker's password from the environment, enters workdir and runs the queue's
+   command. Never returns; exit 127 when the command cannot run. Shared by the
+   exec and stream handlers. */
+_Noreturn void child_exec(const queue_conf *qc)
+{
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGCHLD, SIG_DFL);
+    /* The worker's database password is not the task program's business. */
+    unsetenv("PGPASSWORD");
+    if (qc->workdir && *qc->workdir && chdir(qc->workdir) < 0) {
+        dprintf(2, "baton-worker: cannot chdir to %s: %s\n", qc->workdir, strerror(errno));
+        _exit(127);
+    }
+    execvp(qc->argv.v[0], qc->argv.v);
+    dprintf(2, "baton-worker: cannot execute %s: %s\n", qc->argv.v[0], strerror(errno));
+    _exit(127);
+}
+
 static pgkill *pgk;
 static int     npgk, cappgk;
 
@@ -187,23 +213,7 @@ static void exec_start(task *t)
         dup2(pin[0], 0);
         dup2(pout[1], 1);
         dup2(perr[1], 2);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGHUP, SIG_DFL);
-        signal(SIGCHLD, SIG_DFL);
-        /* The worker's database password is not the task program's business. */
-        unsetenv("PGPASSWORD");
-        if (t->qc->workdir && *t->qc->workdir && chdir(t->qc->workdir) < 0) {
-            dprintf(2, "baton-worker: cannot chdir to %s: %s\n", t->qc->workdir, strerror(errno));
-            _exit(127);
-        }
-        execvp(t->qc->argv.v[0], t->qc->argv.v);
-        dprintf(2, "baton-worker: cannot execute %s: %s\n", t->qc->argv.v[0], strerror(errno));
-        _exit(127);
+        child_exec(t->qc);
     }
     setpgid(pid, pid);   /* also in the parent: no race with a kill right after fork */
     close(pin[0]);

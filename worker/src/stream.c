@@ -64,23 +64,7 @@ static sproc *spawn(queue_rt *q)
         setpgid(0, 0);
         dup2(pin[0], 0);
         dup2(pout[1], 1);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGHUP, SIG_DFL);
-        signal(SIGCHLD, SIG_DFL);
-        /* The worker's database password is not the task program's business. */
-        unsetenv("PGPASSWORD");
-        if (qc->workdir && *qc->workdir && chdir(qc->workdir) < 0) {
-            dprintf(2, "baton-worker: cannot chdir to %s: %s\n", qc->workdir, strerror(errno));
-            _exit(127);
-        }
-        execvp(qc->argv.v[0], qc->argv.v);
-        dprintf(2, "baton-worker: cannot execute %s: %s\n", qc->argv.v[0], strerror(errno));
-        _exit(127);
+        child_exec(qc);
     }
     setpgid(pid, pid);
     close(pin[0]);
