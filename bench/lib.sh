@@ -214,6 +214,26 @@ worker_built() {
     [ "$(cat "$cache")" = ok ] || { cat "$cache"; return 1; }
 }
 
+# worker_section QUEUE: the common start of a section that measures the worker: skips the
+# section (and exits) when there is no working worker, else brings the cluster up, creates
+# QUEUE and the section's work directory in $dir.
+worker_section() {
+    local why
+    # No cluster needed to find out that there is no worker to measure.
+    if ! why=$(worker_built); then
+        skip "$SECTION" "$why"
+        exit 0
+    fi
+    cluster_up || exit 1
+    if ! why=$(worker_works); then
+        skip "$SECTION" "$why"
+        exit 0
+    fi
+    dir=$BENCH_WORK/$SECTION
+    mkdir -p "$dir"
+    q -c "SELECT baton.create_queue('$1')" >/dev/null || exit 1
+}
+
 # start_worker CONFIG LOGFILE: starts baton-worker on the section's cluster; sets WORKER_PID.
 start_worker() {
     bg "$WORKER_BIN" --config "$1" --dsn "$BENCH_DSN" >>"$2" 2>&1

@@ -7,20 +7,7 @@
 # SKIP LOCKED figure of 10_raw_claim.sh (target: at least 70 %).
 source "$BENCH_ROOT/bench/lib.sh"
 section_init
-# No cluster needed to find out that there is no worker to measure.
-if ! why=$(worker_built); then
-    skip "$SECTION" "$why"
-    exit 0
-fi
-cluster_up || exit 1
-
-if ! why=$(worker_works); then
-    skip drain "$why"
-    exit 0
-fi
-dir=$BENCH_WORK/drain
-mkdir -p "$dir"
-q -c "SELECT baton.create_queue('bench')" >/dev/null || exit 1
+worker_section bench
 
 # Does the worker start with this config?  A config error makes it exit at once.
 config_accepted() {

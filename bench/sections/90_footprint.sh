@@ -7,20 +7,7 @@
 # per 1,000 tasks, from /proc.
 source "$BENCH_ROOT/bench/lib.sh"
 section_init
-# No cluster needed to find out that there is no worker to measure.
-if ! why=$(worker_built); then
-    skip "$SECTION" "$why"
-    exit 0
-fi
-cluster_up || exit 1
-
-if ! why=$(worker_works); then
-    skip footprint "$why"
-    exit 0
-fi
-dir=$BENCH_WORK/footprint
-mkdir -p "$dir"
-q -c "SELECT baton.create_queue('foot')" >/dev/null || exit 1
+worker_section foot
 worker_config "$dir/w.conf" "$B_FOOT_INFLIGHT" foot stream \
     "command = $PYTHON $BENCH_ROOT/bench/tools/stream_sleeper.py 0.5
 concurrency = $B_FOOT_INFLIGHT"
