@@ -65,7 +65,9 @@ CREATE TABLE baton._tasks (
     map_index           integer,
     subscription_id     bigint,
     event_id            bigint,
-    correlation_id      uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid()
+    -- NULL when the task was enqueued without one: its correlation id is then
+    -- derived from its id (baton._task_correlation), which costs no index entry
+    correlation_id      uuid
 );
 -- Deleting finished tasks in bulk is normal; keep autovacuum close behind.
 ALTER TABLE baton._tasks SET (autovacuum_vacuum_scale_factor = 0.02,
@@ -86,7 +88,19 @@ CREATE INDEX _tasks_finished_idx ON baton._tasks (finished_at)
 CREATE UNIQUE INDEX _tasks_dedup_idx ON baton._tasks (queue, dedup_key)
     WHERE dedup_key IS NOT NULL AND state IN ('scheduled', 'pending', 'running');
 CREATE INDEX _tasks_run_idx ON baton._tasks (run_id, step) WHERE run_id IS NOT NULL;
-CREATE INDEX _tasks_correlation_idx ON baton._tasks (correlation_id);
+-- Only shared correlation ids (workflow runs, events, the caller's own) are
+-- indexed: a random default in every row cost a fifth of the drain throughput
+-- (a non-HOT update inserts into every index; bench/README.md).
+CREATE INDEX _tasks_correlation_idx ON baton._tasks (correlation_id) WHERE correlation_id IS NOT NULL;
+
+-- Per-database constants: one row, made by the first create_queue rather than
+-- by this script, so that a restored dump's row does not collide with it.
+CREATE TABLE baton._instance (
+    singleton       boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    -- The first half of every derived task correlation id: random per database,
+    -- with the UUID version 8 ("custom") nibble.
+    task_corr_prefix text NOT NULL CHECK (task_corr_prefix ~ '^[0-9a-f]{12}8[0-9a-f]{3}$')
+);
 
 -- Live worker daemons, as they registered themselves.
 CREATE TABLE baton._workers (
@@ -102,3 +116,4 @@ CREATE TABLE baton._workers (
 
 SELECT pg_catalog.pg_extension_config_dump('baton._queues', '');
 SELECT pg_catalog.pg_extension_config_dump('baton._tasks', '');
+SELECT pg_catalog.pg_extension_config_dump('baton._instance', '');

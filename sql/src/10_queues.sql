@@ -95,6 +95,11 @@ BEGIN
     IF retention IS NULL THEN PERFORM baton._bad('create_queue', 'retention', 'must not be NULL'); END IF;
     PERFORM baton._check_queue_options('create_queue', concurrency, max_attempts, lease, backoff_base,
                                        backoff_cap, rate_limit, rate_period, retention);
+    -- The first queue fixes this database's correlation prefix (see baton._instance).
+    INSERT INTO baton._instance (task_corr_prefix)
+    SELECT pg_catalog.left(r.hex, 12) || '8' || pg_catalog.substr(r.hex, 14, 3)
+      FROM pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', '') AS r(hex)
+    ON CONFLICT (singleton) DO NOTHING;
     INSERT INTO baton._queues AS q (name, concurrency, max_attempts, lease, backoff_base, backoff_cap,
                                     rate_limit, rate_period, rate_tokens, retention)
     VALUES (queue, NULLIF(concurrency, 0), max_attempts, lease, backoff_base, backoff_cap,

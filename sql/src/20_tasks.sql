@@ -38,6 +38,25 @@ BEGIN
 END
 $$;
 
+-- The correlation id of a task enqueued without one: this database's random
+-- prefix and the task id with the RFC 9562 variant bits, a UUID version 8 that
+-- _task_of_correlation maps back to the task.  Nothing is stored or indexed.
+-- SECURITY DEFINER because the tasks view calls it for its readers.
+CREATE FUNCTION baton._task_correlation(id bigint) RETURNS uuid
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT (i.task_corr_prefix || pg_catalog.to_hex(id | x'8000000000000000'::bigint))::uuid
+      FROM baton._instance AS i
+$$;
+
+-- The task whose derived correlation id this is, or NULL.
+CREATE FUNCTION baton._task_of_correlation(correlation uuid) RETURNS bigint
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT ('x' || pg_catalog.substr(h.hex, 17))::bit(64)::bigint & x'3fffffffffffffff'::bigint
+      FROM baton._instance AS i, pg_catalog.replace(correlation::text, '-', '') AS h(hex)
+     WHERE pg_catalog.left(h.hex, 16) = i.task_corr_prefix
+       AND pg_catalog.substr(h.hex, 17, 1) IN ('8', '9', 'a', 'b')
+$$;
+
 CREATE FUNCTION baton.enqueue(queue text,
                               payload jsonb DEFAULT '{}',
                               run_at timestamptz DEFAULT NULL,
@@ -72,7 +91,7 @@ BEGIN
                 CASE WHEN due > pg_catalog.now() THEN 'scheduled' ELSE 'pending' END::baton.task_state,
                 enqueue.priority, due, COALESCE(enqueue.max_attempts, q.max_attempts), enqueue.payload,
                 enqueue.dedup_key, enqueue.timeout, enqueue.backoff_base, enqueue.backoff_cap,
-                COALESCE(enqueue.correlation_id, pg_catalog.gen_random_uuid()))
+                enqueue.correlation_id)
         ON CONFLICT (queue, dedup_key)
             WHERE dedup_key IS NOT NULL AND state IN ('scheduled', 'pending', 'running')
             DO NOTHING
@@ -126,7 +145,7 @@ BEGIN
     SELECT q.name,
            CASE WHEN due > pg_catalog.now() THEN 'scheduled' ELSE 'pending' END::baton.task_state,
            enqueue_many.priority, due, COALESCE(enqueue_many.max_attempts, q.max_attempts), e.p,
-           enqueue_many.timeout, COALESCE(enqueue_many.correlation_id, pg_catalog.gen_random_uuid())
+           enqueue_many.timeout, enqueue_many.correlation_id
       FROM pg_catalog.jsonb_array_elements(enqueue_many.payloads) WITH ORDINALITY AS e(p, n)
      ORDER BY e.n
     RETURNING id;
@@ -172,6 +191,11 @@ CREATE FUNCTION baton._claim_from(queues text[], worker text, want integer, pid 
 RETURNS TABLE (id bigint, queue text, payload jsonb, attempt integer, lease_expires_at timestamptz,
                run_id bigint, step text, correlation_id uuid, max_attempts integer)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    corr_prefix text := (SELECT i.task_corr_prefix FROM baton._instance AS i);
+    -- The queues' leases in the order of queues, read once rather than once per task.
+    leases      interval[] := ARRAY(SELECT q.lease FROM pg_catalog.unnest(queues) WITH ORDINALITY AS u(name, n)
+                                      LEFT JOIN baton._queues AS q ON q.name = u.name ORDER BY u.n);
 BEGIN
     -- Rows come back in claim order (priority, then due time).
     RETURN QUERY
@@ -179,8 +203,7 @@ BEGIN
     UPDATE baton._tasks AS t
        SET state = 'running', attempt = t.attempt + 1, worker = _claim_from.worker,
            started_at = pg_catalog.now(),
-           lease_expires_at = pg_catalog.now()
-                              + COALESCE(t.timeout, (SELECT q.lease FROM baton._queues AS q WHERE q.name = t.queue)),
+           lease_expires_at = pg_catalog.now() + COALESCE(t.timeout, leases[pg_catalog.array_position(queues, t.queue)]),
            claim_pid = pid, claim_session_start = session_start
      WHERE t.id = ANY (ARRAY(
         SELECT c.id FROM pg_catalog.unnest(queues) AS uq(name)
@@ -193,7 +216,10 @@ BEGIN
         ORDER BY c.priority DESC, c.run_at, c.id
         LIMIT want))
     RETURNING t.id, t.queue, t.payload, t.attempt, t.lease_expires_at, t.run_id, t.step,
-              t.correlation_id, t.max_attempts, t.priority, t.run_at)
+              -- baton._task_correlation(t.id), without a function call per row
+              COALESCE(t.correlation_id, (corr_prefix || pg_catalog.to_hex(t.id | x'8000000000000000'::bigint))::uuid)
+                  AS correlation_id,
+              t.max_attempts, t.priority, t.run_at)
     SELECT c.id, c.queue, c.payload, c.attempt, c.lease_expires_at, c.run_id, c.step, c.correlation_id, c.max_attempts
       FROM claimed AS c
      ORDER BY c.priority DESC, c.run_at, c.id;
@@ -313,6 +339,15 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t baton._tasks;
 BEGIN
+    -- A queue without history (retention 0): see complete_many.
+    DELETE FROM baton._tasks AS x USING baton._queues AS q
+     WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running'
+       AND q.name = x.queue AND q.retention = interval '0'
+       AND x.run_id IS NULL AND x.subscription_id IS NULL
+       AND NOT COALESCE(pg_catalog.jsonb_typeof(complete.result) = 'object' AND complete.result ? 'emit', false);
+    IF FOUND THEN
+        RETURN true;
+    END IF;
     UPDATE baton._tasks AS x
        SET state = 'succeeded', result = complete.result, finished_at = pg_catalog.now(),
            lease_expires_at = NULL
@@ -328,7 +363,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION baton.complete(bigint, integer, jsonb) IS
-'Marks a running task succeeded with its result. Returns false, changing nothing, when (id, attempt) no longer holds the lease.';
+'Marks a running task succeeded with its result (on a queue with retention 0 the task is deleted instead, unless a workflow, a subscription or an emit needs it). Returns false, changing nothing, when (id, attempt) no longer holds the lease.';
 
 CREATE FUNCTION baton.complete_many(ids bigint[], attempts integer[], results jsonb[] DEFAULT NULL)
 RETURNS SETOF bigint
@@ -337,12 +372,34 @@ DECLARE
     t        baton._tasks;
     accepted bigint[];
     hooked   bigint[];
+    nohist   text[];
+    del_ids  bigint[];
+    del_atts integer[];
+    dropped  bigint[];
 BEGIN
     IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(attempts) THEN
         PERFORM baton._bad('complete_many', 'attempts', 'must have as many elements as ids');
     END IF;
     IF results IS NOT NULL AND pg_catalog.cardinality(results) <> pg_catalog.cardinality(ids) THEN
         PERFORM baton._bad('complete_many', 'results', 'must have as many elements as ids');
+    END IF;
+    -- Queues that keep no history (retention 0) lose their succeeded tasks at
+    -- once: a delete adds no index entries, the update below adds one per index.
+    -- Tasks with a hook keep the update path: the hook reads the finished row.
+    nohist := ARRAY(SELECT q.name FROM baton._queues AS q WHERE q.retention = interval '0');
+    IF pg_catalog.cardinality(nohist) > 0 THEN
+        SELECT pg_catalog.array_agg(u.i), pg_catalog.array_agg(u.a) INTO del_ids, del_atts
+          FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results)) AS u(i, a, r)
+         WHERE NOT COALESCE(pg_catalog.jsonb_typeof(u.r) = 'object' AND u.r ? 'emit', false);
+        -- The attempt by array position, not by a join: the generic plan of a
+        -- join with the unnested arrays rescans them for every row.
+        WITH gone AS (
+            DELETE FROM baton._tasks AS x
+             WHERE x.id = ANY (del_ids) AND x.attempt = del_atts[pg_catalog.array_position(del_ids, x.id)]
+               AND x.state = 'running' AND x.queue = ANY (nohist)
+               AND x.run_id IS NULL AND x.subscription_id IS NULL
+            RETURNING x.id)
+        SELECT pg_catalog.array_agg(g.id) INTO dropped FROM gone AS g;
     END IF;
     -- One set-based update; the hook test is inlined (it is what _needs_hook
     -- says) because a function call per row costs more than the update.
@@ -364,7 +421,7 @@ BEGIN
             PERFORM baton._on_task_end(t);
         END LOOP;
     END IF;
-    RETURN QUERY SELECT pg_catalog.unnest(accepted);
+    RETURN QUERY SELECT pg_catalog.unnest(dropped || accepted);
 END
 $$;
 COMMENT ON FUNCTION baton.complete_many(bigint[], integer[], jsonb[]) IS

@@ -266,7 +266,8 @@ BEGIN
         PERFORM baton._bad('publish', 'payload', 'must not be NULL (use ''{}'' for no payload)');
     END IF;
     IF publish.cause_task_id IS NOT NULL THEN
-        SELECT COALESCE(corr, t.correlation_id) INTO corr FROM baton._tasks AS t WHERE t.id = publish.cause_task_id;
+        SELECT COALESCE(corr, t.correlation_id, baton._task_correlation(t.id)) INTO corr
+          FROM baton._tasks AS t WHERE t.id = publish.cause_task_id;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'baton.publish: cause_task_id: task % does not exist', publish.cause_task_id
                 USING ERRCODE = 'no_data_found', COLUMN = 'cause_task_id';
@@ -447,7 +448,7 @@ BEGIN
     END LOOP;
     FOR ev IN SELECT x FROM pg_catalog.jsonb_array_elements(list) WITH ORDINALITY AS e(x, i) ORDER BY e.i LOOP
         PERFORM baton._publish(ev ->> 'topic', COALESCE(ev -> 'payload', '{}'), ev ->> 'key',
-                               task.correlation_id, task.id, NULL, NULL);
+                               COALESCE(task.correlation_id, baton._task_correlation(task.id)), task.id, NULL, NULL);
     END LOOP;
 END
 $$;
@@ -481,7 +482,7 @@ BEGIN
                                       'attempts', task.attempt, 'event', task.payload)
         || CASE WHEN task.state = 'succeeded' THEN pg_catalog.jsonb_build_object('result', task.result)
                 ELSE pg_catalog.jsonb_build_object('error', task.error) END,
-        task.payload ->> 'key', task.correlation_id, task.id, NULL, NULL);
+        task.payload ->> 'key', COALESCE(task.correlation_id, baton._task_correlation(task.id)), task.id, NULL, NULL);
 END
 $$;
 

@@ -101,6 +101,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
            'run:' || t.run_id
       FROM baton._tasks AS t LEFT JOIN baton._subscriptions AS s ON s.id = t.subscription_id
      WHERE t.correlation_id = correlation
+        -- a task enqueued without a correlation id is found by the id inside it
+        OR (t.id = baton._task_of_correlation(correlation) AND t.correlation_id IS NULL)
     UNION ALL
     SELECT w.at, w.kind, w.id, w.name, w.state, w.cause_kind, w.cause_id, w.detail,
            w.kind || ':' || w.id || CASE WHEN w.kind = 'step' THEN ':' || w.name ELSE '' END,

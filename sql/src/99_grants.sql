@@ -49,3 +49,5 @@ GRANT EXECUTE ON FUNCTION
 
 GRANT SELECT ON baton.tasks, baton.queues, baton.queue_stats, baton.workers
   TO baton_admin, baton_producer, baton_worker;
+-- The tasks view derives the correlation id of tasks enqueued without one.
+GRANT EXECUTE ON FUNCTION baton._task_correlation(bigint) TO baton_admin, baton_producer, baton_worker;

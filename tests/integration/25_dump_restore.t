@@ -10,7 +10,7 @@ dump=$(mktemp)
 trap 'dropdb --if-exists "$src"; dropdb --if-exists "$dst"; rm -f "$dump"' EXIT
 createdb -T baton_template "$src" || { echo "Bail out! cannot create database"; exit 1; }
 q() { local d=$1; shift; psql -X -q -tA -v ON_ERROR_STOP=1 -d "$d" "$@"; }
-echo "1..7"
+echo "1..8"
 
 q "$src" >/dev/null <<'SQL'
 SELECT baton.create_queue('d');
@@ -33,3 +33,5 @@ same 4 "a new task gets a fresh id" "$(q "$dst" -c "SELECT baton.enqueue('d') > 
 same 5 "a new run gets a fresh id" "$(q "$dst" -c "SELECT baton.start('w') > 1")" t
 same 6 "a new event gets a fresh id" "$(q "$dst" -c "SELECT baton.publish('x.y') > 1")" t
 same 7 "settings survive (event retention)" "$(q "$dst" -c "SELECT retention FROM baton._ev_settings")" "2 days"
+corr="SELECT string_agg(correlation_id::text, ' ' ORDER BY id) FROM baton.tasks WHERE queue = 'd' AND run_id IS NULL AND subscription_id IS NULL AND id <= 3"
+same 8 "derived correlation ids of plain tasks survive (the database's prefix is restored)" "$(q "$dst" -c "$corr")" "$(q "$src" -c "$corr")"
