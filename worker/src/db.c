@@ -10,7 +10,15 @@
 #include <unistd.h>
 
 enum dstate { D_DOWN, D_CONNECTING, D_SETUP, D_READY };
-enum op { OP_NONE, OP_SETUP, OP_REPORT, OP_HB, OP_CLAIM, OP_SEEN, OP_TICK, OP_REGISTER, OP_UNREGISTER };
+enum op { OP_NONE, OP_SETUP, OP_REPORT, OP_HB, OP_CLAIM, OP_REPORT_CLAIM, OP_SEEN, OP_TICK, OP_REGISTER, OP_UNREGISTER };
+
+/* One statement to send: its text and parameters (kept in bufs it owns). */
+typedef struct stmt {
+    const char *sql;
+    int         n;
+    const char *params[4];
+    buf         b[3];
+} stmt;
 
 typedef struct idatt {
     int64_t id;
@@ -65,16 +73,26 @@ void db_describe(const char *dsn, char *out, size_t n)
     if (opts) PQconninfoFree(opts);
 }
 
+/* Frees a statement's parameter buffers. */
+static void stmt_free(stmt *st)
+{
+    for (int i = 0; i < 3; i++) buf_free(&st->b[i]);
+}
+
+/* Puts the unacknowledged report batch back at the front of its list, in order. */
+static void requeue_sent(void)
+{
+    report *r = sent, *rev = NULL;
+    while (r) { report *n = r->next; r->next = rev; rev = r; r = n; }
+    while (rev) { report *n = rev->next; report_push(rev, true); rev = n; }
+    sent = NULL;
+}
+
 /* Drops the session: unacknowledged reports go back to the front of their lists. */
 static void lost(void)
 {
     if (C.err) log_warn("database: %s", C.err);
-    if (sent) {
-        report *r = sent, *rev = NULL;
-        while (r) { report *n = r->next; r->next = rev; rev = r; r = n; }
-        while (rev) { report *n = rev->next; report_push(rev, true); rev = n; }
-        sent = NULL;
-    }
+    requeue_sent();
     hb_n = 0;
     op = OP_NONE;
     pgc_close(&C);
@@ -122,8 +140,8 @@ static void arrays_of(report *r, buf *ids, buf *atts, buf *texts, bool with_text
     if (with_texts) buf_adds(texts, "}");
 }
 
-/* Sends the oldest batch of one kind of report (one round trip for up to max_batch tasks). */
-static bool send_reports(void)
+/* Takes the oldest batch of one kind of report (up to max_batch tasks) as the batch in flight. */
+static bool prepare_reports(stmt *st)
 {
     int kind;
     for (kind = 0; kind < REP_NKINDS; kind++)
@@ -142,35 +160,26 @@ static bool send_reports(void)
         W.nreports--;
     }
     sent_kind = kind;
-    buf ids, atts, texts;
-    buf_init(&ids);
-    buf_init(&atts);
-    buf_init(&texts);
-    arrays_of(sent, &ids, &atts, &texts, kind != REP_RELEASE);
-    const char *sql;
-    const char *params[3] = {ids.data, atts.data, texts.data};
-    int np = 3;
+    for (int i = 0; i < 3; i++) buf_init(&st->b[i]);
+    arrays_of(sent, &st->b[0], &st->b[1], &st->b[2], kind != REP_RELEASE);
+    for (int i = 0; i < 3; i++) st->params[i] = st->b[i].data;
+    st->n = 3;
     switch (kind) {
     case REP_OK:
-        sql = "SELECT id FROM baton.complete_many($1::bigint[], $2::integer[], $3::jsonb[]) AS id";
+        st->sql = "SELECT id FROM baton.complete_many($1::bigint[], $2::integer[], $3::jsonb[]) AS id";
         break;
     case REP_RETRY:
-        sql = "SELECT id FROM baton.fail_many($1::bigint[], $2::integer[], $3::text[], true) AS id";
+        st->sql = "SELECT id FROM baton.fail_many($1::bigint[], $2::integer[], $3::text[], true) AS id";
         break;
     case REP_FAIL:
-        sql = "SELECT id FROM baton.fail_many($1::bigint[], $2::integer[], $3::text[], false) AS id";
+        st->sql = "SELECT id FROM baton.fail_many($1::bigint[], $2::integer[], $3::text[], false) AS id";
         break;
     default:
-        sql = "SELECT id FROM baton.release_many($1::bigint[], $2::integer[], 'worker shutting down') AS id";
-        np = 2;
+        st->sql = "SELECT id FROM baton.release_many($1::bigint[], $2::integer[], 'worker shutting down') AS id";
+        st->n = 2;
         break;
     }
-    bool ok = pgc_send(&C, sql, np, params, NULL);
-    buf_free(&ids);
-    buf_free(&atts);
-    buf_free(&texts);
-    if (ok) op = OP_REPORT;
-    return ok;
+    return true;
 }
 
 /* Handles the answer to a report batch: accepted ids, stale ones rejected by fencing. */
@@ -285,8 +294,8 @@ static void done_heartbeats(int64_t now)
     hb_n = 0;
 }
 
-/* Claims as many tasks as there are free slots, in one statement. */
-static bool send_claim(int64_t now)
+/* Prepares a claim of as many tasks as there are free slots, in one statement. */
+static bool prepare_claim(int64_t now, stmt *st)
 {
     if (W.draining || now < claim_retry_at) return false;
     int g = W.cfg->concurrency - W.inflight;
@@ -328,22 +337,69 @@ static bool send_claim(int64_t now)
             *tail = best;
         }
     }
-    buf qs;
-    buf_init(&qs);
-    buf_adds(&qs, "{");
-    for (int i = 0; i < claim_nq; i++) pg_array_add(&qs, claim_q[i]->name, i == 0);
-    buf_adds(&qs, "}");
-    char batch[16];
-    snprintf(batch, sizeof batch, "%d", claim_want);
-    const char *params[4] = {qs.data, W.worker_id, batch, W.cfg->listen ? "true" : "false"};
-    bool ok = pgc_send(&C,
-                       "SELECT id, queue, payload, attempt, run_id, step, correlation_id, max_attempts, "
-                       "pg_catalog.date_part('epoch', lease_expires_at - pg_catalog.now()) "
-                       "FROM baton.claim($1::text[], $2, $3::integer, $4::boolean)",
-                       4, params, NULL);
-    buf_free(&qs);
-    if (ok) op = OP_CLAIM;
+    for (int i = 0; i < 3; i++) buf_init(&st->b[i]);
+    buf_adds(&st->b[0], "{");
+    for (int i = 0; i < claim_nq; i++) pg_array_add(&st->b[0], claim_q[i]->name, i == 0);
+    buf_adds(&st->b[0], "}");
+    buf_printf(&st->b[1], "%d", claim_want);
+    st->params[0] = st->b[0].data;
+    st->params[1] = W.worker_id;
+    st->params[2] = st->b[1].data;
+    st->params[3] = W.cfg->listen ? "true" : "false";
+    st->n = 4;
+    st->sql = "SELECT id, queue, payload, attempt, run_id, step, correlation_id, max_attempts, "
+              "pg_catalog.date_part('epoch', lease_expires_at - pg_catalog.now()) "
+              "FROM baton.claim($1::text[], $2, $3::integer, $4::boolean)";
+    return true;
+}
+
+/* Sends one prepared statement as operation o. */
+static bool send_stmt(stmt *st, int o)
+{
+    bool ok = pgc_send(&C, st->sql, st->n, st->params, NULL);
+    stmt_free(st);
+    if (ok) op = o;
     return ok;
+}
+
+/* Sends the oldest report batch; with room for more tasks, the next claim goes
+   along in the same pipeline: one round trip and one commit instead of two. */
+static bool send_reports(int64_t now)
+{
+    stmt rep, cl;
+    if (!prepare_reports(&rep)) return false;
+    /* A solo report retries a batch that failed: alone, so that its error is its own. */
+    if (sent->solo || !prepare_claim(now, &cl)) return send_stmt(&rep, OP_REPORT);
+    bool ok = pgc_send_pair(&C, rep.sql, rep.n, rep.params, cl.sql, cl.n, cl.params);
+    stmt_free(&rep);
+    stmt_free(&cl);
+    if (ok) op = OP_REPORT_CLAIM;
+    return ok;
+}
+
+static void done_claim(int64_t now);
+
+/* Handles a report batch and a claim that ran in one transaction: they stand or fall together. */
+static void done_report_claim(int64_t now)
+{
+    if (C.err2 && !C.aborted2) {
+        /* The claim (or the commit) failed and undid the report: it goes again, alone. */
+        log_error("claim failed: %s", C.err2);
+        requeue_sent();
+        claim_retry_at = now + 1000;
+        claim_nq = 0;
+        return;
+    }
+    done_reports();
+    if (C.aborted2) {
+        /* The report failed, so the claim did not run; its queues are tried again next turn. */
+        claim_nq = 0;
+        return;
+    }
+    PGresult *r = C.res;
+    C.res = C.res2;
+    C.res2 = r;
+    done_claim(now);
 }
 
 /* Starts the claimed tasks; a short batch means those queues are empty for now. */
@@ -464,7 +520,7 @@ static void pick(int64_t now)
         W.reregister = false;
         if (send_register()) return;
     }
-    if (W.nreports && send_reports()) return;
+    if (W.nreports && send_reports(now)) return;
     if (send_heartbeats(now)) return;
     if (W.draining && W.inflight == 0 && W.nreports == 0) {
         const char *params[1] = {W.worker_id};
@@ -476,7 +532,8 @@ static void pick(int64_t now)
         if (pgc_send(&C, "SELECT baton.worker_seen($1)", 1, params, NULL)) op = OP_SEEN;
         return;
     }
-    if (send_claim(now)) return;
+    stmt cl;
+    if (prepare_claim(now, &cl) && send_stmt(&cl, OP_CLAIM)) return;
     if (W.cfg->tick != TICK_OFF && now >= next_tick && !W.draining) {
         const char *params[1] = {W.cfg->tick == TICK_AUTO ? "true" : "false"};
         if (pgc_send(&C,
@@ -498,6 +555,7 @@ static void done(int64_t now)
     case OP_REPORT: done_reports(); break;
     case OP_HB: done_heartbeats(now); break;
     case OP_CLAIM: done_claim(now); break;
+    case OP_REPORT_CLAIM: done_report_claim(now); break;
     case OP_SEEN:
         next_seen = now + W.cfg->seen_interval_ms;
         if (C.err) log_error("worker_seen failed: %s", C.err);

@@ -1,4 +1,4 @@
-/* pgc.c — drives one libpq connection asynchronously: PQconnectPoll, PQsendQueryParams, PQconsumeInput. */
+/* pgc.c — drives one libpq connection asynchronously: PQconnectPoll, PQsendQueryParams, pipelines, PQconsumeInput. */
 #include "pgc.h"
 #include "worker.h"
 #include "log.h"
@@ -18,7 +18,64 @@ static void broken(pgc *c, const char *what)
     buf_printf(&b, "%s: %.*s", what, (int)n, m);
     c->err = buf_steal(&b);
     if (c->res) { PQclear(c->res); c->res = NULL; }
+    if (c->res2) { PQclear(c->res2); c->res2 = NULL; }
     c->state = PGC_BROKEN;
+}
+
+/* Keeps the message and SQLSTATE of an error result in *err (the first one wins). */
+static void take_error(pgc *c, char **err, PGresult *r)
+{
+    if (*err) return;
+    const char *m = PQresultErrorMessage(r);
+    size_t n = strlen(m);
+    while (n && (m[n - 1] == '\n' || m[n - 1] == ' ')) n--;
+    *err = xstrndup(m, n);
+    if (!c->sqlstate[0]) {
+        const char *ss = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        snprintf(c->sqlstate, sizeof c->sqlstate, "%s", ss ? ss : "");
+    }
+}
+
+/* One step of reading a pair's answers: each statement's results end with a
+   NULL, the pipeline with PGRES_PIPELINE_SYNC.  Returns false once done. */
+static bool pair_result(pgc *c, PGresult *r)
+{
+    if (!r) {
+        c->pair_at++;
+        return true;
+    }
+    ExecStatusType st = PQresultStatus(r);
+    PGresult **res = c->pair_at == 0 ? &c->res : &c->res2;
+    char **err = c->pair_at == 0 ? &c->err : &c->err2;
+    if (st == PGRES_PIPELINE_SYNC) {
+        PQclear(r);
+        if (PQexitPipelineMode(c->conn) != 1) {
+            broken(c, "pipeline");
+            return false;
+        }
+        c->pair = false;
+        c->state = PGC_DONE;
+        if (c->err && c->res) { PQclear(c->res); c->res = NULL; }
+        if (c->err2 && c->res2) { PQclear(c->res2); c->res2 = NULL; }
+        return false;
+    }
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+        if (*res) PQclear(*res);
+        *res = r;
+        return true;
+    }
+    if (st == PGRES_PIPELINE_ABORTED) {
+        if (c->pair_at == 1) c->aborted2 = true;
+        if (!*err) *err = xstrdup("not run: the statement before it in the same transaction failed");
+    } else if (c->pair_at >= 2) {
+        /* An error after both statements (at commit) undid both. */
+        take_error(c, &c->err2, r);
+        if (!c->err) c->err = xstrdup("undone: the transaction failed at commit");
+    } else {
+        take_error(c, err, r);
+    }
+    PQclear(r);
+    return true;
 }
 
 /* Starts a non-blocking connect (PQconnectStartParams, expand_dbname). */
@@ -54,6 +111,10 @@ static void collect(pgc *c)
 {
     while (c->state == PGC_BUSY && !PQisBusy(c->conn)) {
         PGresult *r = PQgetResult(c->conn);
+        if (c->pair) {
+            if (!pair_result(c, r)) break;
+            continue;
+        }
         if (!r) {
             c->state = PGC_DONE;
             break;
@@ -63,14 +124,7 @@ static void collect(pgc *c)
             if (c->res) PQclear(c->res);
             c->res = r;
         } else {
-            if (!c->err) {
-                const char *m = PQresultErrorMessage(r);
-                size_t n = strlen(m);
-                while (n && (m[n - 1] == '\n' || m[n - 1] == ' ')) n--;
-                c->err = xstrndup(m, n);
-                const char *ss = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-                snprintf(c->sqlstate, sizeof c->sqlstate, "%s", ss ? ss : "");
-            }
+            take_error(c, &c->err, r);
             PQclear(r);
         }
     }
@@ -135,6 +189,38 @@ bool pgc_send(pgc *c, const char *sql, int n, const char *const *params, const u
     return true;
 }
 
+/* Sends two statements and one sync; false if the connection is not ready or broke. */
+bool pgc_send_pair(pgc *c, const char *sql1, int n1, const char *const *params1, const char *sql2, int n2,
+                   const char *const *params2)
+{
+    if (c->state != PGC_READY) return false;
+    if (PQenterPipelineMode(c->conn) != 1 || !PQsendQueryParams(c->conn, sql1, n1, NULL, params1, NULL, NULL, 0) ||
+        !PQsendQueryParams(c->conn, sql2, n2, NULL, params2, NULL, NULL, 0) || PQpipelineSync(c->conn) != 1) {
+        broken(c, "send");
+        return false;
+    }
+    c->pair = true;
+    c->pair_at = 0;
+    c->aborted2 = false;
+    c->state = PGC_BUSY;
+    c->sqlstate[0] = '\0';
+    int f = PQflush(c->conn);
+    if (f < 0) { broken(c, "send"); return false; }
+    c->want_write = f == 1;
+    return true;
+}
+
+/* Forgets the answers of one pair's statements. */
+static void clear_pair(pgc *c)
+{
+    if (c->res2) PQclear(c->res2);
+    c->res2 = NULL;
+    free(c->err2);
+    c->err2 = NULL;
+    c->aborted2 = false;
+    c->pair = false;
+}
+
 /* Forgets the last answer so the next statement can be sent. */
 void pgc_reset(pgc *c)
 {
@@ -142,6 +228,7 @@ void pgc_reset(pgc *c)
     c->res = NULL;
     free(c->err);
     c->err = NULL;
+    clear_pair(c);
     if (c->state == PGC_DONE) c->state = PGC_READY;
 }
 
@@ -152,6 +239,7 @@ void pgc_close(pgc *c)
     c->res = NULL;
     free(c->err);
     c->err = NULL;
+    clear_pair(c);
     if (c->conn) PQfinish(c->conn);
     c->conn = NULL;
     c->state = PGC_NONE;

@@ -1,4 +1,4 @@
-/* pgc.h — an asynchronous libpq connection driven by the event loop: connect, one query at a time. */
+/* pgc.h — an asynchronous libpq connection driven by the event loop: connect, one query (or one pipeline) at a time. */
 #ifndef BATON_PGC_H
 #define BATON_PGC_H
 
@@ -15,6 +15,13 @@ typedef struct pgc {
     PGresult *res;            /* PGC_DONE: the last result of the query (tuples/command ok), or NULL */
     char     *err;            /* PGC_DONE with error or PGC_BROKEN: message (malloc'd) */
     char      sqlstate[6];
+    /* A pipeline of two statements (pgc_send_pair): the first answers in res/err,
+       the second here.  Both ran in one transaction: an error in either undid both. */
+    bool      pair;           /* the statement in flight is a pair */
+    int       pair_at;        /* which statement's results are being read (0, 1, 2 = after the sync) */
+    PGresult *res2;
+    char     *err2;
+    bool      aborted2;       /* the second did not run because the first failed */
     void    (*on_notify)(void *arg, const char *channel, const char *payload);
     void     *arg;
 } pgc;
@@ -25,6 +32,10 @@ int  pgc_connect(pgc *c, const char *conninfo, const char *appname);
 void pgc_watch(pgc *c);
 /* Sends a parameterised query (types may be NULL); the state becomes BUSY, then DONE or BROKEN. */
 bool pgc_send(pgc *c, const char *sql, int n, const char *const *params, const unsigned int *types);
+/* Sends two parameterised statements in one pipeline: one round trip, one
+   implicit transaction, one commit.  Answers in res/err and res2/err2. */
+bool pgc_send_pair(pgc *c, const char *sql1, int n1, const char *const *params1, const char *sql2, int n2,
+                   const char *const *params2);
 /* After DONE: clears res/err, state READY. */
 void pgc_reset(pgc *c);
 /* Closes and frees everything; state NONE. */
