@@ -39,7 +39,8 @@ ok(all(k in r for k in ("meta", "postgres_settings", "sections", "figures", "sum
    "report.json has meta (commit, machine), settings, sections, figures, summary")
 ids = {f["id"] for f in r.get("figures", [])}
 want = {"raw.claim.best", "sql.claim.k50", "enqueue.single", "enqueue.many", "latency.p50", "latency.p99",
-        "flat.finished.claim_ms", "flat.scheduled.claim_ms"}
+        "flat.finished.claim_ms", "flat.scheduled.claim_ms", "drain.best", "drain.history.best",
+        "drain.nohist.w1.batch50", "orch.chain.overhead", "orch.diamond.overhead"}
 fig_ok = want <= ids and all({"value", "unit", "bound", "ratio", "target", "result"} <= set(f)
                              and isinstance(f["value"], (int, float)) for f in r["figures"])
 ok(fig_ok, "figures carry value, bound, ratio, target and result (missing: %s)" % sorted(want - ids))
