@@ -403,6 +403,11 @@ BEGIN
     END IF;
     -- One set-based update; the hook test is inlined (it is what _needs_hook
     -- says) because a function call per row costs more than the update.
+    IF pg_catalog.cardinality(dropped) IS NOT DISTINCT FROM pg_catalog.cardinality(ids) THEN
+        -- Every task went: nothing is left to update.
+        RETURN QUERY SELECT pg_catalog.unnest(dropped);
+        RETURN;
+    END IF;
     WITH done AS (
         UPDATE baton._tasks AS x
            SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
