@@ -159,6 +159,7 @@ static bool prepare_reports(stmt *st)
         n++;
         W.nreports--;
     }
+    if (!W.reports[kind]) W.reports_tail[kind] = NULL;
     sent_kind = kind;
     for (int i = 0; i < 3; i++) buf_init(&st->b[i]);
     arrays_of(sent, &st->b[0], &st->b[1], &st->b[2], kind != REP_RELEASE);

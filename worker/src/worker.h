@@ -73,6 +73,7 @@ typedef struct worker_state {
     task     *tasks;
     int       inflight;
     report   *reports[REP_NKINDS];   /* pending reports by kind (FIFO) */
+    report  **reports_tail[REP_NKINDS]; /* the last one's next field; NULL while a list is empty */
     int       nreports;
     bool      draining;
     bool      fast;
