@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """stream_sleeper.py — a stream-handler co-process for the footprint bench: answers each task after a delay.
 
-The worker's stream protocol: requests {"id": N, "task": {...}} one per line on stdin; DELAY seconds
-after each arrived it answers {"id": N, "ok": true, "result": {"slept": DELAY}} on stdout, so many
+The worker's stream protocol: requests {"id": N, "attempt": A, "task": {...}} one per line on stdin; DELAY
+seconds after each arrived it answers {"id": N, "attempt": A, "ok": true, "result": {"slept": DELAY}}, so many
 tasks are in flight at once.
 """
 import asyncio
@@ -17,7 +17,7 @@ async def main(delay):
 
     async def answer(task):
         await asyncio.sleep(delay)
-        reply = {"id": task.get("id"), "ok": True, "result": {"slept": delay}}
+        reply = {"id": task.get("id"), "attempt": task.get("attempt"), "ok": True, "result": {"slept": delay}}
         sys.stdout.write(json.dumps(reply) + "\n")
         sys.stdout.flush()
 

@@ -2,8 +2,8 @@
 """packer — packs one item into a box (baton-worker `stream` handler).
 
 Protocol (stream): one long-lived process serves many tasks. Each request is one line of JSON on
-stdin: {"id": N, "task": {"payload": ...}}; each response is one line on stdout:
-{"id": N, "ok": true, "result": ...} or {"id": N, "ok": false, "error": "...", "retry": false}.
+stdin: {"id": N, "attempt": A, "task": {"payload": ...}}; each response is one line on stdout:
+{"id": N, "attempt": A, "ok": true, "result": ...} or {"id": N, "attempt": A, "ok": false, "error": "...", "retry": false}.
 Responses may come in any order; flush after each line.
 
 The workflow's `pack` step maps over the order's items: one task per item, payload = the item.
@@ -15,4 +15,4 @@ for line in sys.stdin:
     request = json.loads(line)
     item = request["task"]["payload"]
     box = {"sku": item["sku"], "qty": item.get("qty", 1), "box": "S" if item.get("qty", 1) < 3 else "L"}
-    print(json.dumps({"id": request["id"], "ok": True, "result": box}), flush=True)
+    print(json.dumps({"id": request["id"], "attempt": request["attempt"], "ok": True, "result": box}), flush=True)

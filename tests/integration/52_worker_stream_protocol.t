@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # 52_worker_stream_protocol.t — a stream co-process that breaks the protocol (a line that is not JSON, no "id",
-# an id it was never given, a line beyond max_output) is restarted and its tasks in flight are retried; a late
-# answer for a task that timed out is not a violation; the worker keeps running throughout.
+# an id it was never given, an attempt the task has not reached, a line beyond max_output) is restarted and its
+# tasks in flight are retried; a late answer for a task that timed out is not a violation, and when it echoes its
+# attempt it is not taken for the next attempt's answer; the worker keeps running throughout.
 import os
 import sys
 
@@ -32,14 +33,17 @@ for line in sys.stdin:
         out = json.dumps({"id": req["id"], "ok": True, "result": "x" * 100000})
     elif first and do == "wrongid":
         out = json.dumps({"id": 987654321, "ok": True})
+    elif first and do == "badattempt":
+        out = json.dumps({"id": req["id"], "attempt": 7, "ok": True})
     else:
         if first and do == "late":
             time.sleep(1.5)            # past the 1 s timeout: this answer comes late
-        out = json.dumps({"id": req["id"], "ok": True, "result": {"attempt": task["attempt"]}})
+        out = json.dumps({"id": req["id"], "attempt": req["attempt"], "ok": True,
+                          "result": {"attempt": task["attempt"]}})
     sys.stdout.write(out + "\n")
     sys.stdout.flush()
 ''' % pids)
-db.sql("SELECT baton.create_queue('s', max_attempts => 3, backoff_base => '0', backoff_cap => '0')")
+db.sql("SELECT baton.create_queue('s', max_attempts => 5, backoff_base => '0', backoff_cap => '0')")
 w = Worker(db, """[worker]
 concurrency = 4
 poll_interval = 100ms
@@ -93,11 +97,21 @@ t.ok(wait_until(lambda: row(huge) == "succeeded 2", 10), "a response line beyond
 t.ok("response line exceeds max_output (16384 bytes); restarting it" in w.logtext(), "the log says so")
 t.is_(nprocs(), 5, "another restart")
 
+bad = enqueue("badattempt")
+# The restart backoff has grown by now: the retry may time out once more before the new co-process is up.
+t.ok(wait_until(lambda: row(bad) in ("succeeded 2", "succeeded 3", "succeeded 4"), 15),
+     "a response for an attempt the task has not reached: restarted, retried", w.logtext())
+t.ok("response for an attempt it was not given" in w.logtext(), "the log says so")
+t.is_(nprocs(), 6, "another restart")
+
 late = enqueue("late")
 t.ok(wait_until(lambda: row(late) == "succeeded 2", 10), "a task past its timeout is retried", w.logtext())
+t.is_(db.sql("SELECT result::text FROM baton.tasks WHERE id = %d" % late), '{"attempt": 2}',
+      "attempt 1's late answer (it echoes its attempt) is not taken for attempt 2's, which follows it on the same "
+      "co-process", w.logtext())
 after = enqueue("ok")
 t.ok(wait_until(lambda: row(after) == "succeeded 1", 10), "the next task is answered")
-t.is_(nprocs(), 5, "the late answer for the timed-out task is no violation: no restart", w.logtext())
+t.is_(nprocs(), 6, "the late answer for the timed-out task is no violation: no restart", w.logtext())
 
 t.ok(w.proc.poll() is None, "the worker kept running throughout")
 t.is_(w.stop(), 0, "clean exit")

@@ -24,7 +24,7 @@ void log_setup(int level, bool json)
 void log_msg(int level, const char *fmt, ...)
 {
     if (level < min_level) return;
-    char    msg[2048];
+    char    msg[8192];   /* room for a 4 KiB line of a co-process's stderr */
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);

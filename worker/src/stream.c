@@ -14,9 +14,11 @@
 
 typedef struct sproc {
     pid_t   pid;
-    int     in_fd, out_fd;
+    int     in_fd, out_fd, err_fd;
     buf     out;          /* requests not yet written */
     buf     line;         /* partial response line */
+    buf     errline;      /* partial stderr line */
+    bool    err_skip;     /* dropping the rest of an over-long stderr line */
     int     inflight;
     bool    exited, retiring;
     int     status;
@@ -48,35 +50,46 @@ static void close_fd(int *fd)
 static sproc *spawn(queue_rt *q)
 {
     const queue_conf *qc = q->qc;
-    int pin[2], pout[2];
+    int pin[2], pout[2], perr[2];
     if (pipe2(pin, O_CLOEXEC) < 0) return NULL;
     if (pipe2(pout, O_CLOEXEC) < 0) {
         close(pin[0]);
         close(pin[1]);
         return NULL;
     }
+    /* Its stderr comes through the worker's log, one entry per line: written
+       straight to the worker's stderr it would break JSON log lines. */
+    if (pipe2(perr, O_CLOEXEC) < 0) {
+        close(pin[0]); close(pin[1]); close(pout[0]); close(pout[1]);
+        return NULL;
+    }
     pid_t pid = fork();
     if (pid < 0) {
-        close(pin[0]); close(pin[1]); close(pout[0]); close(pout[1]);
+        close(pin[0]); close(pin[1]); close(pout[0]); close(pout[1]); close(perr[0]); close(perr[1]);
         return NULL;
     }
     if (pid == 0) {
         setpgid(0, 0);
         dup2(pin[0], 0);
         dup2(pout[1], 1);
+        dup2(perr[1], 2);
         child_exec(qc);
     }
     setpgid(pid, pid);
     close(pin[0]);
     close(pout[1]);
+    close(perr[1]);
     sproc *p = xcalloc(1, sizeof *p);
     p->pid = pid;
     p->in_fd = pin[1];
     p->out_fd = pout[0];
+    p->err_fd = perr[0];
     set_nonblock(p->in_fd);
     set_nonblock(p->out_fd);
+    set_nonblock(p->err_fd);
     buf_init(&p->out);
     buf_init(&p->line);
+    buf_init(&p->errline);
     p->started = now_ms();
     p->cap = (size_t)qc->max_output;
     log_info("stream queue %s: started co-process %d (%s)", q->name, (int)pid, qc->command);
@@ -122,9 +135,20 @@ static bool on_line(sproc *p, const char *s, size_t n)
     int64_t id = strtoll(v, &end, 10);
     if (vn == 0 || end != v + vn || errno) return broken(p, "response \"id\" is not a task id", s, n);
     task *t = task_of(p, id);
-    if (!t) {
-        if (!was_given(p, id)) return broken(p, "response for a task it was not given", s, n);
-        log_debug("stream co-process %d: response for task %lld that is no longer waiting", (int)p->pid, (long long)id);
+    /* An answer that names its attempt is only ever the answer of that attempt: a late answer of an
+       attempt that timed out cannot pass for the next attempt's on the same co-process. */
+    long attempt = -1;
+    if (json_member(s, n, "attempt", &v, &vn)) {
+        errno = 0;
+        attempt = strtol(v, &end, 10);
+        if (vn == 0 || end != v + vn || errno || attempt < 1)
+            return broken(p, "response \"attempt\" is not an attempt number", s, n);
+    }
+    if (t && attempt > t->attempt) return broken(p, "response for an attempt it was not given", s, n);
+    if (!t || (attempt > 0 && attempt != t->attempt)) {
+        if (!t && !was_given(p, id)) return broken(p, "response for a task it was not given", s, n);
+        log_debug("stream co-process %d: response for task %lld (attempt %ld) that is no longer waiting", (int)p->pid,
+                  (long long)id, attempt);
         return true;
     }
     /* Answered: the slot is free now, and cleanup must not count it among the unanswered. */
@@ -187,6 +211,55 @@ static void on_out(void *arg, int fd, short rev)
     }
 }
 
+/* Logs one line the co-process wrote to stderr. */
+static void log_stderr_line(sproc *p, const char *s, size_t n)
+{
+    while (n && (s[n - 1] == '\r' || s[n - 1] == ' ')) n--;
+    if (!n) return;
+    char *clean = text_sanitize(s, n);
+    log_info("stream co-process %d stderr: %s", (int)p->pid, clean);
+    free(clean);
+}
+
+/* Reads the co-process's stderr; every line becomes a log entry (at most 4 KiB of it). */
+static void on_err(void *arg, int fd, short rev)
+{
+    enum { MAX_LINE = 4096 };
+    sproc *p = arg;
+    (void)rev;
+    char tmp[8192];
+    for (;;) {
+        ssize_t n = read(fd, tmp, sizeof tmp);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+        if (n <= 0) {
+            log_stderr_line(p, p->errline.data, p->errline.len);
+            buf_consume(&p->errline, p->errline.len);
+            close_fd(&p->err_fd);
+            return;
+        }
+        const char *c = tmp, *end = tmp + n;
+        while (c < end) {
+            const char *nl = memchr(c, '\n', (size_t)(end - c));
+            size_t take = (size_t)((nl ? nl : end) - c);
+            if (!p->err_skip) {
+                size_t room = MAX_LINE - p->errline.len;
+                buf_add(&p->errline, c, MIN(take, room));
+                if (take > room) p->err_skip = true;   /* the rest of this line is dropped */
+            }
+            c += take;
+            if (nl) {
+                log_stderr_line(p, p->errline.data, p->errline.len);
+                buf_consume(&p->errline, p->errline.len);
+                p->err_skip = false;
+                c++;
+            } else if (p->err_skip && p->errline.len) {
+                log_stderr_line(p, p->errline.data, p->errline.len);
+                buf_consume(&p->errline, p->errline.len);
+            }
+        }
+    }
+}
+
 /* Writes queued requests as the pipe accepts them. */
 static void on_in(void *arg, int fd, short rev)
 {
@@ -241,11 +314,14 @@ static void proc_gone(queue_rt *q, streamq *sq, sproc *p)
         sq->restart_at = now_ms() + MIN((int64_t)100 << MIN(sq->restarts, 7), 10000);
         sq->restarts++;
     }
+    if (p->err_fd >= 0) on_err(p, p->err_fd, POLLIN);   /* what it said last, before it goes */
     close_fd(&p->in_fd);
     close_fd(&p->out_fd);
+    close_fd(&p->err_fd);
     kill(-p->pid, SIGKILL);
     buf_free(&p->out);
     buf_free(&p->line);
+    buf_free(&p->errline);
     free(p);
 }
 
@@ -291,6 +367,7 @@ void stream_queue_step(queue_rt *q, int64_t now)
         }
         if (p->in_fd >= 0 && p->out.len) loop_watch(p->in_fd, POLLOUT, on_in, p);
         if (p->out_fd >= 0) loop_watch(p->out_fd, POLLIN, on_out, p);
+        if (p->err_fd >= 0) loop_watch(p->err_fd, POLLIN, on_err, p);
         if (p->exited) loop_deadline(now);
         pp = &p->next;
     }
@@ -328,7 +405,7 @@ static bool assign(task *t)
     if (!p) return false;
     t->h = p;
     p->inflight++;
-    buf_printf(&p->out, "{\"id\":%lld,\"task\":%s}\n", (long long)t->id, t->json);
+    buf_printf(&p->out, "{\"id\":%lld,\"attempt\":%d,\"task\":%s}\n", (long long)t->id, t->attempt, t->json);
     return true;
 }
 
@@ -391,9 +468,11 @@ void stream_queue_free(queue_rt *q)
             if (t->h == p && t->handler == H_STREAM) t->h = NULL;
         close_fd(&p->in_fd);
         close_fd(&p->out_fd);
+        close_fd(&p->err_fd);
         kill(-p->pid, SIGTERM);
         buf_free(&p->out);
         buf_free(&p->line);
+        buf_free(&p->errline);
         free(p);
     }
     free(sq->command);
