@@ -32,6 +32,16 @@ CREATE TABLE baton._runs (
 CREATE INDEX _runs_correlation_idx ON baton._runs (correlation_id);
 CREATE INDEX _runs_parent_idx ON baton._runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
 CREATE INDEX _runs_running_idx ON baton._runs (workflow) WHERE state = 'running';
+-- Retention: ended runs by age.
+CREATE INDEX _runs_finished_idx ON baton._runs (finished_at) WHERE state <> 'running';
+
+-- Settings of the workflow engine: at most one row, written by set_run_retention.
+-- No row means the defaults; the script inserts none, so that pg_dump/restore
+-- of this configuration table never collides with a row the script made.
+CREATE TABLE baton._wf_settings (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    retention interval CHECK (retention > interval '0')   -- NULL: keep ended runs forever
+);
 
 CREATE TABLE baton._run_steps (
     run_id        bigint NOT NULL REFERENCES baton._runs (id) ON DELETE CASCADE,
@@ -85,6 +95,7 @@ CREATE TABLE baton._run_map_counts (
 );
 
 SELECT pg_catalog.pg_extension_config_dump('baton._runs', '');
+SELECT pg_catalog.pg_extension_config_dump('baton._wf_settings', '');
 SELECT pg_catalog.pg_extension_config_dump('baton._run_map_counts', '');
 SELECT pg_catalog.pg_extension_config_dump('baton._run_steps', '');
 SELECT pg_catalog.pg_extension_config_dump('baton._run_map_outputs', '');
@@ -651,8 +662,51 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION baton.set_run_retention(retention interval) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF retention <= interval '0' THEN
+        PERFORM baton._bad('set_run_retention', 'retention',
+                           pg_catalog.format('must be positive, or NULL to keep runs forever (got %s)', retention));
+    END IF;
+    INSERT INTO baton._wf_settings AS x (singleton, retention) VALUES (true, set_run_retention.retention)
+    ON CONFLICT (singleton) DO UPDATE SET retention = excluded.retention;
+END
+$$;
+COMMENT ON FUNCTION baton.set_run_retention(interval) IS
+'How long ended workflow runs (with their steps) are kept after they finish (default 30 days; NULL keeps them forever). baton.tick() deletes older ones in bounded batches; a child run goes after its parent.';
+
+-- Deletes up to max_rows runs that ended longer ago than the retention, with
+-- their steps (ON DELETE CASCADE); returns how many runs.
+CREATE FUNCTION baton._wf_purge(max_rows integer) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    keep interval;
+    n    integer;
+BEGIN
+    SELECT x.retention INTO keep FROM baton._wf_settings AS x;
+    IF NOT FOUND THEN
+        keep := interval '30 days';          -- the default, until set_run_retention
+    ELSIF keep IS NULL THEN
+        RETURN 0;                            -- keep runs forever
+    END IF;
+    -- Not while a saga still undoes a failed run; and a child run only once its
+    -- parent is gone, since the parent's step refers to it.
+    DELETE FROM baton._runs AS x WHERE x.id IN (
+        SELECT y.id FROM baton._runs AS y
+         WHERE y.state <> 'running' AND y.compensation IS DISTINCT FROM 'running'
+           AND y.finished_at < pg_catalog.now() - keep
+           AND NOT EXISTS (SELECT 1 FROM baton._runs AS p WHERE p.id = y.parent_run_id)
+         ORDER BY y.finished_at
+         LIMIT max_rows
+           FOR UPDATE SKIP LOCKED);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
 -- Time-driven work: wakes sleep steps whose time has come and times out
--- wait_event steps; returns {"woken": n, "timed_out": m}.
+-- wait_event steps, applies run retention; returns {"woken": n, "timed_out": m, "runs_purged": k}.
 CREATE FUNCTION baton._wf_tick() RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -687,7 +741,8 @@ BEGIN
             END IF;
         END IF;
     END LOOP;
-    RETURN pg_catalog.jsonb_build_object('woken', woken, 'timed_out', timedout);
+    RETURN pg_catalog.jsonb_build_object('woken', woken, 'timed_out', timedout,
+                                         'runs_purged', baton._wf_purge(10000));
 END
 $$;
 

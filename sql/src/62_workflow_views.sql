@@ -139,7 +139,8 @@ GRANT EXECUTE ON FUNCTION
     baton.cancel_run(bigint),
     baton.run_status(bigint),
     baton.graph(text),
-    baton.graph(bigint)
+    baton.graph(bigint),
+    baton.set_run_retention(interval)
   TO baton_admin;
 
 GRANT SELECT ON baton.runs, baton.run_steps TO baton_admin, baton_producer, baton_worker;
