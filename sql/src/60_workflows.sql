@@ -279,6 +279,7 @@ DECLARE
     nxt     text;
     latest  baton._workflows;
     ver     integer;
+    anc     jsonb := '{}';    -- step -> the steps that always end before it starts
 BEGIN
     IF define_workflow.name IS NULL OR define_workflow.name !~ '^[A-Za-z0-9_.:-]{1,128}$' THEN
         PERFORM baton._bad('define_workflow', 'name',
@@ -383,6 +384,28 @@ BEGIN
             cur := nxt;
         END LOOP;
     END IF;
+
+    -- A step's templates may read only steps that end before it starts: its
+    -- ancestors through "after" (and itself, which compensate.input may read).
+    -- Anything else would render as null or not, depending on timing.
+    FOREACH s IN ARRAY done LOOP
+        anc := anc || pg_catalog.jsonb_build_object(s, COALESCE((
+            SELECT pg_catalog.jsonb_agg(DISTINCT a.x)
+              FROM pg_catalog.jsonb_array_elements_text(afters -> s) AS p(dep),
+                   LATERAL (SELECT p.dep UNION ALL
+                            SELECT y FROM pg_catalog.jsonb_array_elements_text(anc -> p.dep) AS y) AS a(x)), '[]'));
+    END LOOP;
+    FOR s, d IN SELECT x.key, m[1]
+                  FROM pg_catalog.jsonb_each(steps) AS x,
+                       pg_catalog.regexp_matches(x.value::text, '\$\.steps\.([A-Za-z_][A-Za-z0-9_]*)', 'g') AS m
+                 ORDER BY x.key, m[1]
+    LOOP
+        IF d <> s AND NOT (anc -> s) ? d THEN
+            PERFORM baton._wf_bad(s, pg_catalog.format(
+                'refers to step "%s" ($.steps.%s), which does not always end before it starts: add "%s" to its "after", directly or through a step in between',
+                d, d, d));
+        END IF;
+    END LOOP;
 
     -- Serialise definers of one workflow; an identical definition keeps its version.
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('baton.define_workflow:' || define_workflow.name));
