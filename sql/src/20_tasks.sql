@@ -337,18 +337,6 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
         OR (task.state = 'succeeded' AND pg_catalog.jsonb_typeof(task.result) = 'object' AND task.result ? 'emit')
 $$;
 
--- A batch of lease tokens (and results) as rows, for the batch forms to join:
--- with the running-task index out of the planner's reach (the state compared
--- as text), their generic plans look each task of the batch up by primary key
--- from these rows.  ROWS 10 keeps it that way: with the default estimate for
--- a set-returning function (1000 rows) a sequential scan with a hash join
--- looked cheaper, and was 10x slower on a table of 100,000 tasks.
-CREATE FUNCTION baton._batch(ids bigint[], attempts integer[], results jsonb[] DEFAULT NULL)
-RETURNS TABLE (id bigint, attempt integer, result jsonb) ROWS 10
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT * FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results))
-$$;
-
 CREATE FUNCTION baton.complete(id bigint, attempt integer, result jsonb DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -404,14 +392,17 @@ BEGIN
     -- cannot take the index of running tasks instead of the primary key: that
     -- scan walks every running task, and every entry that ended tasks left
     -- there since the last vacuum, for each batch (the profile showed it).
+    -- The generic plan then looks each task up by primary key from the
+    -- unnested arrays (estimated at a few rows, so no sequential scan).
     nohist := ARRAY(SELECT q.name FROM baton._queues AS q WHERE q.retention = interval '0');
     IF pg_catalog.cardinality(nohist) > 0 THEN
         WITH gone AS (
             DELETE FROM baton._tasks AS x
-             USING baton._batch(ids, attempts, results) AS u
-             WHERE x.id = u.id AND x.attempt = u.attempt AND x.state::text = 'running'
+             USING ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results))
+                       AS u(i, a, r)
+             WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running'
                AND x.queue = ANY (nohist) AND x.run_id IS NULL AND x.subscription_id IS NULL
-               AND NOT COALESCE(pg_catalog.jsonb_typeof(u.result) = 'object' AND u.result ? 'emit', false)
+               AND NOT COALESCE(pg_catalog.jsonb_typeof(u.r) = 'object' AND u.r ? 'emit', false)
             RETURNING x.id)
         SELECT pg_catalog.array_agg(g.id) INTO dropped FROM gone AS g;
     END IF;
@@ -424,9 +415,9 @@ BEGIN
     -- says) because a function call per row costs more than the update.
     WITH done AS (
         UPDATE baton._tasks AS x
-           SET state = 'succeeded', result = u.result, finished_at = pg_catalog.now(), lease_expires_at = NULL
-          FROM baton._batch(ids, attempts, results) AS u
-         WHERE x.id = u.id AND x.attempt = u.attempt AND x.state::text = 'running'
+           SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
+          FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results)) AS u(i, a, r)
+         WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running'
         RETURNING x.id, x.run_id, x.subscription_id, x.result)
     SELECT pg_catalog.array_agg(d.id),
            pg_catalog.array_agg(d.id) FILTER (WHERE d.run_id IS NOT NULL OR d.subscription_id IS NOT NULL
@@ -547,9 +538,9 @@ BEGIN
     RETURN QUERY
     UPDATE baton._tasks AS x
        SET lease_expires_at = pg_catalog.now() + COALESCE(heartbeat_many.extend, x.timeout, q.lease)
-      FROM baton._batch(ids, attempts) AS u, baton._queues AS q
+      FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts)) AS u(i, a), baton._queues AS q
      -- the state as text: see complete_many
-     WHERE x.id = u.id AND x.attempt = u.attempt AND x.state::text = 'running' AND q.name = x.queue
+     WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running' AND q.name = x.queue
     RETURNING x.id;
 END
 $$;
