@@ -648,6 +648,9 @@ BEGIN
         RAISE EXCEPTION 'baton.retry: task % has dedup_key "%", now held by another live task', t.id, t.dedup_key
             USING ERRCODE = 'unique_violation', COLUMN = 'task';
     END;
+    IF t.run_id IS NOT NULL THEN
+        PERFORM baton._wf_on_retry(t);
+    END IF;
     PERFORM pg_catalog.pg_notify('baton_tasks', t.queue);
     RETURN true;
 END

@@ -746,8 +746,28 @@ BEGIN
 END
 $$;
 
--- May a dead task of a run be retried by hand?  Only while its run is running.
+-- May a dead task of a run be retried by hand?  While its run is running; and
+-- a compensation that failed, even after its run ended, so that an operator
+-- can finish a saga once the undoing service works again.
 CREATE FUNCTION baton._wf_may_retry(task baton._tasks) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT COALESCE((SELECT x.state = 'running' FROM baton._runs AS x WHERE x.id = task.run_id), false)
+        OR EXISTS (SELECT 1 FROM baton._run_steps AS s
+                    WHERE s.run_id = task.run_id AND s.step = task.step AND s.comp_task_id = task.id
+                      AND s.state = 'failed')
+$$;
+
+-- A task of a run went back to pending by hand: a failed compensation shows
+-- as compensating again, and its run's saga as running until the task ends
+-- (then _wf_on_task_end records the outcome and the saga is done again).
+CREATE FUNCTION baton._wf_on_retry(task baton._tasks) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM 1 FROM baton._runs AS x WHERE x.id = task.run_id FOR UPDATE;
+    UPDATE baton._run_steps AS s SET state = 'compensating', error = NULL
+     WHERE s.run_id = task.run_id AND s.step = task.step AND s.comp_task_id = task.id AND s.state = 'failed';
+    IF FOUND THEN
+        UPDATE baton._runs AS x SET compensation = 'running' WHERE x.id = task.run_id;
+    END IF;
+END
 $$;
