@@ -75,8 +75,8 @@ void buf_reset(buf *b)
     if (b->data) b->data[0] = '\0';
 }
 
-/* Makes room for n more bytes plus the terminating NUL. */
-static void buf_grow(buf *b, size_t n)
+/* Makes room for n more bytes plus the terminating NUL (callers that know the size avoid regrowing). */
+void buf_grow(buf *b, size_t n)
 {
     if (b->len + n + 1 <= b->cap) return;
     size_t cap = b->cap ? b->cap : 64;
@@ -106,19 +106,40 @@ void buf_addc(buf *b, char c)
     buf_add(b, &c, 1);
 }
 
-/* Appends printf-formatted text. */
+/* Appends printf-formatted text: one formatting pass when it fits the room
+   left (the usual case), a second only after growing. */
 void buf_printf(buf *b, const char *fmt, ...)
 {
     va_list ap;
+    buf_grow(b, 64);
+    size_t room = b->cap - b->len;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(b->data + b->len, room, fmt, ap);
     va_end(ap);
-    if (n < 0) return;
-    buf_grow(b, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
+    if (n < 0) {
+        b->data[b->len] = '\0';
+        return;
+    }
+    if ((size_t)n >= room) {
+        buf_grow(b, (size_t)n);
+        va_start(ap, fmt);
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
     b->len += (size_t)n;
+}
+
+/* Appends a decimal integer without printf (the hot paths write thousands per batch). */
+void buf_add_int(buf *b, int64_t v)
+{
+    char tmp[24], *p = tmp + sizeof tmp;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) *--p = '-';
+    buf_add(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 /* Hands over the string (caller frees) and leaves b empty. */

@@ -25,6 +25,8 @@ void  buf_add(buf *b, const void *p, size_t n);
 void  buf_adds(buf *b, const char *s);
 void  buf_addc(buf *b, char c);
 void  buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void  buf_add_int(buf *b, int64_t v);
+void  buf_grow(buf *b, size_t n);     /* room for n more bytes */
 char *buf_steal(buf *b);            /* returns the malloc'd string (never NULL) and resets b */
 void  buf_consume(buf *b, size_t n); /* drops the first n bytes */
 

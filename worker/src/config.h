@@ -27,6 +27,7 @@ typedef struct queue_conf {
     int64_t max_output;
     char   *workdir;
     int     processes;
+    int     refs;          /* a task's snapshot (task.c): the holders of this copy */
     struct queue_conf *next;
 } queue_conf;
 

@@ -130,8 +130,12 @@ static void arrays_of(report *r, buf *ids, buf *atts, buf *texts, bool with_text
     if (with_texts) buf_adds(texts, "{");
     bool first = true;
     for (; r; r = r->next) {
-        buf_printf(ids, "%s%lld", first ? "" : ",", (long long)r->id);
-        buf_printf(atts, "%s%d", first ? "" : ",", r->attempt);
+        if (!first) {
+            buf_addc(ids, ',');
+            buf_addc(atts, ',');
+        }
+        buf_add_int(ids, r->id);
+        buf_add_int(atts, r->attempt);
         if (with_texts) pg_array_add(texts, r->text, first);
         first = false;
     }

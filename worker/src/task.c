@@ -16,10 +16,17 @@ queue_rt *queue_find(const char *name)
     return NULL;
 }
 
+static void qc_release(queue_conf *d);
+
 /* Points runtime queues at the current config; adds new ones. */
 void queues_sync(void)
 {
-    for (queue_rt *q = W.queues; q; q = q->next) q->qc = config_queue(W.cfg, q->name);
+    for (queue_rt *q = W.queues; q; q = q->next) {
+        q->qc = config_queue(W.cfg, q->name);
+        /* New tasks get a copy of the new settings; running ones keep theirs. */
+        if (q->snap) qc_release(q->snap);
+        q->snap = NULL;
+    }
     for (queue_conf *qc = W.cfg->queues; qc; qc = qc->next) {
         if (queue_find(qc->name)) continue;
         queue_rt *q = xcalloc(1, sizeof *q);
@@ -82,6 +89,12 @@ static void qc_free(queue_conf *d)
     free(d);
 }
 
+/* Drops one holder of a copy; the last one frees it. */
+static void qc_release(queue_conf *d)
+{
+    if (--d->refs == 0) qc_free(d);
+}
+
 static const handler_ops *ops_of(int h)
 {
     switch (h) {
@@ -101,7 +114,14 @@ void task_start(queue_rt *q, int64_t id, int attempt, const char *payload, const
     t->id = id;
     t->attempt = attempt;
     t->q = q;
-    t->qc = qc_copy(q->qc);
+    /* One copy per queue and config generation, shared: a copy per task cost
+       more allocations than everything else a noop task does. */
+    if (!q->snap) {
+        q->snap = qc_copy(q->qc);
+        q->snap->refs = 1;   /* the queue's own hold, dropped at the next reload */
+    }
+    t->qc = q->snap;
+    t->qc->refs++;
     t->handler = t->qc->handler;
     t->payload = xstrdup(payload);
     t->started = now_ms();
@@ -112,10 +132,22 @@ void task_start(queue_rt *q, int64_t id, int attempt, const char *payload, const
 
     buf b;
     buf_init(&b);
-    buf_printf(&b, "{\"id\":%lld,\"queue\":", (long long)id);
+    size_t plen = strlen(payload);
+    buf_grow(&b, plen + 160 + (step ? strlen(step) : 0));   /* one allocation for the usual task */
+    /* No printf here: thousands of tasks start per batch. */
+    buf_adds(&b, "{\"id\":");
+    buf_add_int(&b, id);
+    buf_adds(&b, ",\"queue\":");
     json_add_string(&b, q->name, strlen(q->name));
-    buf_printf(&b, ",\"attempt\":%d,\"max_attempts\":%d,\"payload\":%s,\"run_id\":%s,\"step\":", attempt,
-               max_attempts, payload, run_id ? run_id : "null");
+    buf_adds(&b, ",\"attempt\":");
+    buf_add_int(&b, attempt);
+    buf_adds(&b, ",\"max_attempts\":");
+    buf_add_int(&b, max_attempts);
+    buf_adds(&b, ",\"payload\":");
+    buf_add(&b, payload, plen);
+    buf_adds(&b, ",\"run_id\":");
+    buf_adds(&b, run_id ? run_id : "null");
+    buf_adds(&b, ",\"step\":");
     if (step) json_add_string(&b, step, strlen(step));
     else buf_adds(&b, "null");
     buf_adds(&b, ",\"correlation_id\":");
@@ -217,7 +249,7 @@ void tasks_reap(void)
             if (t->next) t->next->prev = t->prev;
             free(t->json);
             free(t->payload);
-            qc_free(t->qc);
+            qc_release(t->qc);
             free(t);
         }
         t = n;

@@ -25,6 +25,7 @@ typedef struct queue_rt {
     bool        maybe_work;  /* a wake-up or poll says there may be due tasks */
     unsigned    wake_gen;    /* bumped by each wake-up, so a claim in flight cannot hide one */
     void       *hstream;     /* stream handler: the co-processes of this queue */
+    queue_conf *snap;        /* the settings new tasks start with: a copy of qc they share */
     void       *hsql;        /* sql handler: the connections of this queue */
     uint64_t    claimed, succeeded, failed, retried, released;
     struct queue_rt *next;
@@ -39,7 +40,7 @@ typedef struct task {
     int       attempt;
     queue_rt *q;
     int       handler;       /* snapshot: a reload does not change a running task */
-    queue_conf *qc;          /* snapshot copy owned by the task */
+    queue_conf *qc;          /* the settings it started with (a shared, counted copy) */
     char     *json;          /* the task object handed to handlers */
     char     *payload;       /* raw jsonb text */
     int64_t   started, deadline, lease_ms, next_hb;
