@@ -1,4 +1,4 @@
-# lib.sh — shared helpers for the benchmark sections: clusters, pgbench, figures, skips, cleanup.
+# lib.sh — shared helpers for the benchmark sections: clusters, pgbench, figures, failures, cleanup.
 #
 # Sourced by bench/run.sh and by every bench/sections/NN_name.sh.  run.sh
 # exports BENCH_ROOT (project root), BENCH_WORK (scratch directory, deleted at
@@ -53,11 +53,13 @@ figure() {
     local a; for a in "$@"; do case $a in id=*|value:n=*|unit=*) printf '%s ' "$a" >&2 ;; esac; done; echo >&2
 }
 
-# Marks the current section (or a named sub-part) skipped with the reason.
-skip() {
+# Fails the current section (or a named sub-part) with the reason: everything a section
+# measures exists, so a part that cannot be measured is a failure, never a skip.
+fail() {
     local what=$1; shift
-    json_line section="$SECTION" part="$what" status=skipped reason="$*" >>"$SECTIONS"
-    log "skipped $what: $*"
+    json_line section="$SECTION" part="$what" status=failed reason="$*" >>"$SECTIONS"
+    log "FAILED $what: $*"
+    exit 1
 }
 
 # Marks a sub-part as measured.
@@ -113,7 +115,7 @@ cluster_down() {
 # psql, quiet, stop on error, tuples only.  q -c SQL, or q -f FILE.
 q() { psql -X -q -v ON_ERROR_STOP=1 -tA "$@"; }
 
-# Runs SQL and prints only the first line of the error on failure (for skip reasons).
+# Runs SQL and prints only the first line of the error on failure (for failure reasons).
 try_sql() {
     local out
     if out=$(psql -X -q -v ON_ERROR_STOP=1 -tA -c "$1" 2>&1); then
@@ -214,21 +216,15 @@ worker_built() {
     [ "$(cat "$cache")" = ok ] || { cat "$cache"; return 1; }
 }
 
-# worker_section QUEUE: the common start of a section that measures the worker: skips the
-# section (and exits) when there is no working worker, else brings the cluster up, creates
-# QUEUE and the section's work directory in $dir.
+# worker_section QUEUE: the common start of a section that measures the worker: fails the
+# section when the worker does not build or does not drain a probe queue, else brings the
+# cluster up, creates QUEUE and the section's work directory in $dir.
 worker_section() {
     local why
     # No cluster needed to find out that there is no worker to measure.
-    if ! why=$(worker_built); then
-        skip "$SECTION" "$why"
-        exit 0
-    fi
+    why=$(worker_built) || fail "$SECTION" "$why"
     cluster_up || exit 1
-    if ! why=$(worker_works); then
-        skip "$SECTION" "$why"
-        exit 0
-    fi
+    why=$(worker_works) || fail "$SECTION" "$why"
     dir=$BENCH_WORK/$SECTION
     mkdir -p "$dir"
     q -c "SELECT baton.create_queue('$1')" >/dev/null || exit 1

@@ -4,7 +4,7 @@
     report.py WORKDIR OUTDIR
 
 WORKDIR holds meta.json, figures.jsonl (one measured figure a line),
-sections.jsonl (skipped/failed parts), settings-SECTION.json and durations.
+sections.jsonl (measured and failed parts), settings-SECTION.json and durations.
 Each figure may name a bound (another figure's id, or an inline value): the
 ratio is value / bound (or bound / value with ratio_mode=inverse, so that a
 slowdown reads as a factor above 1).  A target is checked on the value or on
@@ -134,12 +134,7 @@ def main():
         nfig = sum(1 for r in rows if r["section"] == name)
         if name not in durations and not mine and not nfig:
             continue
-        if any(p["status"] == "failed" for p in mine):
-            status = "failed"
-        elif any(p["status"] == "skipped" for p in mine):
-            status = "partial" if nfig else "skipped"
-        else:
-            status = "done"
+        status = "failed" if any(p["status"] == "failed" for p in mine) else "done"
         sections[name] = {"status": status, "duration_s": durations.get(name), "figures": nfig,
                           "parts": [{k: p.get(k) for k in ("part", "status", "reason")} for p in mine]}
 
@@ -152,8 +147,6 @@ def main():
         "figures": rows,
         "summary": {"pass": sum(r["result"] == "pass" for r in rows),
                     "miss": sum(r["result"] == "miss" for r in rows),
-                    "skipped": [f"{s}/{p['part']}: {p['reason']}" for s, v in sections.items()
-                                for p in v["parts"] if p["status"] == "skipped"],
                     "failed": [f"{s}: {p['reason']}" for s, v in sections.items()
                                for p in v["parts"] if p["status"] == "failed"]},
     }
@@ -185,10 +178,7 @@ def main():
         md.append(f"| {r['section']} | {r['name']} | {fmt(r['value'], r['unit'] or '')} | {btxt} | "
                   f"{fmt(r['ratio'])} | {ttxt} | {res} |")
     md.append("")
-    skipped = report["summary"]["skipped"]
     failed = report["summary"]["failed"]
-    if skipped:
-        md += ["## Skipped", ""] + [f"- skipped: {s}" for s in skipped] + [""]
     if failed:
         md += ["## Failed", ""] + [f"- {s}" for s in failed] + [""]
     notes = [r for r in rows if r.get("note")]

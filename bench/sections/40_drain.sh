@@ -1,8 +1,8 @@
 #!/bin/bash
 # 40_drain.sh — baton-worker (noop handler) draining B_DRAIN_TASKS pre-enqueued tasks.
 #
-# For 1 and 2 worker processes and a sweep of claim batch sizes (when the worker accepts a batch
-# setting in its config; else a sweep of concurrency), on a queue that keeps its finished tasks
+# For 1 and 2 worker processes and a sweep of the claim batch size (max_batch), on a queue that
+# keeps its finished tasks
 # (the default 7-day retention): tasks/s = tasks / (last finished_at - first started_at), both read
 # from the tasks themselves.  Then the same on a queue without history (retention 0: a succeeded
 # task is deleted by its completion), timed by the server's clock from resume_queue() to the moment
@@ -40,45 +40,9 @@ END
 $$;
 SQL
 
-# Does the worker start with this config?  A config error makes it exit at once.
-config_accepted() {
-    local pid
-    bg "$WORKER_BIN" --config "$1" --dsn "$BENCH_DSN" >>"$BENCH_WORK/logs/drain-config-probe.log" 2>&1
-    pid=$BG_PID
-    sleep 1.5
-    if kill -0 "$pid" 2>/dev/null; then bg_stop "$pid" 10; return 0; fi
-    wait "$pid" 2>/dev/null; bg_forget "$pid"
-    return 1
-}
-
-# Where the batch size goes, if anywhere: found by trying.
-knob=
-for candidate in "worker:max_batch" "queue:batch" "worker:batch" "queue:claim_batch" "worker:claim_batch"; do
-    place=${candidate%%:*} key=${candidate#*:}
-    if [ "$place" = queue ]; then
-        worker_config "$dir/probe.conf" 64 bench noop "$key = 7"
-    else
-        printf '[worker]\nconcurrency = 64\n%s = 7\n[queue bench]\nhandler = noop\n' "$key" >"$dir/probe.conf"
-    fi
-    if config_accepted "$dir/probe.conf"; then knob=$candidate; break; fi
-done
-if [ -n "$knob" ]; then
-    log "worker accepts a batch size as ${knob/:/ section, key }"
-    sweep_what=batch
-else
-    skip batch_sweep "the worker config has no batch size setting (tried max_batch, batch and claim_batch in [worker] and [queue]); swept concurrency instead"
-    sweep_what=concurrency
-fi
-
-# config FILE VALUE QUEUE: a config for one point of the sweep.
+# config FILE BATCH QUEUE: a worker config for one point of the sweep (max_batch = BATCH).
 config() {
-    if [ "$sweep_what" = concurrency ]; then
-        worker_config "$1" "$2" "$3" noop
-    elif [ "${knob%%:*}" = queue ]; then
-        worker_config "$1" 256 "$3" noop "${knob#*:} = $2"
-    else
-        printf '[worker]\nconcurrency = 256\n%s = %s\n[queue %s]\nhandler = noop\n' "${knob#*:}" "$2" "$3" >"$1"
-    fi
+    printf '[worker]\nconcurrency = 256\nmax_batch = %s\n[queue %s]\nhandler = noop\n' "$2" "$3" >"$1"
 }
 
 # drain PROCS VALUE QUEUE: sets RATE (tasks/s) and NOTE.  QUEUE is bench (history kept) or
@@ -121,7 +85,7 @@ drain() {
     fi
     RATE=$(calc "$done_n / $secs")
     [ "$done_n" = "$B_DRAIN_TASKS" ] || NOTE="${NOTE:+$NOTE; }$done_n of $B_DRAIN_TASKS succeeded"
-    log "$queue: $procs worker(s), $sweep_what $value: $RATE tasks/s"
+    log "$queue: $procs worker(s), batch $value: $RATE tasks/s"
 }
 
 best=0 best_procs= best_value= best_queue=
@@ -131,11 +95,11 @@ for queue in bench bench_nohist; do
         for value in $B_DRAIN_SWEEP; do
             drain "$procs" "$value" "$queue"
             if [ "$queue" = bench ]; then
-                figure id="drain.w$procs.$sweep_what$value" name="worker drain, $procs process(es), $sweep_what $value" \
+                figure id="drain.w$procs.batch$value" name="worker drain, $procs process(es), batch $value" \
                     value:n="$RATE" unit=tasks/s bound=raw.claim.best note="$NOTE"
             else
-                figure id="drain.nohist.w$procs.$sweep_what$value" \
-                    name="worker drain, no history (retention 0), $procs process(es), $sweep_what $value" \
+                figure id="drain.nohist.w$procs.batch$value" \
+                    name="worker drain, no history (retention 0), $procs process(es), batch $value" \
                     value:n="$RATE" unit=tasks/s bound=raw.claim.best note="$NOTE"
             fi
             if is_true "$RATE > $qbest"; then qbest=$RATE; qprocs=$procs qvalue=$value; fi
@@ -144,7 +108,7 @@ for queue in bench bench_nohist; do
     done
     if [ "$queue" = bench ]; then
         figure id=drain.history.best \
-            name="worker drain with history kept, best ($qprocs process(es), $sweep_what $qvalue)" \
+            name="worker drain with history kept, best ($qprocs process(es), batch $qvalue)" \
             value:n="$qbest" unit=tasks/s bound=raw.claim.upd.k50 note="like for like: the raw bound that keeps its rows"
     fi
 done
@@ -152,7 +116,7 @@ done
 note=
 raw=$(figure_value raw.claim.best)
 if [ "${B_PROFILE:-0}" = 1 ] && [ -n "$raw" ] && is_true "$best < 0.7 * $raw"; then
-    log "target missed: profiling one more drain ($best_queue, $best_procs processes, $sweep_what $best_value)"
+    log "target missed: profiling one more drain ($best_queue, $best_procs processes, batch $best_value)"
     profile_start drain
     drain "$best_procs" "$best_value" "$best_queue"
     profile_stop drain
@@ -160,6 +124,6 @@ if [ "${B_PROFILE:-0}" = 1 ] && [ -n "$raw" ] && is_true "$best < 0.7 * $raw"; t
 fi
 what=history
 [ "$best_queue" = bench_nohist ] && what="no history"
-figure id=drain.best name="worker drain, best ($B_DRAIN_TASKS tasks; $what, $best_procs process(es), $sweep_what $best_value)" \
+figure id=drain.best name="worker drain, best ($B_DRAIN_TASKS tasks; $what, $best_procs process(es), batch $best_value)" \
     value:n="$best" unit=tasks/s bound=raw.claim.best target=">=0.70" target_on=ratio note="$note"
 part_ok drain

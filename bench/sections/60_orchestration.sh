@@ -111,15 +111,9 @@ diamond='{"steps": {"a": {"queue": "wf"}, "b": {"queue": "wf", "after": ["a"]},
           "c": {"queue": "wf", "after": ["a"]}, "d": {"queue": "wf", "after": ["b", "c"]}}}'
 map='{"steps": {"fan": {"queue": "wf", "map": "$.input.items"}, "join": {"queue": "wf", "after": ["fan"]}}}'
 
-# Workflows are built on another branch: try before measuring, skip with the reason.
-if ! err=$(try_sql "SELECT baton.define_workflow('bench_chain', '$chain')"); then
-    skip orchestration "baton.define_workflow does not work yet: $err"
-    exit 0
-fi
-if ! err=$(try_sql "CALL bench_run('bench_chain', '{}', 1)"); then
-    skip orchestration "a 10-step chain could not be started and driven: $err"
-    exit 0
-fi
+for wf in chain diamond map; do
+    err=$(try_sql "SELECT baton.define_workflow('bench_$wf', '${!wf}')") || fail "$wf" "define_workflow: $err"
+done
 
 median() { "$PYTHON" -c "import statistics, sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
 
@@ -155,48 +149,31 @@ plain_step=$(median "${plain[@]}")
 figure id=orch.plain_step name="plain task chained by its predecessor (claim, complete + enqueue next)" \
     value:n="$plain_step" unit=ms/step
 
-if runs bench_chain '{}' 1 10; then
-    figure id=orch.chain.step name="10-step chain, DB time per step (median of $B_WF_REPEAT runs in one session)" \
+# shape WORKFLOW BATCH STEPS LABEL: per-step time and overhead figures of one workflow shape.
+shape() {
+    runs "bench_$1" '{}' "$2" "$3" || fail "$1" "$RUN_ERR"
+    figure id="orch.$1.step" name="$4, DB time per step (median of $B_WF_REPEAT runs in one session)" \
         value:n="$PER_STEP" unit=ms/step bound=orch.plain_step
-    figure id=orch.chain.overhead name="10-step chain, overhead per step over a plain task" \
+    figure id="orch.$1.overhead" name="$4, overhead per step over a plain task" \
         value:n="$(calc "$PER_STEP - $plain_step")" unit=ms/step target="<=2" \
         note="warm session; the first run in a fresh session took $(calc "$COLD_STEP") ms/step"
-    part_ok chain
-else
-    skip chain "$RUN_ERR"
-fi
-
-RUN_ERR=
-if err=$(try_sql "SELECT baton.define_workflow('bench_diamond', '$diamond')") && runs bench_diamond '{}' 10 4; then
-    figure id=orch.diamond.step name="diamond (a → b, c → d), DB time per step" \
-        value:n="$PER_STEP" unit=ms/step bound=orch.plain_step
-    figure id=orch.diamond.overhead name="diamond, overhead per step over a plain task" \
-        value:n="$(calc "$PER_STEP - $plain_step")" unit=ms/step target="<=2" \
-        note="warm session; the first run in a fresh session took $(calc "$COLD_STEP") ms/step"
-    part_ok diamond
-else
-    skip diamond "${RUN_ERR:-$err}"
-fi
+    part_ok "$1"
+}
+shape chain 1 10 "10-step chain"
+shape diamond 10 4 "diamond (a → b, c → d)"
 
 input=$("$PYTHON" -c "import json; print(json.dumps({'items': list(range($B_MAP_N))}))")
 echo "$input" >"$BENCH_WORK/map-input.json"
 plain_ms=$(q -c "CALL bench_plain_map($B_MAP_N, 200)")
 figure id=orch.map.plain name="$B_MAP_N plain tasks: enqueue_many + claim/complete in batches of 200" \
     value:n="$(calc "$plain_ms / 1000")" unit=s
-if err=$(try_sql "SELECT baton.define_workflow('bench_map', '$map')"); then
-    out=$(timeout -k 5 "$B_PHASE_TIMEOUT" psql -X -q -v ON_ERROR_STOP=1 -tA -F '|' \
-          -v input="$(cat "$BENCH_WORK/map-input.json")" <<<"CALL bench_run('bench_map', :'input', 200)" 2>&1) || true
-    IFS='|' read -r ms tasks start_ms state <<<"$out"
-    if [ "${state:-}" = succeeded ]; then
-        target=
-        [ "$B_MAP_N" -ge 10000 ] && target="<=2"
-        figure id=orch.map.total name="$B_MAP_N-element map + fan-in, start to run finished (batches of 200)" \
-            value:n="$(calc "$ms / 1000")" unit=s bound=orch.map.plain target="$target" \
-            note="baton.start (fan-out of $B_MAP_N tasks) took $(calc "$start_ms") ms; $tasks tasks driven"
-        part_ok map
-    else
-        skip map "$(echo "$out" | grep -m1 ERROR || echo "run ended ${state:-?}")"
-    fi
-else
-    skip map "$err"
-fi
+out=$(timeout -k 5 "$B_PHASE_TIMEOUT" psql -X -q -v ON_ERROR_STOP=1 -tA -F '|' \
+      -v input="$(cat "$BENCH_WORK/map-input.json")" <<<"CALL bench_run('bench_map', :'input', 200)" 2>&1) || true
+IFS='|' read -r ms tasks start_ms state <<<"$out"
+[ "${state:-}" = succeeded ] || fail map "$(echo "$out" | grep -m1 ERROR || echo "run ended ${state:-?}")"
+target=
+[ "$B_MAP_N" -ge 10000 ] && target="<=2"
+figure id=orch.map.total name="$B_MAP_N-element map + fan-in, start to run finished (batches of 200)" \
+    value:n="$(calc "$ms / 1000")" unit=s bound=orch.map.plain target="$target" \
+    note="baton.start (fan-out of $B_MAP_N tasks) took $(calc "$start_ms") ms; $tasks tasks driven"
+part_ok map

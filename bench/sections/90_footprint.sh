@@ -26,19 +26,14 @@ while [ $((SECONDS - start)) -lt "$B_PHASE_TIMEOUT" ]; do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.5
 done
-if ! kill -0 "$pid" 2>/dev/null; then
-    skip footprint "baton-worker with a stream handler exited: $(tail -1 "$BENCH_WORK/logs/footprint-worker.log")"
-    exit 0
-fi
+kill -0 "$pid" 2>/dev/null ||
+    fail footprint "baton-worker with a stream handler exited: $(tail -1 "$BENCH_WORK/logs/footprint-worker.log")"
 hwm_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
 ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat")
 hz=$(getconf CLK_TCK)
 bg_stop "$pid" 10
 done_n=$(q -c "SELECT count(*) FROM baton._tasks WHERE queue = 'foot' AND state = 'succeeded'")
-if [ "$done_n" = 0 ]; then
-    skip footprint "no task succeeded through the stream handler (see logs/footprint-worker.log)"
-    exit 0
-fi
+[ "$done_n" != 0 ] || fail footprint "no task succeeded through the stream handler (see logs/footprint-worker.log)"
 note=
 [ "$done_n" = "$B_FOOT_TASKS" ] || note="$done_n of $B_FOOT_TASKS tasks succeeded"
 figure id=foot.rss name="worker peak RSS, up to $inflight_max of $B_FOOT_INFLIGHT tasks in flight (stream handler)" \

@@ -20,11 +20,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from worker_helpers import ROOT, tmpdir
 
 here = os.path.dirname(os.path.abspath(__file__))
-skip_files = {"48_worker_valgrind.t", os.path.basename(__file__)}
+not_rerun = {"48_worker_valgrind.t", os.path.basename(__file__)}   # valgrind under ASan; itself
 files = sorted(f for f in glob.glob(os.path.join(here, "*.t"))
-               if os.path.basename(f) not in skip_files and "worker_helpers" in open(f).read())
+               if os.path.basename(f) not in not_rerun and "worker_helpers" in open(f).read())
 
-# Only a compiler without sanitizer support is a reason to skip; a build that fails otherwise is a failure.
+# A compiler without sanitizer support fails this test (it must prove the worker clean), as does a build that fails.
 cc = os.environ.get("CC", "cc")
 probe = tempfile.mkdtemp(prefix="baton-asan-probe-")
 with open(os.path.join(probe, "p.c"), "w") as f:
