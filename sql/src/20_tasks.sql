@@ -342,14 +342,17 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t baton._tasks;
 BEGIN
-    -- A queue without history (retention 0): see complete_many.
-    DELETE FROM baton._tasks AS x USING baton._queues AS q
-     WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running'
-       AND q.name = x.queue AND q.retention = interval '0'
-       AND x.run_id IS NULL AND x.subscription_id IS NULL
-       AND NOT COALESCE(pg_catalog.jsonb_typeof(complete.result) = 'object' AND complete.result ? 'emit', false);
-    IF FOUND THEN
-        RETURN true;
+    -- A queue without history (retention 0): see complete_many.  Looked for
+    -- only when one exists, so other completions find their task once.
+    IF EXISTS (SELECT 1 FROM baton._queues AS q WHERE q.retention = interval '0') THEN
+        DELETE FROM baton._tasks AS x USING baton._queues AS q
+         WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running'
+           AND q.name = x.queue AND q.retention = interval '0'
+           AND x.run_id IS NULL AND x.subscription_id IS NULL
+           AND NOT COALESCE(pg_catalog.jsonb_typeof(complete.result) = 'object' AND complete.result ? 'emit', false);
+        IF FOUND THEN
+            RETURN true;
+        END IF;
     END IF;
     UPDATE baton._tasks AS x
        SET state = 'succeeded', result = complete.result, finished_at = pg_catalog.now(),
