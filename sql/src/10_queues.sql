@@ -1,5 +1,52 @@
 -- 10_queues.sql — creating, changing, pausing and dropping queues.
 
+-- Wake-ups travel through these two functions only: every path that makes a
+-- task due (enqueue, retry, promotion, fan-out, workflow steps, a freed slot)
+-- calls _wake, and every path that ends a running task from outside its worker
+-- (cancel, cancel_run, a failed or timed-out run) calls _cancelled.  Workers
+-- LISTEN on baton_tasks (payload: the queue) and baton_cancel (payload: task
+-- ids, comma-separated).  Keeping them in one place lets the transport change
+-- (a NOTIFY today) without touching the callers.
+CREATE FUNCTION baton._wake(queue text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM pg_catalog.pg_notify('baton_tasks', queue);
+END
+$$;
+COMMENT ON FUNCTION baton._wake(text) IS
+'Tells the workers serving a queue that it has due tasks (a NOTIFY on baton_tasks, sent at commit).';
+
+CREATE FUNCTION baton._wake_many(queues text[]) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM baton._wake(x) FROM pg_catalog.unnest(queues) AS x WHERE x IS NOT NULL;
+END
+$$;
+COMMENT ON FUNCTION baton._wake_many(text[]) IS
+'baton._wake for each queue of an array (NULLs ignored).';
+
+CREATE FUNCTION baton._cancelled(ids bigint[]) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    chunk text := '';
+    id bigint;
+BEGIN
+    -- A NOTIFY payload must stay under 8000 bytes: send the ids in chunks.
+    FOREACH id IN ARRAY COALESCE(ids, '{}') LOOP
+        IF pg_catalog.length(chunk) > 7900 THEN
+            PERFORM pg_catalog.pg_notify('baton_cancel', chunk);
+            chunk := '';
+        END IF;
+        chunk := chunk || CASE WHEN chunk = '' THEN '' ELSE ',' END || id::text;
+    END LOOP;
+    IF chunk <> '' THEN
+        PERFORM pg_catalog.pg_notify('baton_cancel', chunk);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION baton._cancelled(bigint[]) IS
+'Tells the workers holding these tasks that they were cancelled (NOTIFY baton_cancel with the ids, at commit).';
+
 -- Raises invalid_parameter_value naming the function and the field.
 CREATE FUNCTION baton._bad(fn text, field text, msg text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -141,7 +188,7 @@ BEGIN
         rate_period  = COALESCE(alter_queue.rate_period, q.rate_period),
         retention    = COALESCE(alter_queue.retention, q.retention)
     WHERE q.name = alter_queue.queue;
-    PERFORM pg_catalog.pg_notify('baton_tasks', queue);
+    PERFORM baton._wake(queue);
 END
 $$;
 COMMENT ON FUNCTION baton.alter_queue(text, integer, integer, interval, interval, interval, integer, interval, interval) IS
@@ -219,7 +266,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM baton._queue('resume_queue', queue);
     UPDATE baton._queues AS q SET paused = false WHERE q.name = resume_queue.queue;
-    PERFORM pg_catalog.pg_notify('baton_tasks', queue);
+    PERFORM baton._wake(queue);
 END
 $$;
 COMMENT ON FUNCTION baton.resume_queue(text) IS 'Lets workers claim from a paused queue again.';

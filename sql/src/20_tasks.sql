@@ -98,7 +98,7 @@ BEGIN
         RETURNING id INTO new_id;
         IF new_id IS NOT NULL THEN
             IF due <= pg_catalog.now() THEN
-                PERFORM pg_catalog.pg_notify('baton_tasks', q.name);
+                PERFORM baton._wake(q.name);
             END IF;
             RETURN new_id;
         END IF;
@@ -150,7 +150,7 @@ BEGIN
      ORDER BY e.n
     RETURNING id;
     IF due <= pg_catalog.now() AND pg_catalog.jsonb_array_length(enqueue_many.payloads) > 0 THEN
-        PERFORM pg_catalog.pg_notify('baton_tasks', q.name);
+        PERFORM baton._wake(q.name);
     END IF;
 END
 $$;
@@ -178,7 +178,7 @@ BEGIN
         RETURNING t.queue)
     SELECT pg_catalog.count(*), pg_catalog.array_agg(DISTINCT upd.queue) INTO n, touched FROM upd;
     IF n > 0 THEN
-        PERFORM pg_catalog.pg_notify('baton_tasks', x) FROM pg_catalog.unnest(touched) AS x;
+        PERFORM baton._wake_many(touched);
     END IF;
     RETURN n;
 END
@@ -467,7 +467,7 @@ BEGIN
                run_at = pg_catalog.now() + delay, error = fail.error, lease_expires_at = NULL
          WHERE x.id = t.id;
         IF delay <= interval '0' THEN
-            PERFORM pg_catalog.pg_notify('baton_tasks', t.queue);
+            PERFORM baton._wake(t.queue);
         END IF;
     ELSE
         UPDATE baton._tasks AS x
@@ -565,7 +565,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    PERFORM pg_catalog.pg_notify('baton_tasks', q);
+    PERFORM baton._wake(q);
     RETURN true;
 END
 $$;
@@ -614,6 +614,9 @@ BEGIN
     IF t.state NOT IN ('scheduled', 'pending', 'running') THEN
         RETURN false;
     END IF;
+    IF t.state = 'running' THEN
+        PERFORM baton._cancelled(ARRAY[t.id]);
+    END IF;
     UPDATE baton._tasks AS x
        SET state = 'cancelled', finished_at = pg_catalog.now(), lease_expires_at = NULL
      WHERE x.id = t.id
@@ -654,7 +657,7 @@ BEGIN
     IF t.run_id IS NOT NULL THEN
         PERFORM baton._wf_on_retry(t);
     END IF;
-    PERFORM pg_catalog.pg_notify('baton_tasks', t.queue);
+    PERFORM baton._wake(t.queue);
     RETURN true;
 END
 $$;

@@ -18,7 +18,7 @@ BEGIN
     LOOP
         n := n + 1;
         IF t.state = 'pending' THEN
-            PERFORM pg_catalog.pg_notify('baton_tasks', t.queue);
+            PERFORM baton._wake(t.queue);
         ELSIF baton._needs_hook(t) THEN
             PERFORM baton._on_task_end(t);
         END IF;

@@ -243,7 +243,7 @@ BEGIN
            (SELECT pg_catalog.array_agg(m.id ORDER BY m.id) FROM m WHERE m.workflow IS NOT NULL)
       INTO queues, runs_for;
     IF queues IS NOT NULL THEN
-        PERFORM pg_catalog.pg_notify('baton_tasks', x) FROM pg_catalog.unnest(queues) AS x;
+        PERFORM baton._wake_many(queues);
     END IF;
     IF runs_for IS NOT NULL THEN
         FOR s IN SELECT * FROM baton._subscriptions AS s1 WHERE s1.id = ANY (runs_for) ORDER BY s1.id LOOP
@@ -557,7 +557,7 @@ BEGIN
          ORDER BY x.id;
         GET DIAGNOSTICS n = ROW_COUNT;
         IF n > 0 THEN
-            PERFORM pg_catalog.pg_notify('baton_tasks', s.queue);
+            PERFORM baton._wake(s.queue);
         END IF;
     ELSE
         FOR e IN SELECT * FROM baton._events AS x

@@ -192,7 +192,7 @@ BEGIN
     RETURNING id INTO tid;
     UPDATE baton._run_steps AS s SET state = 'compensating', comp_task_id = tid
      WHERE s.run_id = r.id AND s.step = st;
-    PERFORM pg_catalog.pg_notify('baton_tasks', q.name);
+    PERFORM baton._wake(q.name);
 END
 $$;
 
@@ -357,7 +357,7 @@ BEGIN
                     (spec ->> 'timeout')::interval, r.id, d.step, r.correlation_id)
             RETURNING id INTO tid;
             UPDATE baton._run_steps AS s SET task_id = tid WHERE s.run_id = r.id AND s.step = d.step;
-            PERFORM pg_catalog.pg_notify('baton_tasks', q.name);
+            PERFORM baton._wake(q.name);
             RETURN '{}';
         END IF;
         arr := pg_catalog.jsonb_path_query_first(ctx, (spec ->> 'map')::jsonpath, '{}', true);
@@ -387,7 +387,7 @@ BEGIN
                (spec ->> 'timeout')::interval, r.id, d.step, (e.i - 1)::integer, r.correlation_id
           FROM pg_catalog.jsonb_array_elements(arr) WITH ORDINALITY AS e(v, i)
          ORDER BY e.i;
-        PERFORM pg_catalog.pg_notify('baton_tasks', q.name);
+        PERFORM baton._wake(q.name);
     WHEN 'publish' THEN
         tid := baton._publish(spec ->> 'topic',
                               CASE WHEN spec ? 'payload' THEN baton._wf_render(spec -> 'payload', ctx) ELSE r.input END,
