@@ -16,3 +16,31 @@
 
 
 -- ---- state changes (hand-written) ----
+
+-- ---- issue 12: races and limits ----
+-- (state changes of this issue go here, in order)
+
+
+-- ---- issue 13: through the worker ----
+-- (state changes of this issue go here, in order)
+
+
+-- ---- issue 14: behind a pooler ----
+-- (state changes of this issue go here, in order)
+
+
+-- ---- issue 15: operations ----
+-- (state changes of this issue go here, in order)
+
+
+-- ---- issue 16: privileges ----
+-- (state changes of this issue go here, in order)
+
+
+-- ---- issue 17: performance ----
+-- (state changes of this issue go here, in order)
+
+
+-- ---- issue 19: console ----
+-- (state changes of this issue go here, in order)
+
