@@ -7,7 +7,9 @@
 An upgrade script has two kinds of content (the approach PostGIS takes):
 - state: tables, columns, indexes, types, data, dropped or re-signatured functions.
   Only a person can say how old rows become new ones, so this part is written by
-  hand in sql/upgrade/OLD--NEW.sql.
+  hand in sql/upgrade/OLD--NEW.sql (run before the code), and in
+  sql/upgrade/OLD--NEW.post.sql for state that needs the new code (a trigger on
+  a new function, a default calling one), run after it.
 - code: functions, views and their comments, which hold no data.  Every one whose
   text differs from the OLD install script (or that is new) is appended here as
   CREATE OR REPLACE, in install order, followed by every GRANT/REVOKE of the
@@ -166,6 +168,10 @@ def build(old, new):
             continue
         s = re.sub(r'^CREATE\s+(FUNCTION|VIEW)', r'CREATE OR REPLACE \1', s, flags=re.I)
         out += ['', s]
+    post_path = os.path.join(ROOT, 'sql', 'upgrade', '%s--%s.post.sql' % (old, new))
+    if os.path.exists(post_path):
+        with open(post_path) as f:
+            out += ['', f.read().rstrip('\n')]
     out += ['', '-- ---- privileges, as the install script sets them (idempotent) ----']
     out += [s for k, s in new_items if k[0] == 'grant']
     return '\n'.join(out) + '\n'

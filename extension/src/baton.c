@@ -23,10 +23,11 @@ PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
-/* Registers GUCs and, when preloaded, the scheduler background worker. */
+/* Registers GUCs and, when preloaded, the scheduler background worker and the waiters' shared array. */
 void
 _PG_init(void)
 {
+	baton_wait_init();			/* defines its setting before bgworker.c reserves the prefix */
 	baton_bgworker_init();
 }
 

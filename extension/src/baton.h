@@ -5,4 +5,7 @@
 /* bgworker.c: GUCs and the scheduler background worker (no-op unless preloaded). */
 extern void baton_bgworker_init(void);
 
+/* wait.c: wake-ups of baton.wait_run / wait_task (shared array only when preloaded). */
+extern void baton_wait_init(void);
+
 #endif							/* BATON_H */

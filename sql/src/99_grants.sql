@@ -51,3 +51,8 @@ GRANT SELECT ON baton.tasks, baton.queues, baton.queue_stats, baton.workers
   TO baton_admin, baton_producer, baton_worker;
 -- The tasks view derives the correlation id of tasks enqueued without one.
 GRANT EXECUTE ON FUNCTION baton._task_correlation(bigint) TO baton_admin, baton_producer, baton_worker;
+
+-- Waiting for a result: whoever starts runs or enqueues tasks (and a worker
+-- whose handler waits for work it started).
+GRANT EXECUTE ON FUNCTION baton.wait_run(bigint, interval), baton.wait_task(bigint, interval)
+  TO baton_admin, baton_producer, baton_worker;
