@@ -67,7 +67,9 @@ CREATE TABLE baton._tasks (
     event_id            bigint,
     -- NULL when the task was enqueued without one: its correlation id is then
     -- derived from its id (baton._task_correlation), which costs no index entry
-    correlation_id      uuid
+    correlation_id      uuid,
+    -- the last baton.progress() report of a running attempt (0.2.0)
+    progress            jsonb
 );
 -- Deleting finished tasks in bulk is normal; keep autovacuum close behind.
 ALTER TABLE baton._tasks SET (autovacuum_vacuum_scale_factor = 0.02,

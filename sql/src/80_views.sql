@@ -7,7 +7,8 @@ SELECT t.id, t.queue,
        t.attempt, t.max_attempts, t.priority, t.payload, t.result, t.error, t.run_at,
        t.created_at, t.started_at, t.finished_at, t.lease_expires_at, t.worker, t.dedup_key,
        t.run_id, t.step, t.map_index, t.subscription_id, t.event_id,
-       COALESCE(t.correlation_id, baton._task_correlation(t.id)) AS correlation_id
+       COALESCE(t.correlation_id, baton._task_correlation(t.id)) AS correlation_id,
+       t.progress
   FROM baton._tasks AS t;
 COMMENT ON VIEW baton.tasks IS 'Every task with its state: pending (due or delayed), running, succeeded, failed (attempts exhausted: dead letters), cancelled.';
 

@@ -56,3 +56,8 @@ GRANT EXECUTE ON FUNCTION baton._task_correlation(bigint) TO baton_admin, baton_
 -- whose handler waits for work it started).
 GRANT EXECUTE ON FUNCTION baton.wait_run(bigint, interval), baton.wait_task(bigint, interval)
   TO baton_admin, baton_producer, baton_worker;
+
+-- Progress reports come from the worker holding the lease; explaining a run is
+-- for operators, like explain_task.
+GRANT EXECUTE ON FUNCTION baton.progress(bigint, integer, jsonb) TO baton_admin, baton_worker;
+GRANT EXECUTE ON FUNCTION baton.explain_run(bigint) TO baton_admin;

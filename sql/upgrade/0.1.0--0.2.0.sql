@@ -44,3 +44,6 @@
 -- ---- issue 19: console ----
 -- (state changes of this issue go here, in order)
 
+
+-- ---- issue 18: waiting, signals, order, progress ----
+ALTER TABLE baton._tasks ADD COLUMN progress jsonb;
