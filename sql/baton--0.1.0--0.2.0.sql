@@ -931,6 +931,23 @@ $$;
 COMMENT ON FUNCTION baton.progress(bigint, integer, jsonb) IS
 'Records the progress of a running attempt (any JSON up to 8 KiB, shown in baton.tasks and baton.run_steps) and extends its lease like heartbeat. False means the lease is lost or the task was cancelled: stop working on it.';
 
+CREATE OR REPLACE VIEW baton.workflows AS
+SELECT w.name, w.version, w.version = pg_catalog.max(w.version) OVER (PARTITION BY w.name) AS latest,
+       w.definition, w.step_count AS steps, w.created_at,
+       COALESCE(c.running, 0) AS running, COALESCE(c.succeeded, 0) AS succeeded,
+       COALESCE(c.failed, 0) AS failed, COALESCE(c.cancelled, 0) AS cancelled
+  FROM baton._workflows AS w
+  LEFT JOIN (SELECT r.workflow, r.version,
+                    pg_catalog.count(*) FILTER (WHERE r.state = 'running') AS running,
+                    pg_catalog.count(*) FILTER (WHERE r.state = 'succeeded') AS succeeded,
+                    pg_catalog.count(*) FILTER (WHERE r.state = 'failed') AS failed,
+                    pg_catalog.count(*) FILTER (WHERE r.state = 'cancelled') AS cancelled
+               FROM baton._runs AS r GROUP BY r.workflow, r.version) AS c
+    ON c.workflow = w.name AND c.version = w.version;
+
+COMMENT ON VIEW baton.workflows IS
+'Every version of every workflow: its definition, whether it is the latest (what start() runs), and its runs by state (runs kept by the run retention).';
+
 CREATE OR REPLACE VIEW baton.tasks AS
 SELECT t.id, t.queue,
        -- 'scheduled' is an internal detail: to users a delayed task is pending.
@@ -986,6 +1003,7 @@ GRANT EXECUTE ON FUNCTION
     baton.set_run_retention(interval)
   TO baton_admin;
 GRANT SELECT ON baton.runs, baton.run_steps TO baton_admin, baton_producer, baton_worker;
+GRANT SELECT ON baton.workflows TO baton_admin, baton_producer, baton_worker;
 GRANT EXECUTE ON FUNCTION
     baton.schedule(text, text, text, text, jsonb, boolean, boolean),
     baton.unschedule(text)
