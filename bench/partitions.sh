@@ -110,3 +110,7 @@ for t in single queue8 time8; do
     q -c "SET plan_cache_mode = force_generic_plan" -c "PREPARE d(bigint[]) AS UPDATE bp.$t SET state = 'succeeded' WHERE id = ANY (\$1)" \
       -c "EXPLAIN (COSTS OFF) EXECUTE d('{1,2}')" | head -12
 done
+echo "## plan of the completion by id and queue on queue8"
+q -c "SET plan_cache_mode = force_generic_plan" \
+  -c "PREPARE k(bigint[], int) AS UPDATE bp.queue8 SET state = 'succeeded' WHERE id = ANY (\$1) AND queue = 'q' || \$2" \
+  -c "EXPLAIN (COSTS OFF) EXECUTE k('{1,2}', 3)" | head -14

@@ -192,6 +192,14 @@ for _ in range(20):                     # two seconds of looking
 t.is_(seen, {"0"}, "the hot standby runs no baton scheduler")
 t.ok("baton scheduler" not in standby.logtext() and "ERROR" not in standby.logtext(),
      "and its log has no scheduler line and no error", standby.logtext()[-2000:])
+# A hot standby serves the read side (dashboards): the views work, writes are refused.
+reads = standby.sql("SELECT (SELECT count(*) FROM baton.tasks) || ' ' || (SELECT count(*) FROM baton.queue_stats) || ' ' "
+                    "|| (SELECT count(*) FROM baton.runs) || ' ' || (SELECT count(*) FROM baton.run_steps) || ' ' "
+                    "|| (SELECT count(*) FROM baton.events) || ' ' || (SELECT count(*) FROM baton.schedules)", check=False)
+t.ok(reads is not None and reads.split()[1] == "2", "the views (tasks, queue_stats, runs, run_steps, events, schedules) read on the standby", reads)
+r = subprocess.run(["psql", "-X", "-qtA", "-h", "127.0.0.1", "-p", str(standby.port), "-U", "postgres", "-d", "baton",
+                    "-v", "VERBOSITY=verbose", "-c", "SELECT baton.enqueue('fo')"], capture_output=True, text=True)
+t.ok(r.returncode != 0 and "25006" in r.stderr, "an enqueue on the standby fails: read-only transaction (25006)", r.stderr)
 standby_pm = standby.postmaster_pid()
 
 # ---- load: producers with a ledger, four workers ----
