@@ -2,20 +2,27 @@
 #   make            build the extension and the worker
 #   make install    install the extension into PostgreSQL (pg_config) and baton-worker into $(PREFIX)/bin
 #   make demo       everything end to end on a throwaway cluster
-#   make check      all tests (pgTAP, isolation, worker integration and crash tests)
+#   make check      all tests (pgTAP, isolation, worker integration and crash tests) on throwaway
+#                   clusters; builds with -Werror (as CI does)
+#   make installcheck  the SQL tests (pgTAP suites and isolation specs) against an existing server
+#                   (libpq's PG* variables) where baton and pgTAP are installed
 #   make bench      benchmarks (bench/README.md); make bench-quick for a 1-minute subset
 #   make up / down  a throwaway cluster (and example workers) to explore
 PG_CONFIG ?= pg_config
 PREFIX    ?= /usr/local
 export PG_CONFIG
 
-.PHONY: all deps extension worker install install-extension install-worker check demo up down bench bench-quick clean
+.PHONY: all deps extension worker install install-extension install-worker check installcheck demo up down bench bench-quick clean
 
 all: META.json extension worker
 
 # One version source: VERSION feeds META.json, the control file and the C code.
-META.json: META.json.in VERSION
-	sed 's/@VERSION@/$(shell cat VERSION)/g' $< > $@
+# PGXN's release_status follows CHANGELOG.md: "unstable" while the version's
+# section says "unreleased", "stable" once it carries a date.
+META.json: META.json.in VERSION CHANGELOG.md
+	v=$$(cat VERSION); \
+	if grep -q "^## $$v .*unreleased" CHANGELOG.md; then s=unstable; else s=stable; fi; \
+	sed -e "s/@VERSION@/$$v/g" -e "s/@RELEASE_STATUS@/$$s/g" $< > $@
 
 deps:
 	@scripts/deps.sh
@@ -36,10 +43,16 @@ install-worker: worker
 
 install: install-extension install-worker
 
+# Warnings are errors here and in CI (.ci/run runs make check), not in a user's plain make.
 check: deps
-	$(MAKE) all
-	$(MAKE) install-extension
+	$(MAKE) all install-extension WERROR=-Werror
 	tests/run.sh
+
+# PGXS-style: the isolation specs (extension/Makefile's ISOLATION) and the pgTAP suites
+# (tests/installcheck.sh) against the server libpq's PG* variables point at.
+installcheck:
+	$(MAKE) -C extension installcheck
+	tests/installcheck.sh
 
 # The demo's own output is what a newcomer reads: build quietly (errors still show).
 demo: deps

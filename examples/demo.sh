@@ -30,9 +30,11 @@ q() { psql -X -q -tA -v ON_ERROR_STOP=1 "$@"; }
 start_all() {
     conninfo=$("$root/scripts/cluster.sh" start)
     eval "$("$root/scripts/cluster.sh" env)"
-    # A cluster kept from an older checkout may hold an older baton of the same version number.
-    if [ "$(q -c "SELECT to_regprocedure('baton.trace_graph(uuid)') IS NOT NULL")" != t ]; then
-        echo "this cluster ($BATON_CLUSTER_DIR) holds an older baton: run 'make clean' and try again" >&2
+    # A cluster kept from an older checkout (make up) may hold an older release: update it in
+    # place.  (Within one unreleased version the schema can still change; 'make clean' then.)
+    local have; have=$(q -c "SELECT extversion FROM pg_extension WHERE extname = 'baton'")
+    if [ "$have" != "$(cat "$root/VERSION")" ] && ! q -c "ALTER EXTENSION baton UPDATE" >/dev/null; then
+        echo "this cluster ($BATON_CLUSTER_DIR) holds baton $have, which does not update: run 'make clean' and try again" >&2
         exit 1
     fi
     q -f "$root/examples/demo.sql" >/dev/null

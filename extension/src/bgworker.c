@@ -103,6 +103,11 @@ RegisterSchedulerWorker(const char *dbname)
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	/*
+	 * Only once recovery has finished: a hot standby runs no scheduler (tick()
+	 * writes), and the postmaster starts it when the standby is promoted, with
+	 * no restart (tests/integration/72_failover.t).
+	 */
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = BATON_RESTART_SECONDS;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "baton");

@@ -441,6 +441,33 @@ static void done_claim(int64_t now)
     claim_nq = 0;
 }
 
+/* Parses "major.minor.patch" (digits only); false for anything else. */
+static bool version_parse(const char *s, unsigned long part[3])
+{
+    for (int i = 0; i < 3; i++) {
+        if (*s < '0' || *s > '9') return false;
+        char *end;
+        part[i] = strtoul(s, &end, 10);
+        s = end;
+        if (*s != (i < 2 ? '.' : '\0')) return false;
+        s++;
+    }
+    return true;
+}
+
+/*
+ * True when this worker may run against the installed extension version: the same
+ * major.minor, any patch.  The SQL a worker calls changes only in minor releases (0.x)
+ * and major ones; a patch release keeps it, so an extension and workers one patch
+ * apart keep working while either side is being upgraded.
+ */
+static bool version_compatible(const char *installed)
+{
+    unsigned long theirs[3], ours[3];
+    return version_parse(installed, theirs) && version_parse(BATON_VERSION, ours) && theirs[0] == ours[0] &&
+           theirs[1] == ours[1];
+}
+
 /* Registers this worker (start, reconnect, or when worker_seen says it is unknown). */
 static bool send_register(void)
 {
@@ -493,10 +520,11 @@ static void done_setup(int64_t now)
             worker_die(EXIT_VERSION);
         }
         const char *v = PQgetvalue(C.res, 0, 0);
-        if (strcmp(v, BATON_VERSION)) {
-            log_error("version mismatch: extension baton %s is installed in database \"%s\", this baton-worker is %s; "
-                      "run ALTER EXTENSION baton UPDATE or install the matching worker",
-                      v, PQdb(C.conn), BATON_VERSION);
+        if (!version_compatible(v)) {
+            log_error("version mismatch: extension baton %s is installed in database \"%s\", this baton-worker is %s "
+                      "(it runs against %.*s.x only); run ALTER EXTENSION baton UPDATE or install the matching worker",
+                      v, PQdb(C.conn), BATON_VERSION, (int)(strrchr(BATON_VERSION, '.') - BATON_VERSION),
+                      BATON_VERSION);
             worker_die(EXIT_VERSION);
         }
     }
@@ -684,11 +712,12 @@ int db_check_version_blocking(const char *dsn, bool print)
     } else if (PQntuples(r) != 1) {
         fprintf(stderr, "baton-worker: extension baton is not installed in database \"%s\"\n", PQdb(c));
         rc = EXIT_VERSION;
-    } else if (strcmp(PQgetvalue(r, 0, 0), BATON_VERSION)) {
+    } else if (!version_compatible(PQgetvalue(r, 0, 0))) {
         fprintf(stderr,
                 "baton-worker: version mismatch: extension baton %s is installed in database \"%s\", "
-                "this baton-worker is %s\n",
-                PQgetvalue(r, 0, 0), PQdb(c), BATON_VERSION);
+                "this baton-worker is %s (it runs against %.*s.x only)\n",
+                PQgetvalue(r, 0, 0), PQdb(c), BATON_VERSION, (int)(strrchr(BATON_VERSION, '.') - BATON_VERSION),
+                BATON_VERSION);
         rc = EXIT_VERSION;
     } else if (print) {
         printf("extension baton %s in database \"%s\": matches\n", PQgetvalue(r, 0, 0), PQdb(c));
