@@ -23,11 +23,12 @@ PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
-/* Registers GUCs and, when preloaded, the scheduler background worker. */
+/* Registers GUCs and, when preloaded, the scheduler background worker and the wake-up shared memory. */
 void
 _PG_init(void)
 {
 	baton_bgworker_init();
+	baton_wakeup_init();
 }
 
 PG_FUNCTION_INFO_V1(baton_session_start);

@@ -5,4 +5,9 @@
 /* bgworker.c: GUCs and the scheduler background worker (no-op unless preloaded). */
 extern void baton_bgworker_init(void);
 
+/* wakeup.c: wake-ups recorded at commit and sent by the scheduler worker (no-op unless preloaded). */
+extern void baton_wakeup_init(void);
+extern void baton_wakeup_attach(void);
+extern int	baton_wakeup_send(void);
+
 #endif							/* BATON_H */
