@@ -58,6 +58,8 @@ full)
     export B_WF_REPEAT=20 B_MAP_N=10000 B_EV_SECONDS=10 B_EV_SUBS=10
     export B_FLAT_FINISHED=10000000 B_FLAT_SCHEDULED=1000000 B_FLAT_CLAIMS=5000 B_FLAT_DRAIN=50000
     export B_SUSTAIN_SECONDS=600 B_FOOT_INFLIGHT=1000 B_FOOT_TASKS=5000
+    export B_STEADY_STEP_S=30 B_STEADY_RATES="1000 2000 3000 4000 6000 8000 10000 12000 15000 20000 25000"
+    export B_STEADY_LAT_S=30 B_IDLE_S=120 B_AFTER_S=60
     export B_PHASE_TIMEOUT=900 B_SECTION_TIMEOUT=1800 B_PROFILE=1
     export BATON_FSYNC=${BATON_FSYNC:-on} ;;
 quick)
@@ -67,7 +69,9 @@ quick)
     export B_WF_REPEAT=3 B_MAP_N=10000 B_EV_SECONDS=2 B_EV_SUBS=10
     export B_FLAT_FINISHED=200000 B_FLAT_SCHEDULED=100000 B_FLAT_CLAIMS=1000 B_FLAT_DRAIN=10000
     export B_SUSTAIN_SECONDS=5 B_FOOT_INFLIGHT=1000 B_FOOT_TASKS=2000
-    export B_PHASE_TIMEOUT=120 B_SECTION_TIMEOUT=240 B_PROFILE=0
+    export B_STEADY_STEP_S=5 B_STEADY_RATES="1000 2000 4000 6000 8000 12000 16000 20000"
+    export B_STEADY_LAT_S=5 B_IDLE_S=20 B_AFTER_S=10
+    export B_PHASE_TIMEOUT=120 B_SECTION_TIMEOUT=300 B_PROFILE=0
     export BATON_FSYNC=${BATON_FSYNC:-on} ;;
 smoke)
     export B_CLIENTS=4 B_RAW_JOBS_K1=200 B_RAW_JOBS_K50=2000 B_ENQ_SECONDS=1 B_ENQ_TX=50
@@ -76,6 +80,7 @@ smoke)
     export B_WF_REPEAT=1 B_MAP_N=100 B_EV_SECONDS=1 B_EV_SUBS=3
     export B_FLAT_FINISHED=5000 B_FLAT_SCHEDULED=2000 B_FLAT_CLAIMS=100 B_FLAT_DRAIN=1000
     export B_SUSTAIN_SECONDS=1 B_FOOT_INFLIGHT=50 B_FOOT_TASKS=100
+    export B_STEADY_STEP_S=1 B_STEADY_RATES="100" B_STEADY_LAT_S=1 B_IDLE_S=1 B_AFTER_S=1
     export B_PHASE_TIMEOUT=30 B_SECTION_TIMEOUT=60 B_PROFILE=0
     # Smoke proves the harness, not the disk: no fsync unless asked.
     export BATON_FSYNC=${BATON_FSYNC:-off} ;;
@@ -157,9 +162,19 @@ PY
 
 if [ "$mode" = smoke ]; then
     # One cluster for all sections (each gets its own database): the smoke run is about the harness.
-    export BENCH_SHARED_CLUSTER=$work/clusters/shared BENCH_SHARED_CONF="track_commit_timestamp = on"
+    # Preloaded, its scheduler workers serving the databases of the sections that measure preloaded
+    # (created first: a worker whose database does not exist exits and comes back 10 s later).
+    preloaded_dbs="bench_enqueue, bench_latency, bench_steady"
+    export BENCH_SHARED_CLUSTER=$work/clusters/shared BENCH_SHARED_CONF="track_commit_timestamp = on
+baton.database = '$preloaded_dbs'"
     BATON_CLUSTER_DIR=$BENCH_SHARED_CLUSTER BATON_DB=postgres BATON_EXTRA_CONF=$BENCH_SHARED_CONF \
         "$root/scripts/cluster.sh" start >/dev/null
+    for db in ${preloaded_dbs//,/}; do
+        BATON_CLUSTER_DIR=$BENCH_SHARED_CLUSTER BATON_DB=$db BATON_EXTRA_CONF=$BENCH_SHARED_CONF \
+            "$root/scripts/cluster.sh" start >/dev/null
+    done
+    BATON_CLUSTER_DIR=$BENCH_SHARED_CLUSTER BATON_DB=postgres BATON_EXTRA_CONF=$BENCH_SHARED_CONF \
+        "$root/scripts/cluster.sh" restart --preload >/dev/null
 fi
 
 echo "baton bench: mode=$mode commit=$commit fsync=$BATON_FSYNC synchronous_commit=$BATON_SYNC_COMMIT" >&2
