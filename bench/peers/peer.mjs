@@ -2,7 +2,8 @@
 //
 //   node peer.mjs gw|boss setup                       install the peer's schema, create its queue
 //   node peer.mjs gw|boss drain N                     enqueue N no-op jobs, then time one consumer process
-//                                                     through them: prints {"jobs": N, "seconds": s}
+//                                                     through them, from the first job's start to the
+//                                                     last job's: prints {"jobs": N, "seconds": s}
 //   node peer.mjs gw|boss consume                     run one consumer process until SIGTERM
 //   node peer.mjs gw|boss produce RATE SECONDS CLIENTS  CLIENTS connections each adding one job per
 //                                                     transaction, paced to RATE jobs/s in all:
@@ -95,17 +96,17 @@ async function enqueueMany(n) {
 
 async function drain(n) {
   await enqueueMany(n);
-  let done = 0, last = 0;
+  let done = 0, first = 0, last = 0;
   let finished;
   const all = new Promise((resolve) => { finished = resolve; });
-  const onJob = () => { done++; if (done >= n) { last = now(); finished(); } };
-  const t0 = now();
+  // Timed from the first job's start to the last one's, as baton's drain (start-up excluded).
+  const onJob = () => { if (done === 0) first = now(); done++; if (done >= n) { last = now(); finished(); } };
   const runner = peer === "gw" ? await gwRunner(onJob) : await bossRunner(onJob);
   const timeout = setTimeout(() => { console.error(`drain: only ${done} of ${n} jobs after 600 s`); process.exit(1); }, 600000);
   await all;
   clearTimeout(timeout);
   await runner.stop();
-  console.log(JSON.stringify({ jobs: n, seconds: last - t0 }));
+  console.log(JSON.stringify({ jobs: n, seconds: last - first }));
 }
 
 async function consume() {
