@@ -33,7 +33,6 @@ SELECT count(*) FROM baton._tasks WHERE queue = 'steady_noop';
 END;
 SQL
 
-now_s() { date +%s.%N; }
 # open QUEUE: tasks not yet finished (pending or running).
 open_tasks() { q -c "SELECT count(*) FROM baton._tasks WHERE queue = '$1' AND state IN ('pending', 'running')"; }
 max_id() { q -c "SELECT COALESCE(max(id), 0) FROM baton._tasks"; }
@@ -42,13 +41,14 @@ max_id() { q -c "SELECT COALESCE(max(id), 0) FROM baton._tasks"; }
 # OFFERED_OK (1 when the producers kept up), DONE_RATE (tasks finished per second during the run),
 # GREW (backlog growth during the run).
 offer() {
-    local queue=$1 rate=$2 secs=$3 label=$4 open0 open1 t0 t1 enq
-    ID0=$(max_id); open0=$(open_tasks "$queue"); t0=$(now_s)
+    local queue=$1 rate=$2 secs=$3 label=$4 open0 open1 enq
+    ID0=$(max_id); open0=$(open_tasks "$queue")
     run_pgbench "$label" -M prepared -c "$clients" -j 2 -T "$secs" --rate "$rate" -D queue="$queue" \
         -f "$dir/enqueue.sql" || exit 1
-    t1=$(now_s); ID1=$(max_id); open1=$(open_tasks "$queue")
+    ID1=$(max_id); open1=$(open_tasks "$queue")
     enq=$((ID1 - ID0))
-    DONE_RATE=$(calc "($enq - ($open1 - $open0)) / ($t1 - $t0)")
+    # Per second of the producers' own run (pgbench's connection start-up excluded).
+    DONE_RATE=$(calc "($enq - ($open1 - $open0)) / ($PGB_TX / $PGB_TPS)")
     GREW=$((open1 - open0))
     OFFERED_OK=0
     # pgbench --rate schedules a Poisson process: allow 3 standard deviations besides 10 % of lag.

@@ -15,8 +15,9 @@
  *      On abort the marks are dropped: a rolled-back enqueue wakes nobody.
  *   3. The scheduler worker (bgworker.c) takes every queue recorded for its
  *      database and sends one NOTIFY baton_tasks per queue in one small
- *      transaction: commits that arrive while it is busy are coalesced into
- *      its next round.
+ *      transaction: commits that arrive while it is busy, or within
+ *      BATON_WAKE_COALESCE_US of its last round, are coalesced into its next
+ *      round.
  *
  * Never losing a wake-up:
  *   - Without preload, or while no scheduler worker is attached for this
@@ -52,6 +53,7 @@
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "baton.h"
 
@@ -71,6 +73,14 @@
 #define BATON_WAKE_DATABASES 64
 
 #define BATON_WAKE_TRANCHE "baton wakeup"
+
+/*
+ * Shortest time between two rounds of the worker, in microseconds.  The first
+ * wake-up after a quiet spell is sent at once; under a stream of commits the
+ * worker sends at most one round per interval, each coalescing every commit
+ * since the last, instead of one small transaction per commit.
+ */
+#define BATON_WAKE_COALESCE_US 1000
 
 /* One served database: its worker and whether everything must be woken. */
 typedef struct WakeSlot
@@ -96,6 +106,8 @@ typedef struct WakeKey
 } WakeKey;
 
 static WakeShared *wake_shared = NULL;
+static WakeSlot *my_slot = NULL;	/* the worker's own slot, once attached */
+static TimestampTz last_round = 0;	/* when the worker last sent a round */
 static HTAB *wake_hash = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -326,6 +338,7 @@ baton_wakeup_attach(void)
 		slot->procno = MyProc->pgprocno;
 		slot->pid = MyProcPid;
 		slot->pending = true;	/* whatever an earlier worker left */
+		my_slot = slot;
 	}
 	LWLockRelease(wake_shared->lock);
 	if (slot == NULL)
@@ -406,8 +419,19 @@ baton_wakeup_send(void)
 	bool		all;
 	volatile int sent = 0;
 
-	if (wake_shared == NULL || !TakePending(&taken, &all))
+	if (wake_shared == NULL || my_slot == NULL)
 		return 0;
+	/* An unlocked peek is enough: a commit that sets it afterwards also sets our latch. */
+	if (my_slot->pending)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+
+		if (now - last_round < BATON_WAKE_COALESCE_US && now >= last_round)
+			pg_usleep(BATON_WAKE_COALESCE_US - (now - last_round));
+	}
+	if (!TakePending(&taken, &all))
+		return 0;
+	last_round = GetCurrentTimestamp();
 	queues = taken;
 	if (queues == NIL && !all)
 		return 0;

@@ -98,7 +98,7 @@ ok $? "a rolled-back enqueue is never heard"
 
 # 4. Coalescing: 20 commits while the scheduler worker cannot run give one notification.
 kill -STOP "$sched"; stopped=$sched
-for i in $(seq 1 20); do echo "SELECT baton.enqueue('q_coal');"; done | q >/dev/null
+for i in $(seq 1 20); do echo "SELECT baton.enqueue('q_coal');"; done | timeout 60 psql -X -qtA >/dev/null
 kill -CONT "$sched"; stopped=
 wait_heard q_coal && sleep 0.5 && [ "$(heard_from q_coal "$sched")" = 1 ] && [ "$(heard_any q_coal)" = 1 ]
 ok $? "20 committed enqueues of one queue while the worker was busy: one notification"

@@ -8,7 +8,7 @@ chmod 755 "$out"   # the server runs as postgres and must reach the clusters bel
 trap 'rm -rf "$out"' EXIT
 
 echo "1..6"
-if BENCH_TMP=$out/tmp timeout -k 10 240 "$root/bench/run.sh" --smoke --out "$out" >"$out/run.log" 2>&1; then
+if BENCH_TMP=$out/tmp timeout -k 10 400 "$root/bench/run.sh" --smoke --out "$out" >"$out/run.log" 2>&1; then
     echo "ok 1 - bench/run.sh --smoke exits 0"
 else
     echo "not ok 1 - bench/run.sh --smoke exits 0"
