@@ -14,9 +14,10 @@
 -- NOTIFY per queue for all the commits of a round, so producers never take
 -- PostgreSQL's notify lock.  Otherwise it is a NOTIFY in the caller's
 -- transaction.  Either way listeners hear of the queue only after the commit.
+-- No SET search_path: the C code looks up no name, and the clause would cost
+-- every enqueue a GUC save and restore (as baton._session_start).
 CREATE FUNCTION baton._wake(queue text) RETURNS void
-AS 'MODULE_PATHNAME', 'baton_wake' LANGUAGE C VOLATILE STRICT
-SET search_path = pg_catalog, pg_temp;
+AS 'MODULE_PATHNAME', 'baton_wake' LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION baton._wake(text) IS
 'Tells the workers serving a queue that it has due tasks: NOTIFY baton_tasks with the queue, after commit (sent by the scheduler worker when baton is preloaded, else by the transaction itself).';
 
