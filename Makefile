@@ -12,7 +12,7 @@ PG_CONFIG ?= pg_config
 PREFIX    ?= /usr/local
 export PG_CONFIG
 
-.PHONY: all deps extension worker install install-extension install-worker check installcheck demo up down bench bench-quick clean
+.PHONY: all deps extension worker install install-extension install-worker check installcheck demo up down bench bench-quick bench-peers clean
 
 all: META.json extension worker
 
@@ -77,6 +77,12 @@ bench-quick: deps
 	$(MAKE) all
 	$(MAKE) install-extension
 	bench/run.sh --quick
+
+# Optional: baton against graphile-worker and pg-boss (installed from npm into a scratch directory).
+bench-peers: deps
+	$(MAKE) all
+	$(MAKE) install-extension
+	bench/run.sh --peers
 
 clean:
 	$(MAKE) -C extension clean

@@ -74,7 +74,8 @@ is_true() { awk "BEGIN { exit !($1) }"; }
 # --- clusters ------------------------------------------------------------------
 
 # Starts a fresh throwaway cluster for this section (extra postgresql.conf lines as $1)
-# and exports PG* so psql and pgbench find it.
+# and exports PG* so psql and pgbench find it.  With "--preload" as $2, baton is in
+# shared_preload_libraries (its scheduler worker serves the database and sends the wake-ups).
 # In smoke mode (BENCH_SHARED_CLUSTER set) every section gets a fresh database in one shared
 # cluster instead, started by run.sh with every section's extra settings: seconds, not minutes.
 cluster_up() {
@@ -89,7 +90,12 @@ cluster_up() {
         mkdir -p "$BENCH_WORK/clusters"
         echo "$BATON_CLUSTER_DIR" >>"$BENCH_WORK/cluster-dirs"
         "$BENCH_ROOT/scripts/cluster.sh" destroy >/dev/null 2>&1 || true
-        "$BENCH_ROOT/scripts/cluster.sh" start >/dev/null || return 1
+        "$BENCH_ROOT/scripts/cluster.sh" start ${2:-} >/dev/null || return 1
+        if [ "${2:-}" = --preload ]; then
+            # The scheduler worker attaches once it is connected; until then wake-ups are NOTIFYs.
+            eval "$("$BENCH_ROOT/scripts/cluster.sh" env)"
+            wait_for "baton.scheduler_running()" 30 0.1 || { log "the scheduler worker did not start"; return 1; }
+        fi
     fi
     eval "$("$BENCH_ROOT/scripts/cluster.sh" env)"
     export PGHOST PGPORT PGDATABASE PGUSER

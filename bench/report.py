@@ -16,7 +16,7 @@ import os
 import re
 import sys
 
-SECTION_ORDER = ["raw_claim", "sql_claim", "enqueue", "drain", "latency",
+SECTION_ORDER = ["raw_claim", "sql_claim", "enqueue", "drain", "latency", "steady",
                  "orchestration", "choreography", "flatness", "footprint"]
 
 

@@ -8,6 +8,8 @@
 #   --smoke    a seconds-long run that only proves the harness works (tests): tiny counts,
 #              fsync off, one shared cluster with a fresh database per section
 #   --only     run only the named sections (e.g. --only raw_claim,latency)
+#   --peers    run bench/peers/ instead (make bench-peers): baton against graphile-worker and
+#              pg-boss, installed from npm into a scratch directory outside the repository
 #   --out DIR  where REPORT.md, report.json and logs/ go
 #              (default bench/results; bench/results/smoke for --smoke)
 #
@@ -21,6 +23,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bench=$root/bench
 mode=full
+sections_dir=sections
 only=
 out=
 
@@ -29,11 +32,12 @@ while [ $# -gt 0 ]; do
         --quick) mode=quick ;;
         --smoke) mode=smoke ;;
         --full) mode=full ;;
+        --peers) sections_dir=peers ;;
         --only) only=$2; shift ;;
         --only=*) only=${1#--only=} ;;
         --out) out=$2; shift ;;
         --out=*) out=${1#--out=} ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -58,6 +62,9 @@ full)
     export B_WF_REPEAT=20 B_MAP_N=10000 B_EV_SECONDS=10 B_EV_SUBS=10
     export B_FLAT_FINISHED=10000000 B_FLAT_SCHEDULED=1000000 B_FLAT_CLAIMS=5000 B_FLAT_DRAIN=50000
     export B_SUSTAIN_SECONDS=600 B_FOOT_INFLIGHT=1000 B_FOOT_TASKS=5000
+    export B_STEADY_STEP_S=30 B_STEADY_RATES="250 500 1000 2000 3000 4000 6000 8000 10000 12000 15000 20000 25000"
+    export B_STEADY_LAT_S=30 B_IDLE_S=120 B_AFTER_S=60
+    export B_PEER_DRAIN=100000 B_PEER_ROUNDS=2 B_PEER_STEP_S=20 B_PEER_RATES="250 500 1000 2000 3000 4000 6000 8000 10000 12000 15000 20000 25000"
     export B_PHASE_TIMEOUT=900 B_SECTION_TIMEOUT=1800 B_PROFILE=1
     export BATON_FSYNC=${BATON_FSYNC:-on} ;;
 quick)
@@ -67,7 +74,10 @@ quick)
     export B_WF_REPEAT=3 B_MAP_N=10000 B_EV_SECONDS=2 B_EV_SUBS=10
     export B_FLAT_FINISHED=200000 B_FLAT_SCHEDULED=100000 B_FLAT_CLAIMS=1000 B_FLAT_DRAIN=10000
     export B_SUSTAIN_SECONDS=5 B_FOOT_INFLIGHT=1000 B_FOOT_TASKS=2000
-    export B_PHASE_TIMEOUT=120 B_SECTION_TIMEOUT=240 B_PROFILE=0
+    export B_STEADY_STEP_S=5 B_STEADY_RATES="250 500 1000 2000 4000 6000 8000 12000 16000 20000"
+    export B_STEADY_LAT_S=5 B_IDLE_S=20 B_AFTER_S=10
+    export B_PEER_DRAIN=10000 B_PEER_ROUNDS=1 B_PEER_STEP_S=5 B_PEER_RATES="250 500 1000 2000 4000 8000 12000 16000"
+    export B_PHASE_TIMEOUT=120 B_SECTION_TIMEOUT=300 B_PROFILE=0
     export BATON_FSYNC=${BATON_FSYNC:-on} ;;
 smoke)
     export B_CLIENTS=4 B_RAW_JOBS_K1=200 B_RAW_JOBS_K50=2000 B_ENQ_SECONDS=1 B_ENQ_TX=50
@@ -76,6 +86,8 @@ smoke)
     export B_WF_REPEAT=1 B_MAP_N=100 B_EV_SECONDS=1 B_EV_SUBS=3
     export B_FLAT_FINISHED=5000 B_FLAT_SCHEDULED=2000 B_FLAT_CLAIMS=100 B_FLAT_DRAIN=1000
     export B_SUSTAIN_SECONDS=1 B_FOOT_INFLIGHT=50 B_FOOT_TASKS=100
+    export B_STEADY_STEP_S=1 B_STEADY_RATES="100" B_STEADY_LAT_S=1 B_IDLE_S=1 B_AFTER_S=1
+    export B_PEER_DRAIN=500 B_PEER_ROUNDS=1 B_PEER_STEP_S=1 B_PEER_RATES="50"
     export B_PHASE_TIMEOUT=30 B_SECTION_TIMEOUT=60 B_PROFILE=0
     # Smoke proves the harness, not the disk: no fsync unless asked.
     export BATON_FSYNC=${BATON_FSYNC:-off} ;;
@@ -157,17 +169,28 @@ PY
 
 if [ "$mode" = smoke ]; then
     # One cluster for all sections (each gets its own database): the smoke run is about the harness.
-    export BENCH_SHARED_CLUSTER=$work/clusters/shared BENCH_SHARED_CONF="track_commit_timestamp = on"
+    # Preloaded, its scheduler workers serving the databases of the sections that measure preloaded
+    # (created first: a worker whose database does not exist exits and comes back 10 s later).
+    preloaded_dbs="bench_enqueue, bench_latency, bench_steady"
+    export BENCH_SHARED_CLUSTER=$work/clusters/shared BENCH_SHARED_CONF="track_commit_timestamp = on
+baton.database = '$preloaded_dbs'"
     BATON_CLUSTER_DIR=$BENCH_SHARED_CLUSTER BATON_DB=postgres BATON_EXTRA_CONF=$BENCH_SHARED_CONF \
         "$root/scripts/cluster.sh" start >/dev/null
+    for db in ${preloaded_dbs//,/}; do
+        BATON_CLUSTER_DIR=$BENCH_SHARED_CLUSTER BATON_DB=$db BATON_EXTRA_CONF=$BENCH_SHARED_CONF \
+            "$root/scripts/cluster.sh" start >/dev/null
+    done
+    BATON_CLUSTER_DIR=$BENCH_SHARED_CLUSTER BATON_DB=postgres BATON_EXTRA_CONF=$BENCH_SHARED_CONF \
+        "$root/scripts/cluster.sh" restart --preload >/dev/null
 fi
 
 echo "baton bench: mode=$mode commit=$commit fsync=$BATON_FSYNC synchronous_commit=$BATON_SYNC_COMMIT" >&2
 failed=0
-for script in "$bench"/sections/[0-9][0-9]_*.sh; do
+for script in "$bench/$sections_dir"/[0-9][0-9]_*.sh; do
     name=$(basename "$script" .sh); name=${name#[0-9][0-9]_}
     if [ -n "$only" ] && [[ ",$only," != *",$name,"* ]]; then continue; fi
     limit=$B_SECTION_TIMEOUT
+    [ "$sections_dir" = peers ] && limit=$((B_SECTION_TIMEOUT * 3))
     started=$SECONDS
     echo "== $name" >&2
     rc=0

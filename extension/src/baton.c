@@ -23,12 +23,13 @@ PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
-/* Registers GUCs and, when preloaded, the scheduler background worker and the waiters' shared array. */
+/* Registers GUCs and, when preloaded, the scheduler background worker, the wake-up shared memory and the waiters' shared array. */
 void
 _PG_init(void)
 {
 	baton_wait_init();			/* defines its setting before bgworker.c reserves the prefix */
 	baton_bgworker_init();
+	baton_wakeup_init();
 }
 
 PG_FUNCTION_INFO_V1(baton_session_start);

@@ -27,6 +27,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 #include "utils/varlena.h"
 
 #include "baton.h"
@@ -256,6 +257,8 @@ baton_scheduler_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(dbname, NULL, 0);
 	ereport(LOG, (errmsg("baton scheduler started for database \"%s\"", dbname)));
+	/* From now on this worker sends the database's wake-ups (wakeup.c); its latch says when. */
+	baton_wakeup_attach();
 
 	for (;;)
 	{
@@ -288,11 +291,31 @@ baton_scheduler_main(Datum arg)
 				 (unsigned long long) ticks, baton_tick_interval, summary);
 		pgstat_report_activity(STATE_IDLE, activity);
 
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 wait_ms, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		/* SIGTERM (die) exits here, between ticks. */
-		if (ProcDiePending)
-			CHECK_FOR_INTERRUPTS();
+		/*
+		 * Wait for the next tick.  Committed wake-ups set the latch: send
+		 * them at once (everything committed meanwhile goes in one round)
+		 * and keep waiting until the tick is due; SIGHUP ticks at once.
+		 */
+		{
+			TimestampTz next_tick = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
+
+			for (;;)
+			{
+				long		left;
+
+				(void) baton_wakeup_send();
+				if (ConfigReloadPending)
+					break;
+				left = (long) TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_tick);
+				if (left <= 0)
+					break;
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 left, PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+				/* SIGTERM (die) exits here, between ticks. */
+				if (ProcDiePending)
+					CHECK_FOR_INTERRUPTS();
+			}
+		}
 	}
 }

@@ -6,15 +6,20 @@
 -- (cancel, cancel_run, a failed or timed-out run) calls _cancelled.  Workers
 -- LISTEN on baton_tasks (payload: the queue) and baton_cancel (payload: task
 -- ids, comma-separated).  Keeping them in one place lets the transport change
--- (a NOTIFY today) without touching the callers.
+-- without touching the callers.
+--
+-- _wake is C (extension/src/wakeup.c): when baton is preloaded and a
+-- scheduler worker serves the database, the wake-up is only remembered, handed
+-- over at commit (never on rollback) and sent by the scheduler worker, one
+-- NOTIFY per queue for all the commits of a round, so producers never take
+-- PostgreSQL's notify lock.  Otherwise it is a NOTIFY in the caller's
+-- transaction.  Either way listeners hear of the queue only after the commit.
+-- No SET search_path: the C code looks up no name, and the clause would cost
+-- every enqueue a GUC save and restore (as baton._session_start).
 CREATE FUNCTION baton._wake(queue text) RETURNS void
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    PERFORM pg_catalog.pg_notify('baton_tasks', queue);
-END
-$$;
+AS 'MODULE_PATHNAME', 'baton_wake' LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION baton._wake(text) IS
-'Tells the workers serving a queue that it has due tasks (a NOTIFY on baton_tasks, sent at commit).';
+'Tells the workers serving a queue that it has due tasks: NOTIFY baton_tasks with the queue, after commit (sent by the scheduler worker when baton is preloaded, else by the transaction itself).';
 
 CREATE FUNCTION baton._wake_many(queues text[]) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$

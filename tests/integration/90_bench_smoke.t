@@ -8,7 +8,7 @@ chmod 755 "$out"   # the server runs as postgres and must reach the clusters bel
 trap 'rm -rf "$out"' EXIT
 
 echo "1..6"
-if BENCH_TMP=$out/tmp timeout -k 10 120 "$root/bench/run.sh" --smoke --out "$out" >"$out/run.log" 2>&1; then
+if BENCH_TMP=$out/tmp timeout -k 10 400 "$root/bench/run.sh" --smoke --out "$out" >"$out/run.log" 2>&1; then
     echo "ok 1 - bench/run.sh --smoke exits 0"
 else
     echo "not ok 1 - bench/run.sh --smoke exits 0"
@@ -40,12 +40,15 @@ ok(all(k in r for k in ("meta", "postgres_settings", "sections", "figures", "sum
 ids = {f["id"] for f in r.get("figures", [])}
 want = {"raw.claim.best", "sql.claim.k50", "enqueue.single", "enqueue.many", "latency.p50", "latency.p99",
         "flat.finished.claim_ms", "flat.scheduled.claim_ms", "drain.best", "drain.history.best",
-        "drain.nohist.w1.batch50", "orch.chain.overhead", "orch.diamond.overhead"}
+        "drain.nohist.w1.batch50", "orch.chain.overhead", "orch.diamond.overhead",
+        "enqueue.single.notify", "latency.notify.p99", "steady.noop.sustained", "steady.noop.p99_at50",
+        "steady.noop.p99_at80", "steady.stream.sustained", "steady.stream.p99_at50", "steady.idle.rate",
+        "steady.idle.p99", "steady.after.rate", "steady.size.heap", "steady.size.indexes"}
 fig_ok = want <= ids and all({"value", "unit", "bound", "ratio", "target", "result"} <= set(f)
                              and isinstance(f["value"], (int, float)) for f in r["figures"])
 ok(fig_ok, "figures carry value, bound, ratio, target and result (missing: %s)" % sorted(want - ids))
 secs = r.get("sections", {})
-ok(set(secs) >= {"raw_claim", "sql_claim", "enqueue", "drain", "latency", "orchestration", "choreography",
+ok(set(secs) >= {"raw_claim", "sql_claim", "enqueue", "drain", "latency", "steady", "orchestration", "choreography",
                  "flatness", "footprint"}
    and all(v["status"] == "done" for v in secs.values()),
    "every section is reported, and done")
