@@ -229,14 +229,14 @@ $$;
 CREATE OR REPLACE FUNCTION baton._member_of(role name) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles AS r
-                    WHERE r.rolname = role AND pg_catalog.pg_has_role(baton._invoker(), r.oid, 'USAGE'))
+                    WHERE r.rolname = _member_of.role AND pg_catalog.pg_has_role(baton._invoker(), r.oid, 'USAGE'))
 $$;
 
 CREATE OR REPLACE FUNCTION baton._restricted(kind text, object text) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE WHEN kind = 'topic'
+    SELECT CASE WHEN _restricted.kind = 'topic'
                 THEN EXISTS (SELECT 1 FROM baton._grants AS g
-                              WHERE g.kind = 'topic' AND ('.' || object) OPERATOR(pg_catalog.~) g.topic_regex)
+                              WHERE g.kind = 'topic' AND ('.' || _restricted.object) OPERATOR(pg_catalog.~) g.topic_regex)
                 ELSE EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = _restricted.kind AND g.object = _restricted.object)
            END
 $$;
@@ -244,12 +244,12 @@ $$;
 CREATE OR REPLACE FUNCTION baton._allowed(kind text, object text, privilege text) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE
-        WHEN NOT baton._restricted(kind, object)
-            THEN privilege <> 'manage' OR baton._member_of('baton_admin')
+        WHEN NOT baton._restricted(_allowed.kind, _allowed.object)
+            THEN _allowed.privilege <> 'manage' OR baton._member_of('baton_admin')
         ELSE baton._member_of('baton_admin')
              OR EXISTS (SELECT 1 FROM baton._grants AS g JOIN pg_catalog.pg_roles AS r ON r.rolname = g.role
                          WHERE g.kind = _allowed.kind
-                           AND CASE WHEN kind = 'topic' THEN ('.' || object) OPERATOR(pg_catalog.~) g.topic_regex
+                           AND CASE WHEN _allowed.kind = 'topic' THEN ('.' || _allowed.object) OPERATOR(pg_catalog.~) g.topic_regex
                                     ELSE g.object = _allowed.object END
                            AND (g.privilege = _allowed.privilege
                                 OR (_allowed.privilege = 'read' AND g.privilege IN ('work', 'manage')))
@@ -408,7 +408,7 @@ $$;
 
 CREATE OR REPLACE FUNCTION baton._topic_hidden(topic text) RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT NOT baton._allowed('topic', topic, 'read')
+    SELECT NOT baton._allowed('topic', _topic_hidden.topic, 'read')
 $$;
 
 CREATE OR REPLACE FUNCTION baton._check_grant(fn text, kind text, object text, role name, privilege text) RETURNS text
@@ -551,7 +551,7 @@ COMMENT ON FUNCTION baton.check_worker_access(text[]) IS
 
 CREATE OR REPLACE FUNCTION baton._grant_visible(role name) RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT baton._member_of('baton_admin') OR baton._member_of(role)
+    SELECT baton._member_of('baton_admin') OR baton._member_of(_grant_visible.role)
 $$;
 
 CREATE OR REPLACE VIEW baton.grants WITH (security_barrier) AS
