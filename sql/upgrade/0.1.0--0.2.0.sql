@@ -54,6 +54,10 @@ DROP FUNCTION baton._check_queue_name(text, text);
 -- cron fire call baton._wf_start; an event's cause task is set only by emits.
 DROP FUNCTION baton.publish(text, jsonb, text, uuid, bigint);
 DROP FUNCTION baton.start(text, jsonb, text, uuid, bigint, bigint);
+-- The grants of the three roles are made again, in the order of sql/src/99_grants.sql, by the
+-- GRANT statements appended to this script: several functions are open to more roles now.
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA baton FROM baton_admin, baton_producer, baton_worker;
+REVOKE ALL ON ALL TABLES IN SCHEMA baton FROM baton_admin, baton_producer, baton_worker;
 
 
 -- ---- issue 17: performance ----
