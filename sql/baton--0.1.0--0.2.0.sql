@@ -1334,6 +1334,47 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton._ev_emit(task baton._tasks) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    list jsonb := task.result -> 'emit';
+    ev   jsonb;
+    n    integer := 0;
+    bad  text;
+BEGIN
+    IF pg_catalog.jsonb_typeof(list) IS DISTINCT FROM 'array' THEN
+        PERFORM baton._bad('complete', 'result.emit',
+            pg_catalog.format('must be an array of {"topic", "payload", "key"} objects (task %s, got %s)',
+                              task.id, COALESCE(pg_catalog.jsonb_typeof(list), 'NULL')));
+    END IF;
+    -- Validate everything before publishing anything.
+    FOR ev IN SELECT x FROM pg_catalog.jsonb_array_elements(list) AS x LOOP
+        bad := CASE
+            WHEN pg_catalog.jsonb_typeof(ev) <> 'object' THEN 'must be an object'
+            WHEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(ev) AS k WHERE k NOT IN ('topic', 'payload', 'key'))
+                THEN 'may only have the keys "topic", "payload" and "key"'
+            WHEN pg_catalog.jsonb_typeof(ev -> 'topic') IS DISTINCT FROM 'string'
+                 OR (ev ->> 'topic') !~ '^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$'
+                 OR pg_catalog.length(ev ->> 'topic') > 255
+                THEN 'must have a "topic" of dot-separated segments of letters, digits, "_" and "-", without wildcards'
+            WHEN pg_catalog.jsonb_typeof(ev -> 'payload') = 'null' THEN 'must not have a null "payload"'
+            WHEN pg_catalog.jsonb_typeof(ev -> 'key') NOT IN ('string', 'null') THEN 'must have a string "key"'
+        END;
+        IF bad IS NOT NULL THEN
+            PERFORM baton._bad('complete', 'result.emit',
+                pg_catalog.format('element %s %s (task %s, got %s)', n, bad, task.id, ev));
+        END IF;
+        -- An emit is the completing worker publishing: it needs publish on a restricted topic.
+        PERFORM baton._authorize_topic('complete', ev ->> 'topic', 'publish');
+        n := n + 1;
+    END LOOP;
+    FOR ev IN SELECT x FROM pg_catalog.jsonb_array_elements(list) WITH ORDINALITY AS e(x, i) ORDER BY e.i LOOP
+        PERFORM baton._publish(ev ->> 'topic', COALESCE(ev -> 'payload', '{}'), ev ->> 'key',
+                               COALESCE(task.correlation_id, baton._task_correlation(task.id)), task.id, NULL, NULL);
+    END LOOP;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton._ev_on_run_end(run_id bigint) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

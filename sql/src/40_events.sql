@@ -432,6 +432,8 @@ BEGIN
             PERFORM baton._bad('complete', 'result.emit',
                 pg_catalog.format('element %s %s (task %s, got %s)', n, bad, task.id, ev));
         END IF;
+        -- An emit is the completing worker publishing: it needs publish on a restricted topic.
+        PERFORM baton._authorize_topic('complete', ev ->> 'topic', 'publish');
         n := n + 1;
     END LOOP;
     FOR ev IN SELECT x FROM pg_catalog.jsonb_array_elements(list) WITH ORDINALITY AS e(x, i) ORDER BY e.i LOOP
