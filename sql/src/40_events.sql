@@ -260,7 +260,7 @@ CREATE FUNCTION baton.publish(topic text, payload jsonb DEFAULT '{}', key text D
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM baton._authorize_topic('publish', publish.topic, 'publish');
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'topic') THEN PERFORM baton._authorize_topic('publish', publish.topic, 'publish'); END IF;
     PERFORM baton._ev_check_topic('publish', 'topic', publish.topic);
     IF publish.payload IS NULL THEN
         PERFORM baton._bad('publish', 'payload', 'must not be NULL (use ''{}'' for no payload)');

@@ -531,7 +531,7 @@ CREATE FUNCTION baton.start(workflow text, input jsonb DEFAULT '{}', idempotency
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM baton._authorize_workflow('start', start.workflow, 'start');
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'workflow') THEN PERFORM baton._authorize_workflow('start', start.workflow, 'start'); END IF;
     PERFORM baton._check_user_key('start', 'idempotency_key', start.idempotency_key);
     IF start.workflow IS NULL THEN
         PERFORM baton._bad('start', 'workflow', 'must not be NULL');
