@@ -35,6 +35,29 @@
 
 -- ---- issue 16: privileges ----
 -- (state changes of this issue go here, in order)
+CREATE TABLE baton._grants (
+    kind        text NOT NULL CHECK (kind IN ('queue', 'topic', 'workflow')),
+    object      text NOT NULL,          -- a queue, a workflow, or a topic pattern
+    role        name NOT NULL,          -- by name, so that grants survive pg_dump/restore
+    privilege   text NOT NULL,
+    topic_regex text,                   -- topic grants: the compiled pattern (see _ev_compile_pattern)
+    granted_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (kind, object, role, privilege),
+    CHECK ((kind = 'queue' AND privilege IN ('enqueue', 'work', 'read', 'manage'))
+        OR (kind = 'topic' AND privilege IN ('publish', 'read') AND topic_regex IS NOT NULL)
+        OR (kind = 'workflow' AND privilege IN ('start', 'read', 'manage')))
+);
+SELECT pg_catalog.pg_extension_config_dump('baton._grants', '');
+-- One name check for queues, workflows, subscriptions and schedules (baton._check_name).
+DROP FUNCTION baton._check_queue_name(text, text);
+-- Internal parameters leave the public API: a subscription's delivery and a
+-- cron fire call baton._wf_start; an event's cause task is set only by emits.
+DROP FUNCTION baton.publish(text, jsonb, text, uuid, bigint);
+DROP FUNCTION baton.start(text, jsonb, text, uuid, bigint, bigint);
+-- The grants of the three roles are made again, in the order of sql/src/99_grants.sql, by the
+-- GRANT statements appended to this script: several functions are open to more roles now.
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA baton FROM baton_admin, baton_producer, baton_worker;
+REVOKE ALL ON ALL TABLES IN SCHEMA baton FROM baton_admin, baton_producer, baton_worker;
 
 
 -- ---- issue 17: performance ----
@@ -89,6 +112,45 @@ $$;
 COMMENT ON FUNCTION baton._cancelled(bigint[]) IS
 'Tells the workers holding these tasks that they were cancelled (NOTIFY baton_cancel with the ids, at commit).';
 
+CREATE OR REPLACE FUNCTION baton.create_queue(queue text,
+                                   concurrency integer DEFAULT NULL,
+                                   max_attempts integer DEFAULT 5,
+                                   lease interval DEFAULT '5 minutes',
+                                   backoff_base interval DEFAULT '1 second',
+                                   backoff_cap interval DEFAULT '1 hour',
+                                   rate_limit integer DEFAULT NULL,
+                                   rate_period interval DEFAULT '1 second',
+                                   retention interval DEFAULT '7 days',
+                                   if_not_exists boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM baton._check_name('create_queue', 'queue', queue);
+    IF max_attempts IS NULL THEN PERFORM baton._bad('create_queue', 'max_attempts', 'must not be NULL'); END IF;
+    IF lease IS NULL THEN PERFORM baton._bad('create_queue', 'lease', 'must not be NULL'); END IF;
+    IF backoff_base IS NULL THEN PERFORM baton._bad('create_queue', 'backoff_base', 'must not be NULL'); END IF;
+    IF backoff_cap IS NULL THEN PERFORM baton._bad('create_queue', 'backoff_cap', 'must not be NULL'); END IF;
+    IF rate_period IS NULL THEN PERFORM baton._bad('create_queue', 'rate_period', 'must not be NULL'); END IF;
+    IF retention IS NULL THEN PERFORM baton._bad('create_queue', 'retention', 'must not be NULL'); END IF;
+    PERFORM baton._check_queue_options('create_queue', concurrency, max_attempts, lease, backoff_base,
+                                       backoff_cap, rate_limit, rate_period, retention);
+    -- The first queue fixes this database's correlation prefix (see baton._instance).
+    INSERT INTO baton._instance (task_corr_prefix)
+    SELECT pg_catalog.left(r.hex, 12) || '8' || pg_catalog.substr(r.hex, 14, 3)
+      FROM pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', '') AS r(hex)
+    ON CONFLICT (singleton) DO NOTHING;
+    INSERT INTO baton._queues AS q (name, concurrency, max_attempts, lease, backoff_base, backoff_cap,
+                                    rate_limit, rate_period, rate_tokens, retention)
+    VALUES (queue, NULLIF(concurrency, 0), max_attempts, lease, backoff_base, backoff_cap,
+            NULLIF(rate_limit, 0), rate_period, COALESCE(NULLIF(rate_limit, 0), 0), retention)
+    ON CONFLICT (name) DO NOTHING;
+    IF NOT FOUND AND NOT if_not_exists THEN
+        RAISE EXCEPTION 'baton.create_queue: queue "%" already exists', queue
+            USING ERRCODE = 'duplicate_object', COLUMN = 'queue';
+    END IF;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton.alter_queue(queue text,
                                   concurrency integer DEFAULT NULL,
                                   max_attempts integer DEFAULT NULL,
@@ -101,6 +163,7 @@ CREATE OR REPLACE FUNCTION baton.alter_queue(queue text,
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM baton._authorize_queue('alter_queue', queue, 'manage');
     PERFORM baton._queue('alter_queue', queue);
     PERFORM baton._check_queue_options('alter_queue', concurrency, max_attempts, lease, backoff_base,
                                        backoff_cap, rate_limit, rate_period, retention);
@@ -120,14 +183,388 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton.pause_queue(queue text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM baton._authorize_queue('pause_queue', queue, 'manage');
+    PERFORM baton._queue('pause_queue', queue);
+    UPDATE baton._queues AS q SET paused = true WHERE q.name = pause_queue.queue;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton.resume_queue(queue text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM baton._authorize_queue('resume_queue', queue, 'manage');
     PERFORM baton._queue('resume_queue', queue);
     UPDATE baton._queues AS q SET paused = false WHERE q.name = resume_queue.queue;
     PERFORM baton._wake(queue);
 END
 $$;
+
+CREATE OR REPLACE FUNCTION baton._check_name(fn text, field text, name text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF name IS NULL OR name !~ '^[A-Za-z0-9_.:-]{1,128}$' THEN
+        PERFORM baton._bad(fn, field,
+            pg_catalog.format('must be 1-128 characters of letters, digits, "_", "-", ".", ":" (got %s)',
+                              COALESCE(pg_catalog.quote_literal(name), 'NULL')));
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._check_user_key(fn text, field text, k text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF pg_catalog.starts_with(k, 'baton:') THEN
+        PERFORM baton._bad(fn, field,
+            pg_catalog.format('must not start with "baton:", reserved for keys baton makes itself (got %s)',
+                              pg_catalog.quote_literal(k)));
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._invoker() RETURNS name
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN r = 'none' THEN SESSION_USER ELSE r::name END
+      FROM pg_catalog.current_setting('role') AS r
+$$;
+
+CREATE OR REPLACE FUNCTION baton._member_of(role name) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles AS r
+                    WHERE r.rolname = _member_of.role AND pg_catalog.pg_has_role(baton._invoker(), r.oid, 'USAGE'))
+$$;
+
+CREATE OR REPLACE FUNCTION baton._restricted(kind text, object text) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN _restricted.kind = 'topic'
+                THEN EXISTS (SELECT 1 FROM baton._grants AS g
+                              WHERE g.kind = 'topic' AND ('.' || _restricted.object) OPERATOR(pg_catalog.~) g.topic_regex)
+                ELSE EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = _restricted.kind AND g.object = _restricted.object)
+           END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._allowed(kind text, object text, privilege text) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE
+        WHEN NOT baton._restricted(_allowed.kind, _allowed.object)
+            THEN _allowed.privilege <> 'manage' OR baton._member_of('baton_admin')
+        ELSE baton._member_of('baton_admin')
+             OR EXISTS (SELECT 1 FROM baton._grants AS g JOIN pg_catalog.pg_roles AS r ON r.rolname = g.role
+                         WHERE g.kind = _allowed.kind
+                           AND CASE WHEN _allowed.kind = 'topic' THEN ('.' || _allowed.object) OPERATOR(pg_catalog.~) g.topic_regex
+                                    ELSE g.object = _allowed.object END
+                           AND (g.privilege = _allowed.privilege
+                                OR (_allowed.privilege = 'read' AND g.privilege IN ('work', 'manage')))
+                           AND pg_catalog.pg_has_role(baton._invoker(), r.oid, 'USAGE'))
+    END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._denied(fn text, kind text, object text, privilege text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF privilege = 'manage' AND NOT baton._restricted(kind, object) THEN
+        RAISE EXCEPTION 'baton.%: permission denied: role "%" lacks privilege "manage" on % "%"', fn, baton._invoker(), kind, object
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = pg_catalog.format('Only baton_admin manages a %s without grants; baton.grant_%s(%L, %L, ''manage'') gives it to a role.',
+                                           kind, kind, object, baton._invoker());
+    END IF;
+    RAISE EXCEPTION 'baton.%: permission denied: role "%" lacks privilege "%" on % "%"', fn, baton._invoker(), privilege, kind, object
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = pg_catalog.format('A member of baton_admin can grant it: baton.grant_%s(%L, %L, %L).',
+                                       kind, object, baton._invoker(), privilege);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._authorize_queue(fn text, queue text, privilege text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF privilege = 'manage' OR EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue' AND g.object = queue) THEN
+        IF NOT baton._allowed('queue', queue, privilege) THEN
+            PERFORM baton._denied(fn, 'queue', queue, privilege);
+        END IF;
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._authorize_queues(fn text, queues text[], privilege text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    q text;
+BEGIN
+    IF privilege = 'manage'
+       OR EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue' AND g.object = ANY (queues)) THEN
+        FOR q IN SELECT DISTINCT u FROM pg_catalog.unnest(queues) AS u WHERE u IS NOT NULL ORDER BY u LOOP
+            PERFORM baton._authorize_queue(fn, q, privilege);
+        END LOOP;
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._authorize_tasks(fn text, ids bigint[], privilege text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF privilege = 'manage' OR EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN
+        PERFORM baton._authorize_queues(fn,
+            ARRAY(SELECT DISTINCT t.queue FROM baton._tasks AS t WHERE t.id = ANY (ids)), privilege);
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._authorize_task(fn text, id bigint, privilege text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF privilege = 'manage' OR EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN
+        PERFORM baton._authorize_queues(fn, ARRAY(SELECT t.queue FROM baton._tasks AS t WHERE t.id = _authorize_task.id),
+                                        privilege);
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._authorize_topic(fn text, topic text, privilege text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'topic') AND topic IS NOT NULL
+       AND NOT baton._allowed('topic', topic, privilege) THEN
+        PERFORM baton._denied(fn, 'topic', topic, privilege);
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._authorize_workflow(fn text, workflow text, privilege text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF (privilege = 'manage' OR EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'workflow' AND g.object = workflow))
+       AND NOT baton._allowed('workflow', workflow, privilege) THEN
+        PERFORM baton._denied(fn, 'workflow', workflow, privilege);
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._authorize_run(fn text, run bigint, privilege text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w text;
+BEGIN
+    IF privilege = 'manage' OR EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'workflow') THEN
+        SELECT r.workflow INTO w FROM baton._runs AS r WHERE r.id = run;
+        IF FOUND THEN
+            PERFORM baton._authorize_workflow(fn, w, privilege);
+        END IF;
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._authorize_definition(name text, definition jsonb) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s jsonb;
+BEGIN
+    PERFORM baton._authorize_workflow('define_workflow', name, 'manage');
+    IF baton._member_of('baton_admin') OR pg_catalog.jsonb_typeof(definition -> 'steps') IS DISTINCT FROM 'object' THEN
+        RETURN;
+    END IF;
+    FOR s IN SELECT e.value FROM pg_catalog.jsonb_each(definition -> 'steps') AS e ORDER BY e.key LOOP
+        CONTINUE WHEN pg_catalog.jsonb_typeof(s) IS DISTINCT FROM 'object';
+        IF pg_catalog.jsonb_typeof(s -> 'queue') = 'string' THEN
+            PERFORM baton._authorize_queue('define_workflow', s ->> 'queue', 'enqueue');
+        END IF;
+        IF pg_catalog.jsonb_typeof(s #> '{compensate,queue}') = 'string' THEN
+            PERFORM baton._authorize_queue('define_workflow', s #>> '{compensate,queue}', 'enqueue');
+        END IF;
+        IF s ->> 'kind' = 'publish' AND pg_catalog.jsonb_typeof(s -> 'topic') = 'string' THEN
+            PERFORM baton._authorize_topic('define_workflow', s ->> 'topic', 'publish');
+        END IF;
+        IF pg_catalog.jsonb_typeof(s -> 'workflow') = 'string' THEN
+            PERFORM baton._authorize_workflow('define_workflow', s ->> 'workflow', 'start');
+        END IF;
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._hidden_queues() RETURNS text[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') OR baton._member_of('baton_admin') THEN
+        RETURN '{}';
+    END IF;
+    RETURN ARRAY(SELECT DISTINCT g.object FROM baton._grants AS g
+                  WHERE g.kind = 'queue' AND NOT baton._allowed('queue', g.object, 'read') ORDER BY 1);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._hidden_workflows() RETURNS text[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'workflow') OR baton._member_of('baton_admin') THEN
+        RETURN '{}';
+    END IF;
+    RETURN ARRAY(SELECT DISTINCT g.object FROM baton._grants AS g
+                  WHERE g.kind = 'workflow' AND NOT baton._allowed('workflow', g.object, 'read') ORDER BY 1);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._topics_filtered() RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'topic') AND NOT baton._member_of('baton_admin')
+$$;
+
+CREATE OR REPLACE FUNCTION baton._topic_hidden(topic text) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT NOT baton._allowed('topic', _topic_hidden.topic, 'read')
+$$;
+
+CREATE OR REPLACE FUNCTION baton._check_grant(fn text, kind text, object text, role name, privilege text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    allowed text[] := CASE kind WHEN 'queue' THEN ARRAY['enqueue', 'work', 'read', 'manage']
+                                WHEN 'topic' THEN ARRAY['publish', 'read']
+                                ELSE ARRAY['start', 'read', 'manage'] END;
+    rx text;
+BEGIN
+    IF kind = 'topic' THEN
+        rx := baton._ev_compile_pattern(fn, object);
+    ELSE
+        PERFORM baton._check_name(fn, kind, object);
+    END IF;
+    IF role IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles AS r WHERE r.rolname = _check_grant.role) THEN
+        RAISE EXCEPTION 'baton.%: role "%" does not exist', fn, role
+            USING ERRCODE = 'undefined_object', COLUMN = 'role';
+    END IF;
+    IF privilege IS NULL OR NOT privilege = ANY (allowed) THEN
+        PERFORM baton._bad(fn, 'privilege',
+            pg_catalog.format('must be one of %s for a %s (got %s)', pg_catalog.array_to_string(allowed, ', '), kind,
+                              COALESCE(pg_catalog.quote_literal(privilege), 'NULL')));
+    END IF;
+    RETURN rx;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._grant(fn text, kind text, object text, role name, privilege text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rx text := baton._check_grant(fn, kind, object, role, privilege);
+BEGIN
+    IF kind = 'queue' THEN
+        PERFORM baton._queue(fn, object);
+    ELSIF kind = 'workflow' AND NOT baton._wf_exists(object) THEN
+        RAISE EXCEPTION 'baton.%: workflow "%" does not exist', fn, object
+            USING ERRCODE = 'undefined_object', COLUMN = 'workflow',
+                  HINT = 'Define it with baton.define_workflow().';
+    END IF;
+    INSERT INTO baton._grants AS g (kind, object, role, privilege, topic_regex)
+    VALUES (kind, object, role, privilege, rx)
+    ON CONFLICT ON CONSTRAINT _grants_pkey DO NOTHING;
+    RETURN FOUND;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._revoke(fn text, kind text, object text, role name, privilege text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF kind = 'topic' THEN
+        PERFORM baton._ev_compile_pattern(fn, object);
+    ELSE
+        PERFORM baton._check_name(fn, kind, object);
+    END IF;
+    DELETE FROM baton._grants AS g
+     WHERE g.kind = _revoke.kind AND g.object = _revoke.object AND g.role = _revoke.role
+       AND g.privilege = _revoke.privilege;
+    RETURN FOUND;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton.grant_queue(queue text, role name, privilege text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN baton._grant('grant_queue', 'queue', queue, role, privilege);
+END
+$$;
+
+COMMENT ON FUNCTION baton.grant_queue(text, name, text) IS
+'Lets members of role use a queue: enqueue, work (claim, complete, fail, heartbeat, release; also read), read (see its tasks, payloads and results), manage (cancel, retry, purge, pause, resume, alter; also read). The first grant on a queue restricts it: from then on only granted roles (and baton_admin) may use it. Returns false when the grant existed.';
+
+CREATE OR REPLACE FUNCTION baton.revoke_queue(queue text, role name, privilege text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN baton._revoke('revoke_queue', 'queue', queue, role, privilege);
+END
+$$;
+
+COMMENT ON FUNCTION baton.revoke_queue(text, name, text) IS
+'Removes a grant made by grant_queue; returns false when there was none. Revoking the last grant of a queue makes it unrestricted again (0.1.0 rules).';
+
+CREATE OR REPLACE FUNCTION baton.grant_topic(topic text, role name, privilege text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN baton._grant('grant_topic', 'topic', topic, role, privilege);
+END
+$$;
+
+COMMENT ON FUNCTION baton.grant_topic(text, name, text) IS
+'Lets members of role publish to, or read the events of, the topics matching a pattern (word = itself, * = one segment, # = zero or more). Every topic matched by some topic grant is restricted. Returns false when the grant existed.';
+
+CREATE OR REPLACE FUNCTION baton.revoke_topic(topic text, role name, privilege text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN baton._revoke('revoke_topic', 'topic', topic, role, privilege);
+END
+$$;
+
+COMMENT ON FUNCTION baton.revoke_topic(text, name, text) IS
+'Removes a grant made by grant_topic (the same pattern text); returns false when there was none.';
+
+CREATE OR REPLACE FUNCTION baton.grant_workflow(workflow text, role name, privilege text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN baton._grant('grant_workflow', 'workflow', workflow, role, privilege);
+END
+$$;
+
+COMMENT ON FUNCTION baton.grant_workflow(text, name, text) IS
+'Lets members of role start a workflow, read its runs and steps, or manage it (cancel runs, define new versions; also read). The first grant restricts the workflow. Returns false when the grant existed.';
+
+CREATE OR REPLACE FUNCTION baton.revoke_workflow(workflow text, role name, privilege text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN baton._revoke('revoke_workflow', 'workflow', workflow, role, privilege);
+END
+$$;
+
+COMMENT ON FUNCTION baton.revoke_workflow(text, name, text) IS
+'Removes a grant made by grant_workflow; returns false when there was none. Revoking the last grant makes the workflow unrestricted again.';
+
+CREATE OR REPLACE FUNCTION baton.check_worker_access(queues text[]) RETURNS void
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    q text;
+BEGIN
+    IF queues IS NULL OR pg_catalog.cardinality(queues) = 0 THEN
+        PERFORM baton._bad('check_worker_access', 'queues', 'must name at least one queue');
+    END IF;
+    FOREACH q IN ARRAY queues LOOP
+        PERFORM baton._queue('check_worker_access', q);
+        PERFORM baton._authorize_queue('check_worker_access', q, 'work');
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION baton.check_worker_access(text[]) IS
+'Raises, naming the queue and the missing grant, unless the calling role may work on every queue given (baton-worker calls it at startup).';
+
+CREATE OR REPLACE FUNCTION baton._grant_visible(role name) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT baton._member_of('baton_admin') OR baton._member_of(_grant_visible.role)
+$$;
+
+CREATE OR REPLACE VIEW baton.grants WITH (security_barrier) AS
+SELECT g.kind, g.object, g.role, g.privilege, g.granted_at
+  FROM baton._grants AS g
+ WHERE baton._grant_visible(g.role);
+
+COMMENT ON VIEW baton.grants IS
+'Grants on queues, topics (patterns) and workflows made with baton.grant_queue/grant_topic/grant_workflow: baton_admin sees all, other roles those of roles they belong to.';
 
 CREATE OR REPLACE FUNCTION baton.enqueue(queue text,
                               payload jsonb DEFAULT '{}',
@@ -148,6 +585,8 @@ DECLARE
     due       timestamptz;
     new_id    bigint;
 BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_queue('enqueue', enqueue.queue, 'enqueue'); END IF;
+    PERFORM baton._check_user_key('enqueue', 'dedup_key', enqueue.dedup_key);
     IF enqueue.payload IS NULL THEN
         PERFORM baton._bad('enqueue', 'payload', 'must not be NULL (use ''{}'' for no payload)');
     END IF;
@@ -200,6 +639,7 @@ DECLARE
     q   baton._queues;
     due timestamptz;
 BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_queue('enqueue_many', enqueue_many.queue, 'enqueue'); END IF;
     IF jsonb_typeof(enqueue_many.payloads) IS DISTINCT FROM 'array' THEN
         PERFORM baton._bad('enqueue_many', 'payloads',
                            pg_catalog.format('must be a JSON array (got %s)',
@@ -250,6 +690,192 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton.claim(queues text[], worker text, batch integer DEFAULT 1,
+                            session_bound boolean DEFAULT true)
+RETURNS TABLE (id bigint, queue text, payload jsonb, attempt integer, lease_expires_at timestamptz,
+               run_id bigint, step text, correlation_id uuid, max_attempts integer)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    pid        integer;
+    sess       timestamptz;
+    unlimited  text[] := '{}';
+    found_n    integer;
+    want       integer := batch;
+    got        integer;
+    q          baton._queues;
+    slots      integer;
+    tokens     double precision;
+BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_queues('claim', queues, 'work'); END IF;
+    IF queues IS NULL OR pg_catalog.cardinality(queues) = 0 THEN
+        PERFORM baton._bad('claim', 'queues', 'must name at least one queue');
+    END IF;
+    IF worker IS NULL OR worker = '' THEN
+        PERFORM baton._bad('claim', 'worker', 'must not be empty');
+    END IF;
+    IF batch IS NULL OR batch < 1 OR batch > 10000 THEN
+        PERFORM baton._bad('claim', 'batch', pg_catalog.format('must be between 1 and 10000 (got %s)', batch));
+    END IF;
+    IF session_bound THEN
+        pid := pg_catalog.pg_backend_pid();
+        sess := baton._session_start();
+    END IF;
+
+    SELECT pg_catalog.count(*),
+           COALESCE(pg_catalog.array_agg(x.name) FILTER (WHERE NOT x.paused AND x.concurrency IS NULL
+                                                         AND x.rate_limit IS NULL), '{}')
+      INTO found_n, unlimited
+      FROM baton._queues AS x WHERE x.name = ANY (queues);
+    IF found_n < pg_catalog.cardinality(ARRAY(SELECT DISTINCT u FROM pg_catalog.unnest(queues) AS u)) THEN
+        PERFORM baton._queue('claim', u) FROM pg_catalog.unnest(queues) AS u;
+    END IF;
+
+    FOR pass IN 1..2 LOOP
+        -- Limited queues one at a time: the queue row lock serialises their
+        -- claimers, so the concurrency and rate limits hold across all workers.
+        FOR q IN SELECT * FROM baton._queues AS x
+                  WHERE x.name = ANY (queues) AND NOT x.paused
+                    AND (x.concurrency IS NOT NULL OR x.rate_limit IS NOT NULL)
+                  ORDER BY x.name
+                    FOR NO KEY UPDATE
+        LOOP
+            EXIT WHEN want <= 0;
+            slots := want;
+            IF q.concurrency IS NOT NULL THEN
+                SELECT LEAST(slots, q.concurrency - pg_catalog.count(*))::integer INTO slots
+                  FROM baton._tasks AS t WHERE t.queue = q.name AND t.state = 'running';
+            END IF;
+            IF q.rate_limit IS NOT NULL THEN
+                tokens := LEAST(q.rate_limit::float8,
+                                q.rate_tokens + q.rate_limit * pg_catalog.date_part('epoch', pg_catalog.now() - q.rate_updated_at)
+                                              / pg_catalog.date_part('epoch', q.rate_period));
+                slots := LEAST(slots, pg_catalog.floor(tokens)::integer);
+            END IF;
+            CONTINUE WHEN slots <= 0;
+            RETURN QUERY SELECT * FROM baton._claim_from(ARRAY[q.name], worker, slots, pid, sess);
+            GET DIAGNOSTICS got = ROW_COUNT;
+            want := want - got;
+            IF q.rate_limit IS NOT NULL THEN
+                UPDATE baton._queues AS x SET rate_tokens = tokens - got, rate_updated_at = pg_catalog.now()
+                 WHERE x.name = q.name;
+            END IF;
+        END LOOP;
+
+        IF want > 0 AND pg_catalog.cardinality(unlimited) > 0 THEN
+            RETURN QUERY SELECT * FROM baton._claim_from(unlimited, worker, want, pid, sess);
+            GET DIAGNOSTICS got = ROW_COUNT;
+            want := want - got;
+        END IF;
+
+        -- Short of work: make due delayed tasks claimable and look once more,
+        -- so delayed tasks run on time even when nothing calls tick().
+        EXIT WHEN want <= 0 OR pass = 2;
+        EXIT WHEN baton._promote(queues, want) = 0;
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton.complete(id bigint, attempt integer, result jsonb DEFAULT NULL) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t baton._tasks;
+BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_task('complete', complete.id, 'work'); END IF;
+    -- A queue without history (retention 0): see complete_many.  Looked for
+    -- only when one exists, so other completions find their task once.
+    IF EXISTS (SELECT 1 FROM baton._queues AS q WHERE q.retention = interval '0') THEN
+        DELETE FROM baton._tasks AS x USING baton._queues AS q
+         WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running'
+           AND q.name = x.queue AND q.retention = interval '0'
+           AND x.run_id IS NULL AND x.subscription_id IS NULL
+           AND NOT COALESCE(pg_catalog.jsonb_typeof(complete.result) = 'object' AND complete.result ? 'emit', false);
+        IF FOUND THEN
+            RETURN true;
+        END IF;
+    END IF;
+    UPDATE baton._tasks AS x
+       SET state = 'succeeded', result = complete.result, finished_at = pg_catalog.now(),
+           lease_expires_at = NULL
+     WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running'
+    RETURNING x.* INTO t;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    IF baton._needs_hook(t) THEN
+        PERFORM baton._on_task_end(t);
+    END IF;
+    RETURN true;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton.complete_many(ids bigint[], attempts integer[], results jsonb[] DEFAULT NULL)
+RETURNS SETOF bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t        baton._tasks;
+    accepted bigint[];
+    hooked   bigint[];
+    nohist   text[];
+    dropped  bigint[];
+BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_tasks('complete_many', ids, 'work'); END IF;
+    IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(attempts) THEN
+        PERFORM baton._bad('complete_many', 'attempts', 'must have as many elements as ids');
+    END IF;
+    IF results IS NOT NULL AND pg_catalog.cardinality(results) <> pg_catalog.cardinality(ids) THEN
+        PERFORM baton._bad('complete_many', 'results', 'must have as many elements as ids');
+    END IF;
+    -- Queues that keep no history (retention 0) lose their succeeded tasks at
+    -- once: a delete adds no index entries, the update below adds one per index.
+    -- Tasks with a hook keep the update path: the hook reads the finished row.
+    --
+    -- In both statements the state is compared as text so that the planner
+    -- cannot take the index of running tasks instead of the primary key: that
+    -- scan walks every running task, and every entry that ended tasks left
+    -- there since the last vacuum, for each batch (the profile showed it).
+    -- The generic plan then looks each task up by primary key from the
+    -- unnested arrays (estimated at a few rows, so no sequential scan).
+    nohist := ARRAY(SELECT q.name FROM baton._queues AS q WHERE q.retention = interval '0');
+    IF pg_catalog.cardinality(nohist) > 0 THEN
+        WITH gone AS (
+            DELETE FROM baton._tasks AS x
+             USING ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results))
+                       AS u(i, a, r)
+             WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running'
+               AND x.queue = ANY (nohist) AND x.run_id IS NULL AND x.subscription_id IS NULL
+               AND NOT COALESCE(pg_catalog.jsonb_typeof(u.r) = 'object' AND u.r ? 'emit', false)
+            RETURNING x.id)
+        SELECT pg_catalog.array_agg(g.id) INTO dropped FROM gone AS g;
+    END IF;
+    IF pg_catalog.cardinality(dropped) IS NOT DISTINCT FROM pg_catalog.cardinality(ids) THEN
+        -- Every task went: nothing is left to update.
+        RETURN QUERY SELECT pg_catalog.unnest(dropped);
+        RETURN;
+    END IF;
+    -- One set-based update; the hook test is inlined (it is what _needs_hook
+    -- says) because a function call per row costs more than the update.
+    WITH done AS (
+        UPDATE baton._tasks AS x
+           SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
+          FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results)) AS u(i, a, r)
+         WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running'
+        RETURNING x.id, x.run_id, x.subscription_id, x.result)
+    SELECT pg_catalog.array_agg(d.id),
+           pg_catalog.array_agg(d.id) FILTER (WHERE d.run_id IS NOT NULL OR d.subscription_id IS NOT NULL
+                                              OR (pg_catalog.jsonb_typeof(d.result) = 'object' AND d.result ? 'emit'))
+      INTO accepted, hooked
+      FROM done AS d;
+    -- Hooks run in run order, so two batches touching the same runs lock
+    -- them in the same order and cannot deadlock.
+    IF hooked IS NOT NULL THEN
+        FOR t IN SELECT * FROM baton._tasks AS x WHERE x.id = ANY (hooked) ORDER BY x.run_id NULLS FIRST, x.id LOOP
+            PERFORM baton._on_task_end(t);
+        END LOOP;
+    END IF;
+    RETURN QUERY SELECT pg_catalog.unnest(dropped || accepted);
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton.fail(id bigint, attempt integer, error text,
                            retry boolean DEFAULT true, retry_in interval DEFAULT NULL)
 RETURNS boolean
@@ -259,6 +885,7 @@ DECLARE
     q     baton._queues;
     delay interval;
 BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_task('fail', fail.id, 'work'); END IF;
     IF retry_in < interval '0' THEN
         PERFORM baton._bad('fail', 'retry_in', pg_catalog.format('must not be negative (got %s)', retry_in));
     END IF;
@@ -292,11 +919,75 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton.fail_many(ids bigint[], attempts integer[], errors text[], retry boolean DEFAULT true)
+RETURNS SETOF bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    f record;
+BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_tasks('fail_many', ids, 'work'); END IF;
+    IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(attempts) THEN
+        PERFORM baton._bad('fail_many', 'attempts', 'must have as many elements as ids');
+    END IF;
+    IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(errors) THEN
+        PERFORM baton._bad('fail_many', 'errors', 'must have as many elements as ids');
+    END IF;
+    -- In run order, like complete_many, so concurrent batches cannot deadlock on runs.
+    FOR f IN
+        SELECT u.i, u.a, u.e FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts),
+                                             pg_catalog.unnest(errors)) AS u(i, a, e)
+          LEFT JOIN baton._tasks AS t ON t.id = u.i
+         ORDER BY t.run_id NULLS FIRST, u.i
+    LOOP
+        IF baton.fail(f.i, f.a, f.e, retry) THEN
+            RETURN NEXT f.i;
+        END IF;
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton.heartbeat(id bigint, attempt integer, extend interval DEFAULT NULL) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_task('heartbeat', heartbeat.id, 'work'); END IF;
+    IF extend <= interval '0' THEN
+        PERFORM baton._bad('heartbeat', 'extend', pg_catalog.format('must be positive (got %s)', extend));
+    END IF;
+    UPDATE baton._tasks AS x
+       SET lease_expires_at = pg_catalog.now() + COALESCE(LEAST(heartbeat.extend, GREATEST(x.timeout, q.lease)), x.timeout, q.lease)
+      FROM baton._queues AS q
+     WHERE x.id = heartbeat.id AND x.attempt = heartbeat.attempt AND x.state = 'running' AND q.name = x.queue;
+    RETURN FOUND;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton.heartbeat_many(ids bigint[], attempts integer[], extend interval DEFAULT NULL)
+RETURNS SETOF bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_tasks('heartbeat_many', ids, 'work'); END IF;
+    IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(attempts) THEN
+        PERFORM baton._bad('heartbeat_many', 'attempts', 'must have as many elements as ids');
+    END IF;
+    IF extend <= interval '0' THEN
+        PERFORM baton._bad('heartbeat_many', 'extend', pg_catalog.format('must be positive (got %s)', extend));
+    END IF;
+    RETURN QUERY
+    UPDATE baton._tasks AS x
+       SET lease_expires_at = pg_catalog.now() + COALESCE(LEAST(heartbeat_many.extend, GREATEST(x.timeout, q.lease)), x.timeout, q.lease)
+      FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts)) AS u(i, a), baton._queues AS q
+     -- the state as text: see complete_many
+     WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running' AND q.name = x.queue
+    RETURNING x.id;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton.release(id bigint, attempt integer, reason text DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     q text;
 BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_task('release', release.id, 'work'); END IF;
     -- The attempt number keeps growing (it is the fencing token), so the
     -- released attempt is refunded by raising max_attempts instead.
     UPDATE baton._tasks AS x
@@ -312,11 +1003,30 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton.release_many(ids bigint[], attempts integer[], reason text DEFAULT NULL)
+RETURNS SETOF bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    i integer;
+BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_tasks('release_many', ids, 'work'); END IF;
+    IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(attempts) THEN
+        PERFORM baton._bad('release_many', 'attempts', 'must have as many elements as ids');
+    END IF;
+    FOR i IN 1 .. COALESCE(pg_catalog.cardinality(ids), 0) LOOP
+        IF baton.release(ids[i], attempts[i], reason) THEN
+            RETURN NEXT ids[i];
+        END IF;
+    END LOOP;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton.cancel(task bigint) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t baton._tasks;
 BEGIN
+    PERFORM baton._authorize_task('cancel', task, 'manage');
     t := baton._task('cancel', task);
     IF t.state NOT IN ('scheduled', 'pending', 'running') THEN
         RETURN false;
@@ -341,6 +1051,7 @@ DECLARE
     t baton._tasks;
     budget integer;
 BEGIN
+    PERFORM baton._authorize_task('retry', task, 'manage');
     t := baton._task('retry', task);
     IF t.state NOT IN ('failed', 'cancelled') THEN
         RETURN false;
@@ -367,6 +1078,56 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton.purge(queue text DEFAULT NULL, older_than interval DEFAULT '0',
+                            states text[] DEFAULT ARRAY['succeeded', 'failed', 'cancelled'])
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint;
+    s text;
+BEGIN
+    PERFORM baton._authorize_queue('purge', COALESCE(queue, '*'), 'manage');
+    IF older_than IS NULL OR older_than < interval '0' THEN
+        PERFORM baton._bad('purge', 'older_than', 'must be a non-negative interval');
+    END IF;
+    IF queue IS NOT NULL THEN
+        PERFORM baton._queue('purge', queue);
+    END IF;
+    FOREACH s IN ARRAY COALESCE(states, '{}') LOOP
+        IF s IS NULL OR s NOT IN ('succeeded', 'failed', 'cancelled') THEN
+            PERFORM baton._bad('purge', 'states',
+                pg_catalog.format('may only name finished states succeeded, failed, cancelled (got %s)',
+                                  COALESCE(pg_catalog.quote_literal(s), 'NULL')));
+        END IF;
+    END LOOP;
+    DELETE FROM baton._tasks AS t
+     WHERE t.state::text = ANY (states)
+       AND t.state IN ('succeeded', 'failed', 'cancelled')
+       AND t.finished_at <= pg_catalog.now() - older_than
+       AND (purge.queue IS NULL OR t.queue = purge.queue);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton.register_worker(worker text, queues text[], host text DEFAULT NULL,
+                                      pid integer DEFAULT NULL, version text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM baton._authorize_queues('register_worker', queues, 'work');
+    IF worker IS NULL OR worker = '' THEN
+        PERFORM baton._bad('register_worker', 'worker', 'must not be empty');
+    END IF;
+    INSERT INTO baton._workers AS w (id, host, pid, queues, version, backend_pid, started_at, last_seen)
+    VALUES (worker, host, pid, COALESCE(queues, '{}'), version, pg_catalog.pg_backend_pid(),
+            pg_catalog.now(), pg_catalog.now())
+    ON CONFLICT (id) DO UPDATE
+       SET host = excluded.host, pid = excluded.pid, queues = excluded.queues, version = excluded.version,
+           backend_pid = excluded.backend_pid, last_seen = excluded.last_seen;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton._requeue_running(ids bigint[], reason text) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -389,6 +1150,21 @@ BEGIN
         END IF;
     END LOOP;
     RETURN n;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._ev_start_run(e baton._events, s baton._subscriptions, replay boolean) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    run bigint;
+BEGIN
+    -- The delivery key is in the "baton:" namespace no caller may use.
+    run := baton._wf_start(s.workflow, e.payload,
+                           CASE WHEN replay THEN NULL ELSE 'baton:event:' || e.id || ':' || s.name END,
+                           e.correlation_id, e.id, s.id, NULL, NULL);
+    INSERT INTO baton._ev_runs (run_id, subscription_id, event_id) VALUES (run, s.id, e.id)
+    ON CONFLICT ON CONSTRAINT _ev_runs_pkey DO NOTHING;
+    RETURN run;
 END
 $$;
 
@@ -454,6 +1230,190 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton.publish(topic text, payload jsonb DEFAULT '{}', key text DEFAULT NULL,
+                              correlation_id uuid DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'topic') THEN PERFORM baton._authorize_topic('publish', publish.topic, 'publish'); END IF;
+    PERFORM baton._ev_check_topic('publish', 'topic', publish.topic);
+    IF publish.payload IS NULL THEN
+        PERFORM baton._bad('publish', 'payload', 'must not be NULL (use ''{}'' for no payload)');
+    END IF;
+    RETURN baton._publish(publish.topic, publish.payload, publish.key, publish.correlation_id, NULL, NULL, NULL);
+END
+$$;
+
+COMMENT ON FUNCTION baton.publish(text, jsonb, text, uuid) IS
+'Appends an event to the log and, in the caller''s transaction, fans it out to every matching subscription (one task per queue subscription, one run per workflow subscription). correlation_id defaults to a new one (pass a task''s to join its trace; an event caused by a task is published by returning it under "emit" in the task''s result). Returns the event id.';
+
+CREATE OR REPLACE FUNCTION baton.subscribe(name text, topic text, queue text DEFAULT NULL, workflow text DEFAULT NULL,
+                                filter text DEFAULT NULL, on_success text DEFAULT NULL,
+                                on_failure text DEFAULT NULL, priority integer DEFAULT 0,
+                                max_attempts integer DEFAULT NULL, replace boolean DEFAULT false)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rx        text;
+    fp        jsonpath;
+    probe     baton._subscriptions;
+    tok       text;
+    tok_topic text;
+    sub_id    bigint;
+BEGIN
+    PERFORM baton._check_name('subscribe', 'name', subscribe.name);
+    rx := baton._ev_compile_pattern('subscribe', subscribe.topic);
+    IF (subscribe.queue IS NULL) = (subscribe.workflow IS NULL) THEN
+        PERFORM baton._bad('subscribe', 'queue', 'exactly one of queue and workflow must be given');
+    END IF;
+    IF subscribe.queue IS NOT NULL THEN
+        PERFORM baton._queue('subscribe', subscribe.queue);
+    ELSIF NOT baton._wf_exists(subscribe.workflow) THEN
+        RAISE EXCEPTION 'baton.subscribe: workflow "%" does not exist', subscribe.workflow
+            USING ERRCODE = 'undefined_object', COLUMN = 'workflow',
+                  HINT = 'Define it with baton.define_workflow().';
+    END IF;
+    IF subscribe.filter IS NOT NULL THEN
+        BEGIN
+            fp := subscribe.filter::jsonpath;
+            -- A predicate evaluates to a boolean (or unknown) on any document;
+            -- a plain path or an unknown variable raises here.
+            PERFORM pg_catalog.jsonb_path_match('{}'::jsonb, fp,
+                                                '{"key": null, "topic": "t"}'::jsonb, false);
+        EXCEPTION WHEN OTHERS THEN
+            PERFORM baton._bad('subscribe', 'filter',
+                pg_catalog.format('must be a JSONPath predicate over the payload, with $key and $topic as variables, e.g. ''$.amount > 100'' (%s: %s)',
+                                  pg_catalog.quote_literal(subscribe.filter), SQLERRM));
+        END;
+    END IF;
+    probe.wildcard := true;
+    probe.topic_regex := rx;
+    FOREACH tok IN ARRAY ARRAY['on_success', 'on_failure'] LOOP
+        tok_topic := CASE tok WHEN 'on_success' THEN subscribe.on_success ELSE subscribe.on_failure END;
+        CONTINUE WHEN tok_topic IS NULL;
+        PERFORM baton._ev_check_topic('subscribe', tok, tok_topic);
+        -- A token the subscription would receive itself loops forever.
+        IF baton._ev_matches(probe, tok_topic) THEN
+            PERFORM baton._bad('subscribe', tok,
+                pg_catalog.format('%s matches the subscription''s own pattern %s: its tokens would be delivered back to it',
+                                  pg_catalog.quote_literal(tok_topic), pg_catalog.quote_literal(subscribe.topic)));
+        END IF;
+    END LOOP;
+    IF subscribe.priority IS NULL THEN
+        PERFORM baton._bad('subscribe', 'priority', 'must not be NULL');
+    END IF;
+    IF subscribe.max_attempts < 1 THEN
+        PERFORM baton._bad('subscribe', 'max_attempts',
+                           pg_catalog.format('must be at least 1 (got %s)', subscribe.max_attempts));
+    END IF;
+    IF subscribe.workflow IS NOT NULL AND subscribe.max_attempts IS NOT NULL THEN
+        PERFORM baton._bad('subscribe', 'max_attempts', 'applies to queue subscriptions only (a workflow''s steps have their own)');
+    END IF;
+
+    INSERT INTO baton._subscriptions AS x (name, topic, wildcard, topic_regex, head, prefix, queue, workflow,
+                                           filter, on_success, on_failure, priority, max_attempts)
+    VALUES (subscribe.name, subscribe.topic, subscribe.topic ~ '(^|\.)[*#](\.|$)', rx,
+            NULLIF(pg_catalog.split_part(baton._ev_pattern_prefix(subscribe.topic), '.', 1), ''),
+            baton._ev_pattern_prefix(subscribe.topic), subscribe.queue,
+            subscribe.workflow, fp, subscribe.on_success, subscribe.on_failure, subscribe.priority,
+            subscribe.max_attempts)
+    ON CONFLICT ON CONSTRAINT _subscriptions_name_key DO UPDATE
+       SET topic = excluded.topic, wildcard = excluded.wildcard, topic_regex = excluded.topic_regex,
+           head = excluded.head, prefix = excluded.prefix,
+           queue = excluded.queue, workflow = excluded.workflow, filter = excluded.filter,
+           on_success = excluded.on_success, on_failure = excluded.on_failure,
+           priority = excluded.priority, max_attempts = excluded.max_attempts
+     WHERE subscribe.replace
+    RETURNING x.id INTO sub_id;
+    IF sub_id IS NULL THEN
+        RAISE EXCEPTION 'baton.subscribe: subscription "%" already exists', subscribe.name
+            USING ERRCODE = 'duplicate_object', COLUMN = 'name',
+                  HINT = 'Pass replace => true to change it.';
+    END IF;
+    RETURN sub_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._ev_emit(task baton._tasks) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    list jsonb := task.result -> 'emit';
+    ev   jsonb;
+    n    integer := 0;
+    bad  text;
+BEGIN
+    IF pg_catalog.jsonb_typeof(list) IS DISTINCT FROM 'array' THEN
+        PERFORM baton._bad('complete', 'result.emit',
+            pg_catalog.format('must be an array of {"topic", "payload", "key"} objects (task %s, got %s)',
+                              task.id, COALESCE(pg_catalog.jsonb_typeof(list), 'NULL')));
+    END IF;
+    -- Validate everything before publishing anything.
+    FOR ev IN SELECT x FROM pg_catalog.jsonb_array_elements(list) AS x LOOP
+        bad := CASE
+            WHEN pg_catalog.jsonb_typeof(ev) <> 'object' THEN 'must be an object'
+            WHEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(ev) AS k WHERE k NOT IN ('topic', 'payload', 'key'))
+                THEN 'may only have the keys "topic", "payload" and "key"'
+            WHEN pg_catalog.jsonb_typeof(ev -> 'topic') IS DISTINCT FROM 'string'
+                 OR (ev ->> 'topic') !~ '^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$'
+                 OR pg_catalog.length(ev ->> 'topic') > 255
+                THEN 'must have a "topic" of dot-separated segments of letters, digits, "_" and "-", without wildcards'
+            WHEN pg_catalog.jsonb_typeof(ev -> 'payload') = 'null' THEN 'must not have a null "payload"'
+            WHEN pg_catalog.jsonb_typeof(ev -> 'key') NOT IN ('string', 'null') THEN 'must have a string "key"'
+        END;
+        IF bad IS NOT NULL THEN
+            PERFORM baton._bad('complete', 'result.emit',
+                pg_catalog.format('element %s %s (task %s, got %s)', n, bad, task.id, ev));
+        END IF;
+        -- An emit is the completing worker publishing: it needs publish on a restricted topic.
+        PERFORM baton._authorize_topic('complete', ev ->> 'topic', 'publish');
+        n := n + 1;
+    END LOOP;
+    FOR ev IN SELECT x FROM pg_catalog.jsonb_array_elements(list) WITH ORDINALITY AS e(x, i) ORDER BY e.i LOOP
+        PERFORM baton._publish(ev ->> 'topic', COALESCE(ev -> 'payload', '{}'), ev ->> 'key',
+                               COALESCE(task.correlation_id, baton._task_correlation(task.id)), task.id, NULL, NULL);
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._ev_on_run_end(run_id bigint) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r     record;
+    s     baton._subscriptions;
+    e     baton._events;
+    topic text;
+BEGIN
+    SELECT v.state::text AS state, v.output, v.error, v.correlation_id, v.subscription_id, v.cause_event_id
+      INTO r FROM baton._runs AS v WHERE v.id = _ev_on_run_end.run_id;
+    IF NOT FOUND OR r.subscription_id IS NULL OR r.state NOT IN ('succeeded', 'failed', 'cancelled') THEN
+        RETURN;
+    END IF;
+    INSERT INTO baton._ev_runs AS x (run_id, subscription_id, event_id, state, finished_at)
+    VALUES (_ev_on_run_end.run_id, r.subscription_id, r.cause_event_id, r.state, pg_catalog.now())
+    ON CONFLICT ON CONSTRAINT _ev_runs_pkey DO UPDATE SET state = excluded.state, finished_at = excluded.finished_at
+     WHERE x.state IS NULL;
+    IF NOT FOUND THEN
+        RETURN;     -- its end was already handled
+    END IF;
+    SELECT * INTO s FROM baton._subscriptions AS x WHERE x.id = r.subscription_id;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    topic := CASE WHEN r.state = 'succeeded' THEN s.on_success ELSE s.on_failure END;
+    IF topic IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT * INTO e FROM baton._events AS x WHERE x.id = r.cause_event_id;
+    PERFORM baton._publish(topic,
+        pg_catalog.jsonb_build_object('subscription', s.name, 'run_id', _ev_on_run_end.run_id, 'state', r.state,
+                                      'event', CASE WHEN e.id IS NULL THEN pg_catalog.jsonb_build_object('event_id', r.cause_event_id)
+                                                    ELSE baton._ev_envelope(e, s.name) END)
+        || CASE WHEN r.state = 'succeeded' THEN pg_catalog.jsonb_build_object('result', r.output)
+                ELSE pg_catalog.jsonb_build_object('error', r.error) END,
+        e.key, r.correlation_id, NULL, _ev_on_run_end.run_id, NULL);
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton.replay(subscription text, since timestamptz, until timestamptz DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -493,6 +1453,274 @@ BEGIN
         END LOOP;
     END IF;
     RETURN n;
+END
+$$;
+
+CREATE OR REPLACE VIEW baton.events WITH (security_barrier) AS
+SELECT e.id, e.topic, e.key, e.payload, e.correlation_id, e.cause_task_id, e.cause_run_id, e.cause_step,
+       e.published_at
+  FROM baton._events AS e
+ -- topics matched by a topic grant the reader lacks read on (nothing without grants)
+ WHERE NOT (SELECT baton._topics_filtered()) OR NOT baton._topic_hidden(e.topic);
+
+CREATE OR REPLACE VIEW baton.subscriptions WITH (security_barrier) AS
+SELECT s.id, s.name, s.topic,
+       CASE WHEN s.queue IS NOT NULL THEN 'queue' ELSE 'workflow' END AS target_kind,
+       COALESCE(s.queue, s.workflow) AS target, s.queue, s.workflow,
+       s.filter::text AS filter, s.on_success, s.on_failure, s.priority, s.max_attempts, s.paused, s.created_at,
+       tc.delivered + rc.delivered AS delivered, tc.live + rc.live AS live,
+       tc.succeeded + rc.succeeded AS succeeded, tc.failed + rc.failed AS failed,
+       tc.cancelled + rc.cancelled AS cancelled
+  FROM baton._subscriptions AS s
+ CROSS JOIN LATERAL (
+        SELECT pg_catalog.count(*) AS delivered,
+               pg_catalog.count(*) FILTER (WHERE t.state IN ('scheduled', 'pending', 'running')) AS live,
+               pg_catalog.count(*) FILTER (WHERE t.state = 'succeeded') AS succeeded,
+               pg_catalog.count(*) FILTER (WHERE t.state = 'failed') AS failed,
+               pg_catalog.count(*) FILTER (WHERE t.state = 'cancelled') AS cancelled
+          FROM baton._tasks AS t WHERE t.subscription_id = s.id) AS tc
+ CROSS JOIN LATERAL (
+        SELECT pg_catalog.count(*) AS delivered,
+               pg_catalog.count(*) FILTER (WHERE r.state IS NULL) AS live,
+               pg_catalog.count(*) FILTER (WHERE r.state = 'succeeded') AS succeeded,
+               pg_catalog.count(*) FILTER (WHERE r.state = 'failed') AS failed,
+               pg_catalog.count(*) FILTER (WHERE r.state = 'cancelled') AS cancelled
+          FROM baton._ev_runs AS r WHERE r.subscription_id = s.id) AS rc
+ -- a subscription (with its delivery counts) shows to those who may read its target
+ WHERE COALESCE(s.queue <> ALL ((SELECT baton._hidden_queues())::text[]), true)
+   AND COALESCE(s.workflow <> ALL ((SELECT baton._hidden_workflows())::text[]), true);
+
+CREATE OR REPLACE VIEW baton.subscription_dead_letters WITH (security_barrier) AS
+SELECT s.name AS subscription, t.id AS task_id, t.queue, t.event_id, t.payload ->> 'topic' AS topic,
+       t.payload ->> 'key' AS key, t.attempt AS attempts, t.error, t.finished_at, t.correlation_id
+  FROM baton._tasks AS t JOIN baton._subscriptions AS s ON s.id = t.subscription_id
+ WHERE t.state = 'failed' AND t.queue <> ALL ((SELECT baton._hidden_queues())::text[]);
+
+CREATE OR REPLACE FUNCTION baton._ev_trace_visible(correlation uuid)
+RETURNS TABLE (at timestamptz, kind text, id bigint, name text, state text, cause_kind text, cause_id bigint,
+               detail jsonb, node_key text, parent_key text, ord bigint)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT r.at, r.kind, r.id,
+           CASE WHEN h.hidden THEN NULL ELSE r.name END,
+           CASE WHEN h.hidden THEN 'hidden' ELSE r.state END,
+           r.cause_kind, r.cause_id,
+           CASE WHEN h.hidden THEN '{"hidden": true}'::jsonb ELSE r.detail END,
+           r.node_key, r.parent_key, r.ord
+      FROM baton._ev_trace_rows(correlation) AS r,
+           (SELECT baton._hidden_queues() AS q, baton._hidden_workflows() AS w,
+                   baton._topics_filtered() AS t) AS v,
+           LATERAL (SELECT CASE r.kind
+                        WHEN 'task' THEN r.name = ANY (v.q)
+                        WHEN 'event' THEN v.t AND baton._topic_hidden(r.name)
+                        WHEN 'run' THEN r.name = ANY (v.w)
+                        WHEN 'step' THEN COALESCE((SELECT x.workflow FROM baton._runs AS x WHERE x.id = r.id) = ANY (v.w), true)
+                        ELSE true END AS hidden) AS h
+$$;
+
+CREATE OR REPLACE FUNCTION baton.trace(correlation uuid)
+RETURNS TABLE (at timestamptz, kind text, id bigint, name text, state text,
+               cause_kind text, cause_id bigint, detail jsonb)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT r.at, r.kind, r.id, r.name, r.state, r.cause_kind, r.cause_id, r.detail
+      FROM baton._ev_trace_visible(correlation) AS r
+     ORDER BY r.ord
+$$;
+
+CREATE OR REPLACE FUNCTION baton.trace_graph(correlation uuid) RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    WITH r AS (
+        SELECT x.*, pg_catalog.regexp_replace(x.kind, '[^A-Za-z0-9_]', '_', 'g') || '_' || COALESCE(x.id::text, 'x')
+                    -- steps share their run's id: the position makes them unique
+                    || CASE WHEN x.kind = 'step' THEN '_' || x.ord ELSE '' END AS mid
+          FROM baton._ev_trace_visible(correlation) AS x),
+    nodes AS (
+        SELECT r.ord, '    ' || r.mid
+               || CASE r.kind WHEN 'event' THEN '(["' WHEN 'task' THEN '["' WHEN 'run' THEN '[["' ELSE '("' END
+               || baton._ev_mermaid_label(r.kind || ' ' || COALESCE(r.id::text, '') || ': ' || COALESCE(r.name, '')
+                                         || COALESCE(' (' || r.state || ')', ''))
+               || CASE r.kind WHEN 'event' THEN '"])' WHEN 'task' THEN '"]' WHEN 'run' THEN '"]]' ELSE '")' END
+               || CASE WHEN r.state IN ('succeeded', 'failed', 'cancelled', 'running', 'pending')
+                       THEN ':::' || r.state ELSE '' END AS line
+          FROM r),
+    edges AS (
+        SELECT c.ord, '    ' || p.mid || ' --> ' || c.mid AS line
+          FROM r AS c JOIN r AS p ON p.node_key = c.parent_key)
+    SELECT pg_catalog.concat_ws(E'\n',
+        'flowchart TD',
+        '    classDef succeeded fill:#d4edda,stroke:#28a745',
+        '    classDef failed fill:#f8d7da,stroke:#dc3545',
+        '    classDef cancelled fill:#e2e3e5,stroke:#6c757d',
+        '    classDef running fill:#fff3cd,stroke:#ffc107',
+        '    classDef pending fill:#ffffff,stroke:#6c757d',
+        (SELECT pg_catalog.string_agg(nodes.line, E'\n' ORDER BY nodes.ord) FROM nodes),
+        (SELECT pg_catalog.string_agg(edges.line, E'\n' ORDER BY edges.ord) FROM edges))
+$$;
+
+CREATE OR REPLACE FUNCTION baton.define_workflow(name text, definition jsonb) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    steps   jsonb;
+    k       text;
+    s       text;
+    d       text;
+    names   text[];
+    kinds   jsonb := '{}';
+    afters  jsonb := '{}';
+    deps    text[];
+    done    text[] := '{}';
+    ready   text[];
+    nxt_layer text[];
+    dependents jsonb;
+    pos     jsonb;
+    indeg   integer[];
+    i       integer;
+    path    text[];
+    cur     text;
+    nxt     text;
+    latest  baton._workflows;
+    ver     integer;
+    anc     jsonb := '{}';    -- step -> the steps that always end before it starts
+BEGIN
+    PERFORM baton._check_name('define_workflow', 'name', define_workflow.name);
+    PERFORM baton._authorize_definition(define_workflow.name, definition);
+    IF pg_catalog.jsonb_typeof(definition) IS DISTINCT FROM 'object' THEN
+        PERFORM baton._wf_bad(NULL, pg_catalog.format('definition must be a JSON object {"steps": {...}} (got %s)',
+                                                      COALESCE(pg_catalog.jsonb_typeof(definition), 'NULL')));
+    END IF;
+    FOR k IN SELECT x FROM pg_catalog.jsonb_object_keys(definition) AS x ORDER BY x LOOP
+        IF k NOT IN ('steps', 'output') THEN
+            PERFORM baton._wf_bad(NULL, pg_catalog.format('unknown key "%s" in definition (use "steps" and "output")', k));
+        END IF;
+    END LOOP;
+    steps := definition -> 'steps';
+    IF pg_catalog.jsonb_typeof(steps) IS DISTINCT FROM 'object' OR steps = '{}' THEN
+        PERFORM baton._wf_bad(NULL, 'definition needs "steps": a non-empty object of steps keyed by name');
+    END IF;
+    IF definition ? 'output' THEN
+        PERFORM baton._wf_check_template(NULL, 'output', definition -> 'output');
+    END IF;
+
+    names := ARRAY(SELECT x FROM pg_catalog.jsonb_object_keys(steps) AS x ORDER BY x);
+    FOREACH s IN ARRAY names LOOP
+        kinds := kinds || pg_catalog.jsonb_build_object(s, baton._wf_check_step(define_workflow.name, s, steps -> s));
+        CASE pg_catalog.jsonb_typeof(steps -> s -> 'after')
+        WHEN 'string' THEN deps := ARRAY[steps -> s ->> 'after'];
+        WHEN 'array' THEN
+            IF EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(steps -> s -> 'after') AS e
+                        WHERE pg_catalog.jsonb_typeof(e) <> 'string') THEN
+                PERFORM baton._wf_bad(s, pg_catalog.format('after must be an array of step names (got %s)',
+                                                           steps -> s -> 'after'));
+            END IF;
+            deps := ARRAY(SELECT DISTINCT e FROM pg_catalog.jsonb_array_elements_text(steps -> s -> 'after') AS e
+                           ORDER BY e);
+        ELSE
+            IF steps -> s ? 'after' THEN
+                PERFORM baton._wf_bad(s, pg_catalog.format('after must be an array of step names (got %s)',
+                                                           steps -> s -> 'after'));
+            END IF;
+            deps := '{}';
+        END CASE;
+        FOREACH d IN ARRAY deps LOOP
+            IF NOT d = ANY (names) THEN
+                PERFORM baton._wf_bad(s, pg_catalog.format('unknown dependency "%s"', d));
+            END IF;
+        END LOOP;
+        afters := afters || pg_catalog.jsonb_build_object(s, pg_catalog.to_jsonb(deps));
+    END LOOP;
+
+    -- References to $.steps.<name> must name a step of this workflow.
+    FOR s, d IN SELECT x.key, m[1]
+                  FROM pg_catalog.jsonb_each(steps || pg_catalog.jsonb_build_object('', definition -> 'output')) AS x,
+                       pg_catalog.regexp_matches(x.value::text, '\$\.steps\.([A-Za-z_][A-Za-z0-9_]*)', 'g') AS m
+                 ORDER BY x.key, m[1]
+    LOOP
+        IF NOT d = ANY (names) THEN
+            PERFORM baton._wf_bad(NULLIF(s, ''), pg_catalog.format('%srefers to unknown step "%s" ($.steps.%s)',
+                                                                   CASE WHEN s = '' THEN 'output ' ELSE '' END, d, d));
+        END IF;
+    END LOOP;
+
+    -- Topological order (Kahn), layer by layer, names sorted within a layer.
+    dependents := COALESCE((SELECT pg_catalog.jsonb_object_agg(x.dep, x.l) FROM (
+                               SELECT a.dep, pg_catalog.jsonb_agg(e.key ORDER BY e.key) AS l
+                                 FROM pg_catalog.jsonb_each(afters) AS e,
+                                      pg_catalog.jsonb_array_elements_text(e.value) AS a(dep)
+                                GROUP BY a.dep) AS x), '{}');
+    pos := (SELECT pg_catalog.jsonb_object_agg(x.n, x.i) FROM pg_catalog.unnest(names) WITH ORDINALITY AS x(n, i));
+    indeg := ARRAY(SELECT pg_catalog.jsonb_array_length(afters -> x.n)
+                     FROM pg_catalog.unnest(names) WITH ORDINALITY AS x(n, i) ORDER BY x.i);
+    ready := ARRAY(SELECT x.n FROM pg_catalog.unnest(names) WITH ORDINALITY AS x(n, i)
+                    WHERE indeg[x.i] = 0 ORDER BY x.n);
+    WHILE pg_catalog.cardinality(ready) > 0 LOOP
+        done := done || ready;
+        nxt_layer := '{}';
+        FOREACH s IN ARRAY ready LOOP
+            FOR d IN SELECT pg_catalog.jsonb_array_elements_text(dependents -> s) LOOP
+                i := (pos ->> d)::integer;
+                indeg[i] := indeg[i] - 1;
+                IF indeg[i] = 0 THEN
+                    nxt_layer := nxt_layer || d;
+                END IF;
+            END LOOP;
+        END LOOP;
+        ready := ARRAY(SELECT x FROM pg_catalog.unnest(nxt_layer) AS x ORDER BY x);
+    END LOOP;
+    IF pg_catalog.cardinality(done) < pg_catalog.cardinality(names) THEN
+        -- Walk unfinished dependencies until a step repeats: that loop is a cycle.
+        SELECT n INTO cur FROM pg_catalog.unnest(names) AS n WHERE NOT n = ANY (done) ORDER BY n LIMIT 1;
+        path := ARRAY[cur];
+        LOOP
+            SELECT x INTO nxt FROM pg_catalog.jsonb_array_elements_text(afters -> cur) AS x
+             WHERE NOT x = ANY (done) ORDER BY x LIMIT 1;
+            IF nxt = ANY (path) THEN
+                path := path[pg_catalog.array_position(path, nxt):] || nxt;
+                PERFORM baton._wf_bad(nxt, pg_catalog.format('dependency cycle: %s',
+                                                             pg_catalog.array_to_string(path, ' -> ')));
+            END IF;
+            path := path || nxt;
+            cur := nxt;
+        END LOOP;
+    END IF;
+
+    -- A step's templates may read only steps that end before it starts: its
+    -- ancestors through "after" (and itself, which compensate.input may read).
+    -- Anything else would render as null or not, depending on timing.
+    FOREACH s IN ARRAY done LOOP
+        anc := anc || pg_catalog.jsonb_build_object(s, COALESCE((
+            SELECT pg_catalog.jsonb_agg(DISTINCT a.x)
+              FROM pg_catalog.jsonb_array_elements_text(afters -> s) AS p(dep),
+                   LATERAL (SELECT p.dep UNION ALL
+                            SELECT y FROM pg_catalog.jsonb_array_elements_text(anc -> p.dep) AS y) AS a(x)), '[]'));
+    END LOOP;
+    FOR s, d IN SELECT x.key, m[1]
+                  FROM pg_catalog.jsonb_each(steps) AS x,
+                       pg_catalog.regexp_matches(x.value::text, '\$\.steps\.([A-Za-z_][A-Za-z0-9_]*)', 'g') AS m
+                 ORDER BY x.key, m[1]
+    LOOP
+        IF d <> s AND NOT (anc -> s) ? d THEN
+            PERFORM baton._wf_bad(s, pg_catalog.format(
+                'refers to step "%s" ($.steps.%s), which does not always end before it starts: add "%s" to its "after", directly or through a step in between',
+                d, d, d));
+        END IF;
+    END LOOP;
+
+    -- Serialise definers of one workflow; an identical definition keeps its version.
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('baton.define_workflow:' || define_workflow.name));
+    SELECT * INTO latest FROM baton._workflows AS w
+     WHERE w.name = define_workflow.name ORDER BY w.version DESC LIMIT 1;
+    IF FOUND AND latest.definition = definition THEN
+        RETURN latest.version;
+    END IF;
+    ver := COALESCE(latest.version, 0) + 1;
+    INSERT INTO baton._workflows (name, version, definition, step_count)
+    VALUES (define_workflow.name, ver, definition, pg_catalog.cardinality(names));
+    INSERT INTO baton._wf_steps (workflow, version, step, kind, spec, after, dependents, ord)
+    SELECT define_workflow.name, ver, n, kinds ->> n, steps -> n,
+           ARRAY(SELECT pg_catalog.jsonb_array_elements_text(afters -> n)),
+           ARRAY(SELECT pg_catalog.jsonb_array_elements_text(COALESCE(dependents -> n, '[]'))),
+           pg_catalog.array_position(done, n)
+      FROM pg_catalog.unnest(names) AS n;
+    RETURN ver;
 END
 $$;
 
@@ -674,6 +1902,114 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton.start(workflow text, input jsonb DEFAULT '{}', idempotency_key text DEFAULT NULL,
+                            correlation_id uuid DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'workflow') THEN PERFORM baton._authorize_workflow('start', start.workflow, 'start'); END IF;
+    PERFORM baton._check_user_key('start', 'idempotency_key', start.idempotency_key);
+    IF start.workflow IS NULL THEN
+        PERFORM baton._bad('start', 'workflow', 'must not be NULL');
+    END IF;
+    IF start.input IS NULL THEN
+        PERFORM baton._bad('start', 'input', 'must not be NULL (use ''{}'' for no input)');
+    END IF;
+    IF start.idempotency_key = '' THEN
+        PERFORM baton._bad('start', 'idempotency_key', 'must not be empty');
+    END IF;
+    RETURN baton._wf_start(start.workflow, start.input, start.idempotency_key, start.correlation_id,
+                           NULL, NULL, NULL, NULL);
+END
+$$;
+
+COMMENT ON FUNCTION baton.start(text, jsonb, text, uuid) IS
+'Starts a run of the latest version of a workflow in the caller''s transaction and returns the run id. The same idempotency_key returns the same run. The run and its tasks carry correlation_id (a new one when NULL).';
+
+CREATE OR REPLACE FUNCTION baton.cancel_run(run bigint) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM baton._authorize_run('cancel_run', cancel_run.run, 'manage');
+    IF NOT EXISTS (SELECT 1 FROM baton._runs AS x WHERE x.id = cancel_run.run) THEN
+        RAISE EXCEPTION 'baton.cancel_run: run % does not exist', cancel_run.run
+            USING ERRCODE = 'no_data_found', COLUMN = 'run';
+    END IF;
+    RETURN baton._wf_cancel(cancel_run.run, 'cancelled by baton.cancel_run');
+END
+$$;
+
+CREATE OR REPLACE VIEW baton.runs WITH (security_barrier) AS
+SELECT r.id, r.workflow, r.version, r.state, r.input, r.output, r.error, r.created_at, r.finished_at,
+       r.correlation_id, r.parent_run_id, r.parent_step, r.cause_event_id, r.subscription_id,
+       r.idempotency_key, r.compensation, r.steps_left
+  FROM baton._runs AS r
+ -- restricted workflows the reader may not read (empty without grants)
+ WHERE r.workflow <> ALL ((SELECT baton._hidden_workflows())::text[]);
+
+CREATE OR REPLACE VIEW baton.run_steps WITH (security_barrier) AS
+SELECT s.run_id, s.step, s.kind, s.state,
+       COALESCE(t.attempt, s.attempts) AS attempt, t.max_attempts,
+       s.output, s.error, s.started_at, s.finished_at,
+       s.task_id, s.map_total,
+       s.map_total - (SELECT COALESCE(pg_catalog.sum(c.pending), 0)::integer FROM baton._run_map_counts AS c
+                       WHERE c.run_id = s.run_id AND c.step = s.step) AS map_done,
+       s.child_run_id, s.wake_at, s.wait_topic, s.wait_key,
+       s.comp_task_id AS compensation_task_id, s.deps_left, s.ord
+  FROM baton._run_steps AS s
+  LEFT JOIN baton._tasks AS t ON t.id = s.task_id
+ WHERE pg_catalog.cardinality((SELECT baton._hidden_workflows())) = 0
+    OR (SELECT r.workflow FROM baton._runs AS r WHERE r.id = s.run_id) <> ALL ((SELECT baton._hidden_workflows())::text[]);
+
+CREATE OR REPLACE FUNCTION baton.run_status(run bigint) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    res jsonb;
+BEGIN
+    PERFORM baton._authorize_run('run_status', run_status.run, 'read');
+    SELECT pg_catalog.to_jsonb(r) || pg_catalog.jsonb_build_object('steps',
+               (SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(s) - 'run_id' ORDER BY s.ord, s.step)
+                  FROM baton.run_steps AS s WHERE s.run_id = r.id))
+      INTO res
+      FROM baton.runs AS r WHERE r.id = run_status.run;
+    IF res IS NULL THEN
+        RAISE EXCEPTION 'baton.run_status: run % does not exist', run_status.run
+            USING ERRCODE = 'no_data_found', COLUMN = 'run';
+    END IF;
+    RETURN res;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton.graph(workflow text) RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ver integer;
+BEGIN
+    PERFORM baton._authorize_workflow('graph', graph.workflow, 'read');
+    SELECT pg_catalog.max(w.version) INTO ver FROM baton._workflows AS w WHERE w.name = graph.workflow;
+    IF ver IS NULL THEN
+        RAISE EXCEPTION 'baton.graph: workflow "%" does not exist', graph.workflow
+            USING ERRCODE = 'undefined_object', COLUMN = 'workflow';
+    END IF;
+    RETURN baton._wf_mermaid(graph.workflow, ver, NULL);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton.graph(run bigint) RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r baton._runs;
+BEGIN
+    PERFORM baton._authorize_run('graph', graph.run, 'read');
+    SELECT * INTO r FROM baton._runs AS x WHERE x.id = graph.run;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'baton.graph: run % does not exist', graph.run
+            USING ERRCODE = 'no_data_found', COLUMN = 'run';
+    END IF;
+    RETURN baton._wf_mermaid(r.workflow, r.version,
+        (SELECT pg_catalog.jsonb_object_agg(s.step, s.state) FROM baton._run_steps AS s WHERE s.run_id = r.id));
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton._wait_prepare(kind text, id bigint) RETURNS void
 AS 'MODULE_PATHNAME', 'baton_wait_prepare' LANGUAGE C VOLATILE STRICT;
 
@@ -741,6 +2077,7 @@ DECLARE
     deadline timestamptz := pg_catalog.clock_timestamp() + timeout;
 BEGIN
     PERFORM baton._wait_check('wait_run', 'run', run, timeout);
+    PERFORM baton._authorize_run('wait_run', run, 'read');
     LOOP
         PERFORM baton._wait_prepare('run', run);
         SELECT x.id, x.workflow, x.state, x.output, x.error, x.finished_at,
@@ -784,6 +2121,7 @@ DECLARE
     deadline timestamptz := pg_catalog.clock_timestamp() + timeout;
 BEGIN
     PERFORM baton._wait_check('wait_task', 'task', task, timeout);
+    PERFORM baton._authorize_task('wait_task', task, 'read');
     LOOP
         PERFORM baton._wait_prepare('task', task);
         SELECT x.id, x.queue, x.state, x.attempt, x.result, x.error, x.finished_at,
@@ -892,6 +2230,7 @@ BEGIN
         RAISE EXCEPTION 'baton.explain_run: run % does not exist', explain_run.run
             USING ERRCODE = 'no_data_found', COLUMN = 'run';
     END IF;
+    PERFORM baton._authorize_run('explain_run', explain_run.run, 'read');
     RETURN QUERY
     SELECT s.step, s.kind, s.state, baton._explain_step(s, d)
       FROM baton._runs AS r
@@ -908,6 +2247,7 @@ COMMENT ON FUNCTION baton.explain_run(bigint) IS
 CREATE OR REPLACE FUNCTION baton.progress(id bigint, attempt integer, progress jsonb) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_task('progress', progress.id, 'work'); END IF;
     IF progress IS NULL THEN
         PERFORM baton._bad('progress', 'progress', 'must not be NULL (send {} to clear it)');
     END IF;
@@ -939,12 +2279,202 @@ SELECT w.name, w.version, w.version = pg_catalog.max(w.version) OVER (PARTITION 
                     pg_catalog.count(*) FILTER (WHERE r.state = 'failed') AS failed,
                     pg_catalog.count(*) FILTER (WHERE r.state = 'cancelled') AS cancelled
                FROM baton._runs AS r GROUP BY r.workflow, r.version) AS c
-    ON c.workflow = w.name AND c.version = w.version;
+    ON c.workflow = w.name AND c.version = w.version
+ -- restricted workflows the reader may not read (empty without grants)
+ WHERE w.name <> ALL ((SELECT baton._hidden_workflows())::text[]);
 
 COMMENT ON VIEW baton.workflows IS
 'Every version of every workflow: its definition, whether it is the latest (what start() runs), and its runs by state (runs kept by the run retention).';
 
-CREATE OR REPLACE VIEW baton.tasks AS
+CREATE OR REPLACE FUNCTION baton._cron_key(name text, fire timestamptz) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.format('baton:cron:%s:%s', name,
+                             pg_catalog.to_char(fire AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+$$;
+
+CREATE OR REPLACE FUNCTION baton._enqueue_keyed(queue_name text, body jsonb, key text) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    q      baton._queues := baton._queue('enqueue', queue_name);
+    new_id bigint;
+BEGIN
+    LOOP
+        INSERT INTO baton._tasks AS t (queue, max_attempts, payload, dedup_key)
+        VALUES (q.name, q.max_attempts, body, key)
+        ON CONFLICT (queue, dedup_key)
+            WHERE dedup_key IS NOT NULL AND state IN ('scheduled', 'pending', 'running')
+            DO NOTHING
+        RETURNING t.id INTO new_id;
+        IF new_id IS NOT NULL THEN
+            PERFORM baton._wake(q.name);
+            RETURN new_id;
+        END IF;
+        SELECT t.id INTO new_id FROM baton._tasks AS t
+         WHERE t.queue = q.name AND t.dedup_key = key
+           AND t.state IN ('scheduled', 'pending', 'running');
+        IF new_id IS NOT NULL THEN
+            RETURN new_id;
+        END IF;
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton.schedule(name text, cron text, queue text DEFAULT NULL, workflow text DEFAULT NULL,
+                               payload jsonb DEFAULT '{}', catch_up boolean DEFAULT false,
+                               replace boolean DEFAULT true)
+RETURNS timestamptz
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    nxt timestamptz;
+    old baton._schedules;
+BEGIN
+    PERFORM baton._check_name('schedule', 'name', schedule.name);
+    IF schedule.cron IS NULL THEN
+        PERFORM baton._bad('schedule', 'cron', 'must not be NULL');
+    END IF;
+    BEGIN
+        nxt := baton.cron_next(schedule.cron, pg_catalog.now());
+    EXCEPTION WHEN invalid_parameter_value THEN
+        RAISE EXCEPTION 'baton.schedule: %', SQLERRM USING ERRCODE = 'invalid_parameter_value', COLUMN = 'cron';
+    END;
+    IF nxt IS NULL THEN
+        PERFORM baton._bad('schedule', 'cron',
+            pg_catalog.format('%s matches no time within 10 years (e.g. 30 February)',
+                              pg_catalog.quote_literal(schedule.cron)));
+    END IF;
+    IF (schedule.queue IS NULL) = (schedule.workflow IS NULL) THEN
+        RAISE EXCEPTION 'baton.schedule: give exactly one target, queue or workflow (got %)',
+            CASE WHEN schedule.queue IS NULL THEN 'neither' ELSE 'both' END
+            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'queue';
+    END IF;
+    IF schedule.queue IS NOT NULL THEN
+        PERFORM baton._queue('schedule', schedule.queue);
+    ELSIF NOT baton._wf_exists(schedule.workflow) THEN
+        RAISE EXCEPTION 'baton.schedule: workflow "%" does not exist', schedule.workflow
+            USING ERRCODE = 'undefined_object', COLUMN = 'workflow',
+                  HINT = 'Define it with baton.define_workflow().';
+    END IF;
+    IF schedule.payload IS NULL THEN
+        PERFORM baton._bad('schedule', 'payload', 'must not be NULL (use ''{}'' for no payload)');
+    END IF;
+    IF schedule.catch_up IS NULL THEN
+        PERFORM baton._bad('schedule', 'catch_up', 'must not be NULL');
+    END IF;
+    IF schedule.replace IS NULL THEN
+        PERFORM baton._bad('schedule', 'replace', 'must not be NULL');
+    END IF;
+
+    SELECT * INTO old FROM baton._schedules AS s WHERE s.name = schedule.name FOR UPDATE;
+    IF FOUND AND NOT schedule.replace THEN
+        RAISE EXCEPTION 'baton.schedule: schedule "%" already exists', schedule.name
+            USING ERRCODE = 'duplicate_object', COLUMN = 'name',
+                  HINT = 'Pass replace => true to change it, or baton.unschedule() it first.';
+    END IF;
+    IF FOUND THEN
+        -- Re-declaring the same expression keeps a pending fire instead of skipping it.
+        IF old.cron = schedule.cron AND old.next_fire_at IS NOT NULL THEN
+            nxt := old.next_fire_at;
+        END IF;
+        UPDATE baton._schedules AS s
+           SET cron = schedule.cron, queue = schedule.queue, workflow = schedule.workflow,
+               payload = schedule.payload, catch_up = schedule.catch_up, next_fire_at = nxt,
+               updated_at = pg_catalog.now()
+         WHERE s.name = schedule.name;
+    ELSE
+        INSERT INTO baton._schedules (name, cron, queue, workflow, payload, catch_up, next_fire_at)
+        VALUES (schedule.name, schedule.cron, schedule.queue, schedule.workflow, schedule.payload,
+                schedule.catch_up, nxt);
+    END IF;
+    RETURN nxt;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._cron_tick() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s       baton._schedules;
+    now_at  timestamptz := pg_catalog.now();
+    fire    timestamptz;
+    c       timestamptz;
+    nxt     timestamptz;
+    task_id bigint;
+    run_id  bigint;
+    err     text;
+    fired   integer := 0;
+    failed  integer := 0;
+BEGIN
+    FOR s IN
+        SELECT * FROM baton._schedules AS x
+         WHERE x.next_fire_at <= now_at
+         ORDER BY x.next_fire_at
+           FOR UPDATE SKIP LOCKED
+    LOOP
+        -- Which scheduled time to fire for, if any.
+        IF s.catch_up THEN
+            fire := s.next_fire_at;           -- once, for all missed times
+        ELSIF s.next_fire_at >= now_at - baton._cron_grace() THEN
+            fire := s.next_fire_at;           -- on time (or late by less than the grace)
+        ELSE
+            -- Missed: only a time within the grace period may still fire.
+            c := baton.cron_next(s.cron, now_at - baton._cron_grace() - interval '1 microsecond');
+            fire := CASE WHEN c <= now_at THEN c END;
+        END IF;
+        IF fire IS NOT NULL AND NOT s.catch_up THEN
+            -- Several times due within the grace: fire for the latest one only.
+            LOOP
+                c := baton.cron_next(s.cron, fire);
+                EXIT WHEN c IS NULL OR c > now_at;
+                fire := c;
+            END LOOP;
+        END IF;
+        nxt := baton.cron_next(s.cron, now_at);
+
+        task_id := NULL;
+        run_id := NULL;
+        err := NULL;
+        IF fire IS NOT NULL THEN
+            BEGIN
+                IF s.queue IS NOT NULL THEN
+                    task_id := baton._enqueue_keyed(s.queue, s.payload, baton._cron_key(s.name, fire));
+                ELSE
+                    run_id := baton._wf_start(s.workflow, s.payload, baton._cron_key(s.name, fire), NULL,
+                                              NULL, NULL, NULL, NULL);
+                END IF;
+                fired := fired + 1;
+            EXCEPTION WHEN OTHERS THEN
+                -- A dropped queue or a broken workflow must not stop the tick: record and skip.
+                err := SQLERRM;
+                failed := failed + 1;
+                RAISE WARNING 'baton cron: schedule "%" failed to fire for %: %', s.name, fire, err;
+            END;
+        END IF;
+
+        UPDATE baton._schedules AS x
+           SET next_fire_at = nxt,
+               last_fire_at = CASE WHEN fire IS NOT NULL AND err IS NULL THEN fire ELSE x.last_fire_at END,
+               last_task_id = CASE WHEN err IS NULL AND task_id IS NOT NULL THEN task_id ELSE x.last_task_id END,
+               last_run_id  = CASE WHEN err IS NULL AND run_id IS NOT NULL THEN run_id ELSE x.last_run_id END,
+               fire_count   = x.fire_count + CASE WHEN fire IS NOT NULL AND err IS NULL THEN 1 ELSE 0 END,
+               last_error   = CASE WHEN fire IS NOT NULL THEN err ELSE x.last_error END
+         WHERE x.name = s.name;
+    END LOOP;
+    IF failed > 0 THEN
+        RETURN pg_catalog.jsonb_build_object('cron_fired', fired, 'cron_failed', failed);
+    END IF;
+    RETURN pg_catalog.jsonb_build_object('cron_fired', fired);
+END
+$$;
+
+CREATE OR REPLACE VIEW baton.schedules WITH (security_barrier) AS
+SELECT s.name, s.cron, s.queue, s.workflow, s.payload, s.catch_up,
+       s.last_fire_at, s.next_fire_at, s.fire_count, s.last_task_id, s.last_run_id, s.last_error,
+       s.created_at, s.updated_at
+  FROM baton._schedules AS s
+ -- a schedule shows (with its payload) to those who may read its target
+ WHERE COALESCE(s.queue <> ALL ((SELECT baton._hidden_queues())::text[]), true)
+   AND COALESCE(s.workflow <> ALL ((SELECT baton._hidden_workflows())::text[]), true);
+
+CREATE OR REPLACE VIEW baton.tasks WITH (security_barrier) AS
 SELECT t.id, t.queue,
        -- 'scheduled' is an internal detail: to users a delayed task is pending.
        (CASE WHEN t.state = 'scheduled' THEN 'pending' ELSE t.state::text END) AS state,
@@ -953,7 +2483,83 @@ SELECT t.id, t.queue,
        t.run_id, t.step, t.map_index, t.subscription_id, t.event_id,
        COALESCE(t.correlation_id, baton._task_correlation(t.id)) AS correlation_id,
        t.progress
-  FROM baton._tasks AS t;
+  FROM baton._tasks AS t
+ -- restricted queues the reader may not read (empty without grants)
+ WHERE t.queue <> ALL ((SELECT baton._hidden_queues())::text[]);
+
+CREATE OR REPLACE VIEW baton.queue_stats WITH (security_barrier) AS
+SELECT q.name AS queue, q.paused,
+       (SELECT pg_catalog.count(*) FROM baton._tasks AS t WHERE t.queue = q.name AND t.state = 'pending') AS due,
+       (SELECT pg_catalog.count(*) FROM baton._tasks AS t WHERE t.queue = q.name AND t.state = 'scheduled') AS delayed,
+       (SELECT pg_catalog.count(*) FROM baton._tasks AS t WHERE t.queue = q.name AND t.state = 'running') AS running,
+       (SELECT pg_catalog.now() - pg_catalog.min(t.run_at) FROM baton._tasks AS t
+         WHERE t.queue = q.name AND t.state = 'pending') AS oldest_due_age,
+       (SELECT pg_catalog.count(*) FROM baton._tasks AS t
+         WHERE t.queue = q.name AND t.state = 'succeeded'
+           AND t.finished_at > pg_catalog.now() - interval '1 minute') AS succeeded_last_minute,
+       (SELECT pg_catalog.count(*) FROM baton._tasks AS t
+         WHERE t.queue = q.name AND t.state = 'failed'
+           AND t.finished_at > pg_catalog.now() - interval '1 hour') AS failed_last_hour
+  FROM baton._queues AS q
+ WHERE q.name <> ALL ((SELECT baton._hidden_queues())::text[]);
+
+CREATE OR REPLACE VIEW baton.workers AS
+SELECT w.id AS worker, w.host, w.pid, w.queues, w.version, w.started_at, w.last_seen,
+       w.last_seen > pg_catalog.now() - interval '1 minute' AS alive,
+       (SELECT pg_catalog.count(*) FROM baton._tasks AS t WHERE t.state = 'running' AND t.worker = w.id
+           AND t.queue <> ALL ((SELECT baton._hidden_queues())::text[])) AS running
+  FROM baton._workers AS w;
+
+CREATE OR REPLACE FUNCTION baton.explain_task(task bigint) RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t       baton._tasks;
+    q       baton._queues;
+    running bigint;
+    ahead   bigint;
+BEGIN
+    PERFORM baton._authorize_task('explain_task', task, 'read');
+    SELECT * INTO t FROM baton._tasks AS x WHERE x.id = task;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'baton.explain_task: task % does not exist', task
+            USING ERRCODE = 'no_data_found', COLUMN = 'task';
+    END IF;
+    SELECT * INTO q FROM baton._queues AS x WHERE x.name = t.queue;
+    CASE t.state
+    WHEN 'succeeded' THEN
+        RETURN pg_catalog.format('succeeded at %s on attempt %s', t.finished_at, t.attempt);
+    WHEN 'failed' THEN
+        RETURN pg_catalog.format('failed for good at %s: attempts spent (%s of %s); last error: %s; baton.retry(%s) runs it again',
+                                 t.finished_at, t.attempt, t.max_attempts, COALESCE(t.error, 'none'), t.id);
+    WHEN 'cancelled' THEN
+        RETURN pg_catalog.format('cancelled at %s', t.finished_at);
+    WHEN 'running' THEN
+        RETURN pg_catalog.format('running: attempt %s of %s leased to worker %s until %s',
+                                 t.attempt, t.max_attempts, COALESCE(t.worker, '?'), t.lease_expires_at);
+    WHEN 'scheduled' THEN
+        RETURN pg_catalog.format('delayed until %s (in %s)%s', t.run_at, t.run_at - pg_catalog.now(),
+                                 CASE WHEN t.attempt > 0 THEN pg_catalog.format('; retry after attempt %s failed: %s', t.attempt, COALESCE(t.error, '?')) ELSE '' END);
+    ELSE
+        IF q.paused THEN
+            RETURN pg_catalog.format('due, but queue "%s" is paused: baton.resume_queue(%L)', q.name, q.name);
+        END IF;
+        IF q.concurrency IS NOT NULL THEN
+            SELECT pg_catalog.count(*) INTO running FROM baton._tasks AS x WHERE x.queue = q.name AND x.state = 'running';
+            IF running >= q.concurrency THEN
+                RETURN pg_catalog.format('due, but queue "%s" is at its concurrency limit (%s running of %s)', q.name, running, q.concurrency);
+            END IF;
+        END IF;
+        SELECT pg_catalog.count(*) INTO ahead FROM baton._tasks AS x
+         WHERE x.queue = q.name AND x.state = 'pending'
+           AND (x.priority > t.priority OR (x.priority = t.priority AND (x.run_at, x.id) < (t.run_at, t.id)));
+        RETURN pg_catalog.format('due since %s, waiting for a worker of queue "%s" (%s due tasks ahead of it)%s',
+                                 t.run_at, q.name, ahead,
+                                 CASE WHEN NOT EXISTS (SELECT 1 FROM baton._workers AS w
+                                                        WHERE q.name = ANY (w.queues) AND w.last_seen > pg_catalog.now() - interval '1 minute')
+                                      THEN '; no live worker serves this queue' ELSE '' END);
+    END CASE;
+END
+$$;
 
 -- baton 0.1.0 -> 0.2.0: state changes that need the new code (run after it; see
 -- scripts/upgrade-script.py).  Each as in sql/src.
@@ -971,51 +2577,16 @@ CREATE TRIGGER _tasks_wait_deleted BEFORE DELETE ON baton._tasks
     EXECUTE FUNCTION baton._wait_ended('task');
 
 -- ---- privileges, as the install script sets them (idempotent) ----
-GRANT USAGE ON SCHEMA baton TO baton_admin, baton_producer, baton_worker;
-GRANT EXECUTE ON FUNCTION baton.publish(text, jsonb, text, uuid, bigint) TO baton_producer;
-GRANT EXECUTE ON FUNCTION
-    baton.subscribe(text, text, text, text, text, text, text, integer, integer, boolean),
-    baton.unsubscribe(text, boolean),
-    baton.pause_subscription(text),
-    baton.resume_subscription(text),
-    baton.replay(text, timestamptz, timestamptz),
-    baton.set_event_retention(interval)
-  TO baton_admin;
-GRANT EXECUTE ON FUNCTION baton.retry_dead_letters(text) TO baton_admin;
-GRANT EXECUTE ON FUNCTION baton.trace(uuid), baton.trace_graph(uuid)
-  TO baton_admin, baton_producer, baton_worker;
-GRANT SELECT ON baton.events, baton.subscriptions, baton.subscription_dead_letters
-  TO baton_admin, baton_producer, baton_worker;
-GRANT EXECUTE ON FUNCTION
-    baton.start(text, jsonb, text, uuid, bigint, bigint),
-    baton.run_status(bigint)
-  TO baton_producer;
-GRANT EXECUTE ON FUNCTION
-    baton.define_workflow(text, jsonb),
-    baton.cancel_run(bigint),
-    baton.run_status(bigint),
-    baton.graph(text),
-    baton.graph(bigint),
-    baton.set_run_retention(interval)
-  TO baton_admin;
-GRANT SELECT ON baton.runs, baton.run_steps TO baton_admin, baton_producer, baton_worker;
-GRANT SELECT ON baton.workflows TO baton_admin, baton_producer, baton_worker;
-GRANT EXECUTE ON FUNCTION
-    baton.schedule(text, text, text, text, jsonb, boolean, boolean),
-    baton.unschedule(text)
-  TO baton_admin;
-GRANT EXECUTE ON FUNCTION baton.scheduler_running() TO baton_admin, baton_worker;
-GRANT EXECUTE ON FUNCTION baton.cron_next(text, timestamptz)
-  TO baton_admin, baton_producer, baton_worker;
-GRANT SELECT ON baton.schedules TO baton_admin, baton_producer, baton_worker;
-GRANT EXECUTE ON FUNCTION baton.explain_task(bigint) TO baton_admin;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA baton FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA baton FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA baton FROM PUBLIC;
+GRANT USAGE ON SCHEMA baton TO baton_admin, baton_producer, baton_worker;
 GRANT baton_producer, baton_worker TO baton_admin;
 GRANT EXECUTE ON FUNCTION
     baton.enqueue(text, jsonb, timestamptz, integer, integer, text, interval, interval, uuid, interval, interval),
-    baton.enqueue_many(text, jsonb, timestamptz, integer, integer, interval, interval, uuid)
+    baton.enqueue_many(text, jsonb, timestamptz, integer, integer, interval, interval, uuid),
+    baton.publish(text, jsonb, text, uuid),
+    baton.start(text, jsonb, text, uuid)
   TO baton_producer;
 GRANT EXECUTE ON FUNCTION
     baton.claim(text[], text, integer, boolean),
@@ -1030,22 +2601,60 @@ GRANT EXECUTE ON FUNCTION
     baton.register_worker(text, text[], text, integer, text),
     baton.worker_seen(text),
     baton.unregister_worker(text),
-    baton.tick()
+    baton.check_worker_access(text[]),
+    baton.tick(),
+    baton.scheduler_running()
   TO baton_worker;
 GRANT EXECUTE ON FUNCTION
-    baton.create_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, boolean),
     baton.alter_queue(text, integer, integer, interval, interval, interval, integer, interval, interval),
-    baton.drop_queue(text, boolean),
     baton.pause_queue(text),
     baton.resume_queue(text),
     baton.cancel(bigint),
     baton.retry(bigint),
-    baton.purge(text, interval, text[])
-  TO baton_admin;
-GRANT SELECT ON baton.tasks, baton.queues, baton.queue_stats, baton.workers
+    baton.purge(text, interval, text[]),
+    baton.define_workflow(text, jsonb),
+    baton.cancel_run(bigint),
+    baton.explain_task(bigint),
+    baton.run_status(bigint),
+    baton.graph(text),
+    baton.graph(bigint),
+    baton.trace(uuid),
+    baton.trace_graph(uuid),
+    baton.cron_next(text, timestamptz)
   TO baton_admin, baton_producer, baton_worker;
-GRANT EXECUTE ON FUNCTION baton._task_correlation(bigint) TO baton_admin, baton_producer, baton_worker;
-GRANT EXECUTE ON FUNCTION baton.wait_run(bigint, interval), baton.wait_task(bigint, interval)
+GRANT EXECUTE ON FUNCTION
+    baton.create_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, boolean),
+    baton.drop_queue(text, boolean),
+    baton.subscribe(text, text, text, text, text, text, text, integer, integer, boolean),
+    baton.unsubscribe(text, boolean),
+    baton.pause_subscription(text),
+    baton.resume_subscription(text),
+    baton.replay(text, timestamptz, timestamptz),
+    baton.retry_dead_letters(text),
+    baton.set_event_retention(interval),
+    baton.set_run_retention(interval),
+    baton.schedule(text, text, text, text, jsonb, boolean, boolean),
+    baton.unschedule(text),
+    baton.grant_queue(text, name, text),
+    baton.revoke_queue(text, name, text),
+    baton.grant_topic(text, name, text),
+    baton.revoke_topic(text, name, text),
+    baton.grant_workflow(text, name, text),
+    baton.revoke_workflow(text, name, text)
+  TO baton_admin;
+GRANT SELECT ON baton.tasks, baton.queues, baton.queue_stats, baton.workers,
+                baton.events, baton.subscriptions, baton.subscription_dead_letters,
+                baton.runs, baton.run_steps, baton.schedules, baton.grants, baton.workflows
+  TO baton_admin, baton_producer, baton_worker;
+GRANT EXECUTE ON FUNCTION
+    baton._task_correlation(bigint),
+    baton._hidden_queues(),
+    baton._hidden_workflows(),
+    baton._topics_filtered(),
+    baton._topic_hidden(text),
+    baton._grant_visible(name)
+  TO baton_admin, baton_producer, baton_worker;
+GRANT EXECUTE ON FUNCTION baton.wait_run(bigint, interval), baton.wait_task(bigint, interval),
+                          baton.explain_run(bigint)
   TO baton_admin, baton_producer, baton_worker;
 GRANT EXECUTE ON FUNCTION baton.progress(bigint, integer, jsonb) TO baton_admin, baton_worker;
-GRANT EXECUTE ON FUNCTION baton.explain_run(bigint) TO baton_admin;

@@ -13,7 +13,6 @@ BEGIN
 END
 $roles$;
 
-GRANT USAGE ON SCHEMA baton TO baton_admin, baton_producer, baton_worker;
 
 -- 'scheduled' is internal: a pending task whose run_at is in the future.  The
 -- public views show it as 'pending'; keeping it apart keeps claim flat when

@@ -73,18 +73,6 @@ BEGIN
 END
 $$;
 
--- Checks a queue name: 1-128 characters of letters, digits, '_', '-', '.', ':'.
-CREATE FUNCTION baton._check_queue_name(fn text, queue text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF queue IS NULL OR queue !~ '^[A-Za-z0-9_.:-]{1,128}$' THEN
-        PERFORM baton._bad(fn, 'queue',
-            pg_catalog.format('must be 1-128 characters of letters, digits, "_", "-", ".", ":" (got %s)',
-                              COALESCE(pg_catalog.quote_literal(queue), 'NULL')));
-    END IF;
-END
-$$;
-
 -- Returns the queue row, or raises undefined_object naming the queue.
 CREATE FUNCTION baton._queue(fn text, queue text) RETURNS baton._queues
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -138,7 +126,7 @@ CREATE FUNCTION baton.create_queue(queue text,
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM baton._check_queue_name('create_queue', queue);
+    PERFORM baton._check_name('create_queue', 'queue', queue);
     IF max_attempts IS NULL THEN PERFORM baton._bad('create_queue', 'max_attempts', 'must not be NULL'); END IF;
     IF lease IS NULL THEN PERFORM baton._bad('create_queue', 'lease', 'must not be NULL'); END IF;
     IF backoff_base IS NULL THEN PERFORM baton._bad('create_queue', 'backoff_base', 'must not be NULL'); END IF;
@@ -178,6 +166,7 @@ CREATE FUNCTION baton.alter_queue(queue text,
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM baton._authorize_queue('alter_queue', queue, 'manage');
     PERFORM baton._queue('alter_queue', queue);
     PERFORM baton._check_queue_options('alter_queue', concurrency, max_attempts, lease, backoff_base,
                                        backoff_cap, rate_limit, rate_period, retention);
@@ -259,6 +248,7 @@ COMMENT ON FUNCTION baton.drop_queue(text, boolean) IS
 CREATE FUNCTION baton.pause_queue(queue text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM baton._authorize_queue('pause_queue', queue, 'manage');
     PERFORM baton._queue('pause_queue', queue);
     UPDATE baton._queues AS q SET paused = true WHERE q.name = pause_queue.queue;
 END
@@ -269,6 +259,7 @@ COMMENT ON FUNCTION baton.pause_queue(text) IS
 CREATE FUNCTION baton.resume_queue(queue text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM baton._authorize_queue('resume_queue', queue, 'manage');
     PERFORM baton._queue('resume_queue', queue);
     UPDATE baton._queues AS q SET paused = false WHERE q.name = resume_queue.queue;
     PERFORM baton._wake(queue);

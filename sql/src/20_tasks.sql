@@ -76,6 +76,8 @@ DECLARE
     due       timestamptz;
     new_id    bigint;
 BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_queue('enqueue', enqueue.queue, 'enqueue'); END IF;
+    PERFORM baton._check_user_key('enqueue', 'dedup_key', enqueue.dedup_key);
     IF enqueue.payload IS NULL THEN
         PERFORM baton._bad('enqueue', 'payload', 'must not be NULL (use ''{}'' for no payload)');
     END IF;
@@ -130,6 +132,7 @@ DECLARE
     q   baton._queues;
     due timestamptz;
 BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_queue('enqueue_many', enqueue_many.queue, 'enqueue'); END IF;
     IF jsonb_typeof(enqueue_many.payloads) IS DISTINCT FROM 'array' THEN
         PERFORM baton._bad('enqueue_many', 'payloads',
                            pg_catalog.format('must be a JSON array (got %s)',
@@ -245,6 +248,7 @@ DECLARE
     slots      integer;
     tokens     double precision;
 BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_queues('claim', queues, 'work'); END IF;
     IF queues IS NULL OR pg_catalog.cardinality(queues) = 0 THEN
         PERFORM baton._bad('claim', 'queues', 'must name at least one queue');
     END IF;
@@ -342,6 +346,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t baton._tasks;
 BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_task('complete', complete.id, 'work'); END IF;
     -- A queue without history (retention 0): see complete_many.  Looked for
     -- only when one exists, so other completions find their task once.
     IF EXISTS (SELECT 1 FROM baton._queues AS q WHERE q.retention = interval '0') THEN
@@ -381,6 +386,7 @@ DECLARE
     nohist   text[];
     dropped  bigint[];
 BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_tasks('complete_many', ids, 'work'); END IF;
     IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(attempts) THEN
         PERFORM baton._bad('complete_many', 'attempts', 'must have as many elements as ids');
     END IF;
@@ -449,6 +455,7 @@ DECLARE
     q     baton._queues;
     delay interval;
 BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_task('fail', fail.id, 'work'); END IF;
     IF retry_in < interval '0' THEN
         PERFORM baton._bad('fail', 'retry_in', pg_catalog.format('must not be negative (got %s)', retry_in));
     END IF;
@@ -490,6 +497,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     f record;
 BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_tasks('fail_many', ids, 'work'); END IF;
     IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(attempts) THEN
         PERFORM baton._bad('fail_many', 'attempts', 'must have as many elements as ids');
     END IF;
@@ -515,11 +523,12 @@ COMMENT ON FUNCTION baton.fail_many(bigint[], integer[], text[], boolean) IS
 CREATE FUNCTION baton.heartbeat(id bigint, attempt integer, extend interval DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_task('heartbeat', heartbeat.id, 'work'); END IF;
     IF extend <= interval '0' THEN
         PERFORM baton._bad('heartbeat', 'extend', pg_catalog.format('must be positive (got %s)', extend));
     END IF;
     UPDATE baton._tasks AS x
-       SET lease_expires_at = pg_catalog.now() + COALESCE(heartbeat.extend, x.timeout, q.lease)
+       SET lease_expires_at = pg_catalog.now() + COALESCE(LEAST(heartbeat.extend, GREATEST(x.timeout, q.lease)), x.timeout, q.lease)
       FROM baton._queues AS q
      WHERE x.id = heartbeat.id AND x.attempt = heartbeat.attempt AND x.state = 'running' AND q.name = x.queue;
     RETURN FOUND;
@@ -532,6 +541,7 @@ CREATE FUNCTION baton.heartbeat_many(ids bigint[], attempts integer[], extend in
 RETURNS SETOF bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_tasks('heartbeat_many', ids, 'work'); END IF;
     IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(attempts) THEN
         PERFORM baton._bad('heartbeat_many', 'attempts', 'must have as many elements as ids');
     END IF;
@@ -540,7 +550,7 @@ BEGIN
     END IF;
     RETURN QUERY
     UPDATE baton._tasks AS x
-       SET lease_expires_at = pg_catalog.now() + COALESCE(heartbeat_many.extend, x.timeout, q.lease)
+       SET lease_expires_at = pg_catalog.now() + COALESCE(LEAST(heartbeat_many.extend, GREATEST(x.timeout, q.lease)), x.timeout, q.lease)
       FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts)) AS u(i, a), baton._queues AS q
      -- the state as text: see complete_many
      WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running' AND q.name = x.queue
@@ -555,6 +565,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     q text;
 BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_task('release', release.id, 'work'); END IF;
     -- The attempt number keeps growing (it is the fencing token), so the
     -- released attempt is refunded by raising max_attempts instead.
     UPDATE baton._tasks AS x
@@ -578,6 +589,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     i integer;
 BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_tasks('release_many', ids, 'work'); END IF;
     IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(attempts) THEN
         PERFORM baton._bad('release_many', 'attempts', 'must have as many elements as ids');
     END IF;
@@ -610,6 +622,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t baton._tasks;
 BEGIN
+    PERFORM baton._authorize_task('cancel', task, 'manage');
     t := baton._task('cancel', task);
     IF t.state NOT IN ('scheduled', 'pending', 'running') THEN
         RETURN false;
@@ -636,6 +649,7 @@ DECLARE
     t baton._tasks;
     budget integer;
 BEGIN
+    PERFORM baton._authorize_task('retry', task, 'manage');
     t := baton._task('retry', task);
     IF t.state NOT IN ('failed', 'cancelled') THEN
         RETURN false;
@@ -672,6 +686,7 @@ DECLARE
     n bigint;
     s text;
 BEGIN
+    PERFORM baton._authorize_queue('purge', COALESCE(queue, '*'), 'manage');
     IF older_than IS NULL OR older_than < interval '0' THEN
         PERFORM baton._bad('purge', 'older_than', 'must be a non-negative interval');
     END IF;
@@ -704,6 +719,7 @@ CREATE FUNCTION baton.register_worker(worker text, queues text[], host text DEFA
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM baton._authorize_queues('register_worker', queues, 'work');
     IF worker IS NULL OR worker = '' THEN
         PERFORM baton._bad('register_worker', 'worker', 'must not be empty');
     END IF;

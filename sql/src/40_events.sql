@@ -178,9 +178,10 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     run bigint;
 BEGIN
-    run := baton.start(s.workflow, e.payload,
-                       idempotency_key => CASE WHEN replay THEN NULL ELSE 'event:' || e.id || ':' || s.name END,
-                       correlation_id => e.correlation_id, cause_event_id => e.id, subscription_id => s.id);
+    -- The delivery key is in the "baton:" namespace no caller may use.
+    run := baton._wf_start(s.workflow, e.payload,
+                           CASE WHEN replay THEN NULL ELSE 'baton:event:' || e.id || ':' || s.name END,
+                           e.correlation_id, e.id, s.id, NULL, NULL);
     INSERT INTO baton._ev_runs (run_id, subscription_id, event_id) VALUES (run, s.id, e.id)
     ON CONFLICT ON CONSTRAINT _ev_runs_pkey DO NOTHING;
     RETURN run;
@@ -255,29 +256,20 @@ END
 $$;
 
 CREATE FUNCTION baton.publish(topic text, payload jsonb DEFAULT '{}', key text DEFAULT NULL,
-                              correlation_id uuid DEFAULT NULL, cause_task_id bigint DEFAULT NULL)
+                              correlation_id uuid DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    corr uuid := publish.correlation_id;
 BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'topic') THEN PERFORM baton._authorize_topic('publish', publish.topic, 'publish'); END IF;
     PERFORM baton._ev_check_topic('publish', 'topic', publish.topic);
     IF publish.payload IS NULL THEN
         PERFORM baton._bad('publish', 'payload', 'must not be NULL (use ''{}'' for no payload)');
     END IF;
-    IF publish.cause_task_id IS NOT NULL THEN
-        SELECT COALESCE(corr, t.correlation_id, baton._task_correlation(t.id)) INTO corr
-          FROM baton._tasks AS t WHERE t.id = publish.cause_task_id;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'baton.publish: cause_task_id: task % does not exist', publish.cause_task_id
-                USING ERRCODE = 'no_data_found', COLUMN = 'cause_task_id';
-        END IF;
-    END IF;
-    RETURN baton._publish(publish.topic, publish.payload, publish.key, corr, publish.cause_task_id, NULL, NULL);
+    RETURN baton._publish(publish.topic, publish.payload, publish.key, publish.correlation_id, NULL, NULL, NULL);
 END
 $$;
-COMMENT ON FUNCTION baton.publish(text, jsonb, text, uuid, bigint) IS
-'Appends an event to the log and, in the caller''s transaction, fans it out to every matching subscription (one task per queue subscription, one run per workflow subscription). correlation_id defaults to the cause task''s, else a new one; cause_task_id links the event to the task that caused it (e.g. a handler publishing from SQL). Returns the event id.';
+COMMENT ON FUNCTION baton.publish(text, jsonb, text, uuid) IS
+'Appends an event to the log and, in the caller''s transaction, fans it out to every matching subscription (one task per queue subscription, one run per workflow subscription). correlation_id defaults to a new one (pass a task''s to join its trace; an event caused by a task is published by returning it under "emit" in the task''s result). Returns the event id.';
 
 -- Subscriptions -------------------------------------------------------------
 
@@ -295,11 +287,7 @@ DECLARE
     tok_topic text;
     sub_id    bigint;
 BEGIN
-    IF subscribe.name IS NULL OR subscribe.name !~ '^[A-Za-z0-9_.:-]{1,128}$' THEN
-        PERFORM baton._bad('subscribe', 'name',
-            pg_catalog.format('must be 1-128 characters of letters, digits, "_", "-", ".", ":" (got %s)',
-                              COALESCE(pg_catalog.quote_literal(subscribe.name), 'NULL')));
-    END IF;
+    PERFORM baton._check_name('subscribe', 'name', subscribe.name);
     rx := baton._ev_compile_pattern('subscribe', subscribe.topic);
     IF (subscribe.queue IS NULL) = (subscribe.workflow IS NULL) THEN
         PERFORM baton._bad('subscribe', 'queue', 'exactly one of queue and workflow must be given');
@@ -444,6 +432,8 @@ BEGIN
             PERFORM baton._bad('complete', 'result.emit',
                 pg_catalog.format('element %s %s (task %s, got %s)', n, bad, task.id, ev));
         END IF;
+        -- An emit is the completing worker publishing: it needs publish on a restricted topic.
+        PERFORM baton._authorize_topic('complete', ev ->> 'topic', 'publish');
         n := n + 1;
     END LOOP;
     FOR ev IN SELECT x FROM pg_catalog.jsonb_array_elements(list) WITH ORDINALITY AS e(x, i) ORDER BY e.i LOOP
@@ -499,7 +489,7 @@ DECLARE
     topic text;
 BEGIN
     SELECT v.state::text AS state, v.output, v.error, v.correlation_id, v.subscription_id, v.cause_event_id
-      INTO r FROM baton.runs AS v WHERE v.id = _ev_on_run_end.run_id;
+      INTO r FROM baton._runs AS v WHERE v.id = _ev_on_run_end.run_id;
     IF NOT FOUND OR r.subscription_id IS NULL OR r.state NOT IN ('succeeded', 'failed', 'cancelled') THEN
         RETURN;
     END IF;
@@ -625,12 +615,3 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     SELECT pg_catalog.jsonb_build_object('events_purged', baton._ev_purge(10000))
 $$;
 
-GRANT EXECUTE ON FUNCTION baton.publish(text, jsonb, text, uuid, bigint) TO baton_producer;
-GRANT EXECUTE ON FUNCTION
-    baton.subscribe(text, text, text, text, text, text, text, integer, integer, boolean),
-    baton.unsubscribe(text, boolean),
-    baton.pause_subscription(text),
-    baton.resume_subscription(text),
-    baton.replay(text, timestamptz, timestamptz),
-    baton.set_event_retention(interval)
-  TO baton_admin;

@@ -1,14 +1,16 @@
 -- 42_events_views.sql — choreography made visible: the event and subscription views, dead letters, trace.
 
-CREATE VIEW baton.events AS
+CREATE VIEW baton.events WITH (security_barrier) AS
 SELECT e.id, e.topic, e.key, e.payload, e.correlation_id, e.cause_task_id, e.cause_run_id, e.cause_step,
        e.published_at
-  FROM baton._events AS e;
+  FROM baton._events AS e
+ -- topics matched by a topic grant the reader lacks read on (nothing without grants)
+ WHERE NOT (SELECT baton._topics_filtered()) OR NOT baton._topic_hidden(e.topic);
 COMMENT ON VIEW baton.events IS 'The event log (append-only; old events leave by retention, see baton.set_event_retention).';
 
 -- Counts come from the tasks (queue targets) or the runs (workflow targets)
 -- still kept: finished tasks leave with their queue's retention.
-CREATE VIEW baton.subscriptions AS
+CREATE VIEW baton.subscriptions WITH (security_barrier) AS
 SELECT s.id, s.name, s.topic,
        CASE WHEN s.queue IS NOT NULL THEN 'queue' ELSE 'workflow' END AS target_kind,
        COALESCE(s.queue, s.workflow) AS target, s.queue, s.workflow,
@@ -30,14 +32,17 @@ SELECT s.id, s.name, s.topic,
                pg_catalog.count(*) FILTER (WHERE r.state = 'succeeded') AS succeeded,
                pg_catalog.count(*) FILTER (WHERE r.state = 'failed') AS failed,
                pg_catalog.count(*) FILTER (WHERE r.state = 'cancelled') AS cancelled
-          FROM baton._ev_runs AS r WHERE r.subscription_id = s.id) AS rc;
+          FROM baton._ev_runs AS r WHERE r.subscription_id = s.id) AS rc
+ -- a subscription (with its delivery counts) shows to those who may read its target
+ WHERE COALESCE(s.queue <> ALL ((SELECT baton._hidden_queues())::text[]), true)
+   AND COALESCE(s.workflow <> ALL ((SELECT baton._hidden_workflows())::text[]), true);
 COMMENT ON VIEW baton.subscriptions IS 'Subscriptions: topic pattern, target (queue or workflow), filter, tokens, and counts of deliveries (tasks or runs still kept): delivered, live, succeeded, failed (dead letters), cancelled.';
 
-CREATE VIEW baton.subscription_dead_letters AS
+CREATE VIEW baton.subscription_dead_letters WITH (security_barrier) AS
 SELECT s.name AS subscription, t.id AS task_id, t.queue, t.event_id, t.payload ->> 'topic' AS topic,
        t.payload ->> 'key' AS key, t.attempt AS attempts, t.error, t.finished_at, t.correlation_id
   FROM baton._tasks AS t JOIN baton._subscriptions AS s ON s.id = t.subscription_id
- WHERE t.state = 'failed';
+ WHERE t.state = 'failed' AND t.queue <> ALL ((SELECT baton._hidden_queues())::text[]);
 COMMENT ON VIEW baton.subscription_dead_letters IS
 'Tasks of queue subscriptions that spent their attempts; retry them with baton.retry_dead_letters(subscription) or baton.retry(task).';
 
@@ -139,12 +144,36 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
       FROM p LEFT JOIN dd ON dd.node_key = p.node_key
 $$;
 
+-- The chain as the invoker may see it: every node stays (so the links hold),
+-- but one of a queue, topic or workflow it may not read shows only its kind,
+-- id and cause, with state 'hidden' and detail {"hidden": true}.
+CREATE FUNCTION baton._ev_trace_visible(correlation uuid)
+RETURNS TABLE (at timestamptz, kind text, id bigint, name text, state text, cause_kind text, cause_id bigint,
+               detail jsonb, node_key text, parent_key text, ord bigint)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT r.at, r.kind, r.id,
+           CASE WHEN h.hidden THEN NULL ELSE r.name END,
+           CASE WHEN h.hidden THEN 'hidden' ELSE r.state END,
+           r.cause_kind, r.cause_id,
+           CASE WHEN h.hidden THEN '{"hidden": true}'::jsonb ELSE r.detail END,
+           r.node_key, r.parent_key, r.ord
+      FROM baton._ev_trace_rows(correlation) AS r,
+           (SELECT baton._hidden_queues() AS q, baton._hidden_workflows() AS w,
+                   baton._topics_filtered() AS t) AS v,
+           LATERAL (SELECT CASE r.kind
+                        WHEN 'task' THEN r.name = ANY (v.q)
+                        WHEN 'event' THEN v.t AND baton._topic_hidden(r.name)
+                        WHEN 'run' THEN r.name = ANY (v.w)
+                        WHEN 'step' THEN COALESCE((SELECT x.workflow FROM baton._runs AS x WHERE x.id = r.id) = ANY (v.w), true)
+                        ELSE true END AS hidden) AS h
+$$;
+
 CREATE FUNCTION baton.trace(correlation uuid)
 RETURNS TABLE (at timestamptz, kind text, id bigint, name text, state text,
                cause_kind text, cause_id bigint, detail jsonb)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT r.at, r.kind, r.id, r.name, r.state, r.cause_kind, r.cause_id, r.detail
-      FROM baton._ev_trace_rows(correlation) AS r
+      FROM baton._ev_trace_visible(correlation) AS r
      ORDER BY r.ord
 $$;
 COMMENT ON FUNCTION baton.trace(uuid) IS
@@ -162,7 +191,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
         SELECT x.*, pg_catalog.regexp_replace(x.kind, '[^A-Za-z0-9_]', '_', 'g') || '_' || COALESCE(x.id::text, 'x')
                     -- steps share their run's id: the position makes them unique
                     || CASE WHEN x.kind = 'step' THEN '_' || x.ord ELSE '' END AS mid
-          FROM baton._ev_trace_rows(correlation) AS x),
+          FROM baton._ev_trace_visible(correlation) AS x),
     nodes AS (
         SELECT r.ord, '    ' || r.mid
                || CASE r.kind WHEN 'event' THEN '(["' WHEN 'task' THEN '["' WHEN 'run' THEN '[["' ELSE '("' END
@@ -187,9 +216,3 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION baton.trace_graph(uuid) IS
 'The causal chain of a correlation id as a Mermaid flowchart: events (stadium), tasks (box, coloured by state), runs (subroutine), steps (rounded), edges cause --> effect.';
-
-GRANT EXECUTE ON FUNCTION baton.retry_dead_letters(text) TO baton_admin;
-GRANT EXECUTE ON FUNCTION baton.trace(uuid), baton.trace_graph(uuid)
-  TO baton_admin, baton_producer, baton_worker;
-GRANT SELECT ON baton.events, baton.subscriptions, baton.subscription_dead_letters
-  TO baton_admin, baton_producer, baton_worker;

@@ -281,11 +281,8 @@ DECLARE
     ver     integer;
     anc     jsonb := '{}';    -- step -> the steps that always end before it starts
 BEGIN
-    IF define_workflow.name IS NULL OR define_workflow.name !~ '^[A-Za-z0-9_.:-]{1,128}$' THEN
-        PERFORM baton._bad('define_workflow', 'name',
-            pg_catalog.format('must be 1-128 characters of letters, digits, "_", "-", ".", ":" (got %s)',
-                              COALESCE(pg_catalog.quote_literal(define_workflow.name), 'NULL')));
-    END IF;
+    PERFORM baton._check_name('define_workflow', 'name', define_workflow.name);
+    PERFORM baton._authorize_definition(define_workflow.name, definition);
     IF pg_catalog.jsonb_typeof(definition) IS DISTINCT FROM 'object' THEN
         PERFORM baton._wf_bad(NULL, pg_catalog.format('definition must be a JSON object {"steps": {...}} (got %s)',
                                                       COALESCE(pg_catalog.jsonb_typeof(definition), 'NULL')));

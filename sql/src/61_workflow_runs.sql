@@ -527,11 +527,12 @@ END
 $$;
 
 CREATE FUNCTION baton.start(workflow text, input jsonb DEFAULT '{}', idempotency_key text DEFAULT NULL,
-                            correlation_id uuid DEFAULT NULL, cause_event_id bigint DEFAULT NULL,
-                            subscription_id bigint DEFAULT NULL)
+                            correlation_id uuid DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'workflow') THEN PERFORM baton._authorize_workflow('start', start.workflow, 'start'); END IF;
+    PERFORM baton._check_user_key('start', 'idempotency_key', start.idempotency_key);
     IF start.workflow IS NULL THEN
         PERFORM baton._bad('start', 'workflow', 'must not be NULL');
     END IF;
@@ -542,15 +543,16 @@ BEGIN
         PERFORM baton._bad('start', 'idempotency_key', 'must not be empty');
     END IF;
     RETURN baton._wf_start(start.workflow, start.input, start.idempotency_key, start.correlation_id,
-                           start.cause_event_id, start.subscription_id, NULL, NULL);
+                           NULL, NULL, NULL, NULL);
 END
 $$;
-COMMENT ON FUNCTION baton.start(text, jsonb, text, uuid, bigint, bigint) IS
+COMMENT ON FUNCTION baton.start(text, jsonb, text, uuid) IS
 'Starts a run of the latest version of a workflow in the caller''s transaction and returns the run id. The same idempotency_key returns the same run. The run and its tasks carry correlation_id (a new one when NULL).';
 
 CREATE FUNCTION baton.cancel_run(run bigint) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM baton._authorize_run('cancel_run', cancel_run.run, 'manage');
     IF NOT EXISTS (SELECT 1 FROM baton._runs AS x WHERE x.id = cancel_run.run) THEN
         RAISE EXCEPTION 'baton.cancel_run: run % does not exist', cancel_run.run
             USING ERRCODE = 'no_data_found', COLUMN = 'run';

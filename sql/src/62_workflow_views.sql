@@ -1,14 +1,16 @@
 -- 62_workflow_views.sql — orchestration, part 3: seeing runs (views, run_status, Mermaid graphs, trace) and grants.
 
-CREATE VIEW baton.runs AS
+CREATE VIEW baton.runs WITH (security_barrier) AS
 SELECT r.id, r.workflow, r.version, r.state, r.input, r.output, r.error, r.created_at, r.finished_at,
        r.correlation_id, r.parent_run_id, r.parent_step, r.cause_event_id, r.subscription_id,
        r.idempotency_key, r.compensation, r.steps_left
-  FROM baton._runs AS r;
+  FROM baton._runs AS r
+ -- restricted workflows the reader may not read (empty without grants)
+ WHERE r.workflow <> ALL ((SELECT baton._hidden_workflows())::text[]);
 COMMENT ON VIEW baton.runs IS
 'Workflow runs: state running, succeeded, failed or cancelled; compensation is NULL (nothing to undo), running or done.';
 
-CREATE VIEW baton.run_steps AS
+CREATE VIEW baton.run_steps WITH (security_barrier) AS
 SELECT s.run_id, s.step, s.kind, s.state,
        COALESCE(t.attempt, s.attempts) AS attempt, t.max_attempts,
        s.output, s.error, s.started_at, s.finished_at,
@@ -18,7 +20,9 @@ SELECT s.run_id, s.step, s.kind, s.state,
        s.child_run_id, s.wake_at, s.wait_topic, s.wait_key,
        s.comp_task_id AS compensation_task_id, s.deps_left, s.ord
   FROM baton._run_steps AS s
-  LEFT JOIN baton._tasks AS t ON t.id = s.task_id;
+  LEFT JOIN baton._tasks AS t ON t.id = s.task_id
+ WHERE pg_catalog.cardinality((SELECT baton._hidden_workflows())) = 0
+    OR (SELECT r.workflow FROM baton._runs AS r WHERE r.id = s.run_id) <> ALL ((SELECT baton._hidden_workflows())::text[]);
 COMMENT ON VIEW baton.run_steps IS
 'Every step of every run: pending, waiting (sleep, wait_event), running, succeeded, failed, skipped, cancelled, compensating, compensated; with its task, map progress (map_done of map_total) or child run.';
 
@@ -27,6 +31,7 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp A
 DECLARE
     res jsonb;
 BEGIN
+    PERFORM baton._authorize_run('run_status', run_status.run, 'read');
     SELECT pg_catalog.to_jsonb(r) || pg_catalog.jsonb_build_object('steps',
                (SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(s) - 'run_id' ORDER BY s.ord, s.step)
                   FROM baton.run_steps AS s WHERE s.run_id = r.id))
@@ -79,6 +84,7 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp A
 DECLARE
     ver integer;
 BEGIN
+    PERFORM baton._authorize_workflow('graph', graph.workflow, 'read');
     SELECT pg_catalog.max(w.version) INTO ver FROM baton._workflows AS w WHERE w.name = graph.workflow;
     IF ver IS NULL THEN
         RAISE EXCEPTION 'baton.graph: workflow "%" does not exist', graph.workflow
@@ -95,6 +101,7 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp A
 DECLARE
     r baton._runs;
 BEGIN
+    PERFORM baton._authorize_run('graph', graph.run, 'read');
     SELECT * INTO r FROM baton._runs AS x WHERE x.id = graph.run;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'baton.graph: run % does not exist', graph.run
@@ -128,19 +135,3 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
       FROM baton._runs AS r JOIN baton._run_steps AS s ON s.run_id = r.id
      WHERE r.correlation_id = _wf_trace.correlation AND s.state <> 'pending'
 $$;
-
-GRANT EXECUTE ON FUNCTION
-    baton.start(text, jsonb, text, uuid, bigint, bigint),
-    baton.run_status(bigint)
-  TO baton_producer;
-
-GRANT EXECUTE ON FUNCTION
-    baton.define_workflow(text, jsonb),
-    baton.cancel_run(bigint),
-    baton.run_status(bigint),
-    baton.graph(text),
-    baton.graph(bigint),
-    baton.set_run_retention(interval)
-  TO baton_admin;
-
-GRANT SELECT ON baton.runs, baton.run_steps TO baton_admin, baton_producer, baton_worker;

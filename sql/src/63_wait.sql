@@ -81,6 +81,7 @@ DECLARE
     deadline timestamptz := pg_catalog.clock_timestamp() + timeout;
 BEGIN
     PERFORM baton._wait_check('wait_run', 'run', run, timeout);
+    PERFORM baton._authorize_run('wait_run', run, 'read');
     LOOP
         PERFORM baton._wait_prepare('run', run);
         SELECT x.id, x.workflow, x.state, x.output, x.error, x.finished_at,
@@ -123,6 +124,7 @@ DECLARE
     deadline timestamptz := pg_catalog.clock_timestamp() + timeout;
 BEGIN
     PERFORM baton._wait_check('wait_task', 'task', task, timeout);
+    PERFORM baton._authorize_task('wait_task', task, 'read');
     LOOP
         PERFORM baton._wait_prepare('task', task);
         SELECT x.id, x.queue, x.state, x.attempt, x.result, x.error, x.finished_at,

@@ -65,6 +65,7 @@ BEGIN
         RAISE EXCEPTION 'baton.explain_run: run % does not exist', explain_run.run
             USING ERRCODE = 'no_data_found', COLUMN = 'run';
     END IF;
+    PERFORM baton._authorize_run('explain_run', explain_run.run, 'read');
     RETURN QUERY
     SELECT s.step, s.kind, s.state, baton._explain_step(s, d)
       FROM baton._runs AS r
@@ -80,6 +81,7 @@ COMMENT ON FUNCTION baton.explain_run(bigint) IS
 CREATE FUNCTION baton.progress(id bigint, attempt integer, progress jsonb) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_task('progress', progress.id, 'work'); END IF;
     IF progress IS NULL THEN
         PERFORM baton._bad('progress', 'progress', 'must not be NULL (send {} to clear it)');
     END IF;

@@ -37,11 +37,42 @@ SELECT pg_catalog.pg_extension_config_dump('baton._schedules', '');
 CREATE FUNCTION baton._cron_grace() RETURNS interval
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT interval '5 minutes' $$;
 
--- The dedup/idempotency key of one fire: 'cron:<name>:<scheduled time, UTC>'.
+-- The dedup/idempotency key of one fire: 'baton:cron:<name>:<scheduled time, UTC>',
+-- in the "baton:" namespace that enqueue and start refuse from callers.
 CREATE FUNCTION baton._cron_key(name text, fire timestamptz) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT pg_catalog.format('cron:%s:%s', name,
+    SELECT pg_catalog.format('baton:cron:%s:%s', name,
                              pg_catalog.to_char(fire AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+$$;
+
+-- Enqueues a fire with its key and the extension's rights (no caller grants
+-- apply to a fire, and the public enqueue refuses "baton:" keys).  A live task
+-- holding the key is returned instead, as enqueue does.
+CREATE FUNCTION baton._enqueue_keyed(queue_name text, body jsonb, key text) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    q      baton._queues := baton._queue('enqueue', queue_name);
+    new_id bigint;
+BEGIN
+    LOOP
+        INSERT INTO baton._tasks AS t (queue, max_attempts, payload, dedup_key)
+        VALUES (q.name, q.max_attempts, body, key)
+        ON CONFLICT (queue, dedup_key)
+            WHERE dedup_key IS NOT NULL AND state IN ('scheduled', 'pending', 'running')
+            DO NOTHING
+        RETURNING t.id INTO new_id;
+        IF new_id IS NOT NULL THEN
+            PERFORM baton._wake(q.name);
+            RETURN new_id;
+        END IF;
+        SELECT t.id INTO new_id FROM baton._tasks AS t
+         WHERE t.queue = q.name AND t.dedup_key = key
+           AND t.state IN ('scheduled', 'pending', 'running');
+        IF new_id IS NOT NULL THEN
+            RETURN new_id;
+        END IF;
+    END LOOP;
+END
 $$;
 
 CREATE FUNCTION baton.schedule(name text, cron text, queue text DEFAULT NULL, workflow text DEFAULT NULL,
@@ -53,11 +84,7 @@ DECLARE
     nxt timestamptz;
     old baton._schedules;
 BEGIN
-    IF schedule.name IS NULL OR schedule.name !~ '^[A-Za-z0-9_.:-]{1,128}$' THEN
-        PERFORM baton._bad('schedule', 'name',
-            pg_catalog.format('must be 1-128 characters of letters, digits, "_", "-", ".", ":" (got %s)',
-                              COALESCE(pg_catalog.quote_literal(schedule.name), 'NULL')));
-    END IF;
+    PERFORM baton._check_name('schedule', 'name', schedule.name);
     IF schedule.cron IS NULL THEN
         PERFORM baton._bad('schedule', 'cron', 'must not be NULL');
     END IF;
@@ -177,9 +204,10 @@ BEGIN
         IF fire IS NOT NULL THEN
             BEGIN
                 IF s.queue IS NOT NULL THEN
-                    task_id := baton.enqueue(s.queue, s.payload, dedup_key => baton._cron_key(s.name, fire));
+                    task_id := baton._enqueue_keyed(s.queue, s.payload, baton._cron_key(s.name, fire));
                 ELSE
-                    run_id := baton.start(s.workflow, s.payload, baton._cron_key(s.name, fire));
+                    run_id := baton._wf_start(s.workflow, s.payload, baton._cron_key(s.name, fire), NULL,
+                                              NULL, NULL, NULL, NULL);
                 END IF;
                 fired := fired + 1;
             EXCEPTION WHEN OTHERS THEN
@@ -219,19 +247,13 @@ $$;
 COMMENT ON FUNCTION baton.scheduler_running() IS
 'True when the scheduler background worker (backend_type ''baton scheduler'') runs baton.tick() for this database, so worker daemons can skip their own ticks.';
 
-CREATE VIEW baton.schedules AS
+CREATE VIEW baton.schedules WITH (security_barrier) AS
 SELECT s.name, s.cron, s.queue, s.workflow, s.payload, s.catch_up,
        s.last_fire_at, s.next_fire_at, s.fire_count, s.last_task_id, s.last_run_id, s.last_error,
        s.created_at, s.updated_at
-  FROM baton._schedules AS s;
+  FROM baton._schedules AS s
+ -- a schedule shows (with its payload) to those who may read its target
+ WHERE COALESCE(s.queue <> ALL ((SELECT baton._hidden_queues())::text[]), true)
+   AND COALESCE(s.workflow <> ALL ((SELECT baton._hidden_workflows())::text[]), true);
 COMMENT ON VIEW baton.schedules IS
 'Cron schedules with the scheduled time they last fired for (last_fire_at), the next one (next_fire_at, UTC), how often they fired and the last failure to fire.';
-
-GRANT EXECUTE ON FUNCTION
-    baton.schedule(text, text, text, text, jsonb, boolean, boolean),
-    baton.unschedule(text)
-  TO baton_admin;
-GRANT EXECUTE ON FUNCTION baton.scheduler_running() TO baton_admin, baton_worker;
-GRANT EXECUTE ON FUNCTION baton.cron_next(text, timestamptz)
-  TO baton_admin, baton_producer, baton_worker;
-GRANT SELECT ON baton.schedules TO baton_admin, baton_producer, baton_worker;

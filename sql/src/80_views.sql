@@ -1,6 +1,6 @@
 -- 80_views.sql — the public, read-only views over the queue core.
 
-CREATE VIEW baton.tasks AS
+CREATE VIEW baton.tasks WITH (security_barrier) AS
 SELECT t.id, t.queue,
        -- 'scheduled' is an internal detail: to users a delayed task is pending.
        (CASE WHEN t.state = 'scheduled' THEN 'pending' ELSE t.state::text END) AS state,
@@ -9,7 +9,9 @@ SELECT t.id, t.queue,
        t.run_id, t.step, t.map_index, t.subscription_id, t.event_id,
        COALESCE(t.correlation_id, baton._task_correlation(t.id)) AS correlation_id,
        t.progress
-  FROM baton._tasks AS t;
+  FROM baton._tasks AS t
+ -- restricted queues the reader may not read (empty without grants)
+ WHERE t.queue <> ALL ((SELECT baton._hidden_queues())::text[]);
 COMMENT ON VIEW baton.tasks IS 'Every task with its state: pending (due or delayed), running, succeeded, failed (attempts exhausted: dead letters), cancelled.';
 
 CREATE VIEW baton.queues AS
@@ -18,7 +20,7 @@ SELECT q.name AS queue, q.concurrency, q.max_attempts, q.lease, q.backoff_base, 
   FROM baton._queues AS q;
 COMMENT ON VIEW baton.queues IS 'Queues and their options.';
 
-CREATE VIEW baton.queue_stats AS
+CREATE VIEW baton.queue_stats WITH (security_barrier) AS
 SELECT q.name AS queue, q.paused,
        (SELECT pg_catalog.count(*) FROM baton._tasks AS t WHERE t.queue = q.name AND t.state = 'pending') AS due,
        (SELECT pg_catalog.count(*) FROM baton._tasks AS t WHERE t.queue = q.name AND t.state = 'scheduled') AS delayed,
@@ -31,13 +33,15 @@ SELECT q.name AS queue, q.paused,
        (SELECT pg_catalog.count(*) FROM baton._tasks AS t
          WHERE t.queue = q.name AND t.state = 'failed'
            AND t.finished_at > pg_catalog.now() - interval '1 hour') AS failed_last_hour
-  FROM baton._queues AS q;
+  FROM baton._queues AS q
+ WHERE q.name <> ALL ((SELECT baton._hidden_queues())::text[]);
 COMMENT ON VIEW baton.queue_stats IS 'Per queue: due and delayed depth, running, age of the oldest due task, throughput of the last minute and failures of the last hour.';
 
 CREATE VIEW baton.workers AS
 SELECT w.id AS worker, w.host, w.pid, w.queues, w.version, w.started_at, w.last_seen,
        w.last_seen > pg_catalog.now() - interval '1 minute' AS alive,
-       (SELECT pg_catalog.count(*) FROM baton._tasks AS t WHERE t.state = 'running' AND t.worker = w.id) AS running
+       (SELECT pg_catalog.count(*) FROM baton._tasks AS t WHERE t.state = 'running' AND t.worker = w.id
+           AND t.queue <> ALL ((SELECT baton._hidden_queues())::text[])) AS running
   FROM baton._workers AS w;
 COMMENT ON VIEW baton.workers IS 'Worker daemons as they registered, with last heartbeat and tasks in flight.';
 
@@ -49,6 +53,7 @@ DECLARE
     running bigint;
     ahead   bigint;
 BEGIN
+    PERFORM baton._authorize_task('explain_task', task, 'read');
     SELECT * INTO t FROM baton._tasks AS x WHERE x.id = task;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'baton.explain_task: task % does not exist', task
@@ -92,4 +97,3 @@ END
 $$;
 COMMENT ON FUNCTION baton.explain_task(bigint) IS
 'Says in words why a task is where it is: delayed (and until when), paused queue, concurrency limit, waiting for a worker, leased, attempts spent.';
-GRANT EXECUTE ON FUNCTION baton.explain_task(bigint) TO baton_admin;

@@ -87,7 +87,7 @@ t0=$(ticks)
 poll 20 "SELECT (SELECT substring(query FROM '^baton scheduler: ([0-9]+) ticks'))::int >= $t0 + 3 FROM ($status_sql) AS s(query)"
 for p in "${hammers[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 hammers=()
-[ "$(q -c "SELECT count(*) FROM baton.tasks WHERE queue = 'cronq' AND dedup_key LIKE 'cron:raced:%'")" = 1 ]
+[ "$(q -c "SELECT count(*) FROM baton.tasks WHERE queue = 'cronq' AND dedup_key LIKE 'baton:cron:raced:%'")" = 1 ]
 ok $? "exactly one task for the fire, despite concurrent ticks"
 
 # Errors: a tick that raises is logged and retried; the worker process survives.

@@ -23,5 +23,5 @@ echo "1..$(( ${#calls[@]} + 1 ))"
 hostile_run "${calls[@]}"
 i=$hostile_n
 # The catch-up fire really happened under the hostile search_path.
-[ "$(q -tA -c "SELECT count(*) FROM baton.tasks WHERE queue = 'h' AND dedup_key LIKE 'cron:hs:%'")" = 1 ]
+[ "$(q -tA -c "SELECT count(*) FROM baton.tasks WHERE queue = 'h' AND dedup_key LIKE 'baton:cron:hs:%'")" = 1 ]
 if [ $? = 0 ]; then echo "ok $((i + 1)) - the schedule fired once"; else echo "not ok $((i + 1)) - the schedule fired once"; fi

@@ -185,12 +185,19 @@ int main(int argc, char **argv)
         return 2;
     }
     if (check) {
-        printf("%s: OK (%d queue%s)\n", path, W.cfg->nqueues, W.cfg->nqueues == 1 ? "" : "s");
+        /* With --dsn, the database says whether this role may work on every queue. */
+        int rc = dsn ? access_check_blocking(dsn, W.cfg) : 0;
+        if (rc == 0) printf("%s: OK (%d queue%s)\n", path, W.cfg->nqueues, W.cfg->nqueues == 1 ? "" : "s");
         config_free(W.cfg);
-        return 0;
+        return rc;
     }
     log_setup(W.cfg->log_level, W.cfg->log_format == 1);
     W.dsn = dsn ? dsn : W.cfg->dsn;
+    /* A role without "work" on a queue would only fail every claim: refuse to start. */
+    if (access_check_blocking(W.dsn, W.cfg) != 0) {
+        config_free(W.cfg);
+        return EXIT_ACCESS;
+    }
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
     W.host = xstrdup(host);

@@ -132,6 +132,13 @@ void worker_die(int code) __attribute__((noreturn));
 /* The exit code used when the extension version does not match. */
 #define EXIT_VERSION 3
 
+/* ---- access (access.c) ---- */
+/* The exit code when the worker's role lacks "work" on a configured queue (as for a bad config). */
+#define EXIT_ACCESS 2
+/* Asks the database whether the role may work on every queue of c; prints why not.
+ * Returns 0 (also when the database is unreachable) or EXIT_ACCESS. */
+int  access_check_blocking(const char *dsn, const config *c);
+
 /* ---- metrics (metrics.c) ---- */
 int  metrics_start(const char *listen_addr);
 void metrics_step(int64_t now);

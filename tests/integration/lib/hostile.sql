@@ -47,3 +47,31 @@ CREATE TABLE hostile._subscriptions (id int);
 CREATE TABLE hostile._runs (id int);
 CREATE TABLE hostile._run_steps (id int);
 CREATE TABLE hostile._schedules (name text);
+
+-- Look-alikes of what the privilege checks use (issue 16): the role setting, role
+-- membership, the key prefix test, and a grants table.
+CREATE FUNCTION hostile.current_setting(text) RETURNS text LANGUAGE plpgsql AS
+    $$BEGIN RAISE EXCEPTION 'hostile current_setting() was called'; END$$;
+CREATE FUNCTION hostile.pg_has_role(name, oid, text) RETURNS boolean LANGUAGE plpgsql AS
+    $$BEGIN RAISE EXCEPTION 'hostile pg_has_role() was called'; END$$;
+CREATE FUNCTION hostile.starts_with(text, text) RETURNS boolean LANGUAGE plpgsql AS
+    $$BEGIN RAISE EXCEPTION 'hostile starts_with() was called'; END$$;
+CREATE TABLE hostile._grants (kind text, object text, role name, privilege text);
+CREATE VIEW hostile.pg_roles AS SELECT 'baton_admin'::name AS rolname, 0::oid AS oid;
+
+-- Roles for the calls made with grants in force (cluster-wide; made once).
+DO $$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['baton_hostile_p', 'baton_hostile_p2'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
+            EXECUTE pg_catalog.format('CREATE ROLE %I IN ROLE baton_producer', r);
+        END IF;
+    END LOOP;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'baton_hostile_w') THEN
+        CREATE ROLE baton_hostile_w IN ROLE baton_worker;
+    END IF;
+END
+$$;
+GRANT USAGE ON SCHEMA hostile TO baton_hostile_p, baton_hostile_p2, baton_hostile_w;
