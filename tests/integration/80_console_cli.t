@@ -80,6 +80,23 @@ try:
     ok(qs.get("emails", {}).get("failed") == 1 and qs["emails"]["pending"] == 1 and qs["emails"]["done_last_minute"] == 1,
        "status --json counts pending, failed and throughput", qs.get("emails"))
 
+    w = subprocess.Popen([BATON, "status", "--watch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=dict(os.environ, PGDATABASE=DB))
+    os.set_blocking(w.stdout.fileno(), False)
+    deadline = time.time() + 60
+    seen = ""
+    while time.time() < deadline and seen.count("\033[H\033[2J") < 2:
+        time.sleep(0.2)
+        try:
+            seen += os.read(w.stdout.fileno(), 65536).decode(errors="replace")
+        except BlockingIOError:
+            pass
+    w.send_signal(2)
+    rest, err = w.communicate(timeout=30)
+    err = err.decode(errors="replace")
+    ok(seen.count("\033[H\033[2J") >= 2 and seen.count("Queues") >= 2 and w.returncode == 0,
+       "status --watch redraws every second and stops cleanly on Ctrl-C", repr(seen[:300]) + err)
+
     # --- tasks / task
     rc, out, err = baton("tasks")
     ok(rc == 0 and "smtp said no" in out and "payments" in out, "tasks lists tasks with their errors", out)
