@@ -1,6 +1,6 @@
 # baton — one entry point: build, install, demo, check, bench.
-#   make            build the extension and the worker
-#   make install    install the extension into PostgreSQL (pg_config) and baton-worker into $(PREFIX)/bin
+#   make            build the extension, the worker and the console (baton CLI and dashboard)
+#   make install    install the extension into PostgreSQL (pg_config), baton-worker and baton into $(PREFIX)/bin
 #   make demo       everything end to end on a throwaway cluster
 #   make check      all tests (pgTAP, isolation, worker integration and crash tests) on throwaway
 #                   clusters; builds with -Werror (as CI does)
@@ -12,9 +12,9 @@ PG_CONFIG ?= pg_config
 PREFIX    ?= /usr/local
 export PG_CONFIG
 
-.PHONY: all deps extension worker install install-extension install-worker check installcheck demo up down bench bench-quick bench-peers clean
+.PHONY: all deps extension worker console install install-extension install-worker install-console check installcheck demo up down bench bench-quick bench-peers clean
 
-all: META.json extension worker
+all: META.json extension worker console
 
 # One version source: VERSION feeds META.json, the control file and the C code.
 # PGXN's release_status follows CHANGELOG.md: "unstable" while the version's
@@ -33,6 +33,9 @@ extension:
 worker:
 	$(MAKE) -C worker
 
+console:
+	$(MAKE) -C console
+
 install-extension: extension
 	@if [ -w "$$($(PG_CONFIG) --sharedir)/extension" ]; then $(MAKE) -C extension install >/dev/null; \
 	 else echo "baton: cannot write to $$($(PG_CONFIG) --sharedir)/extension; run: sudo make install" >&2; exit 1; fi
@@ -41,7 +44,11 @@ install-worker: worker
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 755 worker/baton-worker $(DESTDIR)$(PREFIX)/bin/baton-worker
 
-install: install-extension install-worker
+install-console: console
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 console/baton $(DESTDIR)$(PREFIX)/bin/baton
+
+install: install-extension install-worker install-console
 
 # Warnings are errors here and in CI (.ci/run runs make check), not in a user's plain make.
 check: deps
@@ -87,4 +94,5 @@ bench-peers: deps
 clean:
 	$(MAKE) -C extension clean
 	$(MAKE) -C worker clean
+	$(MAKE) -C console clean
 	rm -rf .cluster .cluster-*

@@ -49,14 +49,29 @@ start_all() {
     done
 }
 
+# The dashboard on a free loopback port; its first line names the address.
+start_web() {
+    "$root/console/baton" --dsn "$conninfo" web --listen 127.0.0.1:0 >"$state/web.log" 2>&1 &
+    echo $! >"$state/web.pid"
+    web_url=
+    for _ in $(seq 100); do
+        web_url=$(grep -o 'http://[0-9.:]*/' "$state/web.log" 2>/dev/null || true)
+        [ -n "$web_url" ] && break
+        sleep 0.1
+    done
+    if [ -z "$web_url" ]; then
+        echo "baton web did not start:" >&2; cat "$state/web.log" >&2; exit 1
+    fi
+}
+
 stop_all() {
     local pidfile pid
-    for pidfile in "$state"/worker-*.pid "$state"/payments.pid; do
+    for pidfile in "$state"/worker-*.pid "$state"/payments.pid "$state"/web.pid; do
         [ -f "$pidfile" ] || continue
         pid=$(cat "$pidfile")
         kill -TERM "$pid" 2>/dev/null || true
     done
-    for pidfile in "$state"/worker-*.pid "$state"/payments.pid; do
+    for pidfile in "$state"/worker-*.pid "$state"/payments.pid "$state"/web.pid; do
         [ -f "$pidfile" ] || continue
         pid=$(cat "$pidfile")
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -68,8 +83,11 @@ stop_all() {
 case "$mode" in
     --up)
         start_all
-        say "baton is up: a cluster, the example services and two baton-worker daemons."
+        start_web
+        say "baton is up: a cluster, the example services, two baton-worker daemons and the dashboard."
+        say "  dashboard:  $web_url"
         say "  psql \"$conninfo\""
+        say "  console/baton --dsn \"$conninfo\" status      # the command line (make install puts baton in PATH)"
         say "Try:  SELECT baton.start('order_fulfilment', '{\"id\": \"X-1\", \"card\": \"4242\", \"items\": [{\"sku\": \"book\", \"price\": 12}]}');"
         say "      SELECT baton.publish('order.placed', '{\"order\": {\"id\": \"Y-1\", \"card\": \"4242\", \"items\": [{\"sku\": \"pen\", \"price\": 2}]}}', key => 'Y-1');"
         say "Stop with: make down"
@@ -208,7 +226,9 @@ check "the trace of D-2002 covers events and tasks, causes first" \
     "SELECT count(*) FILTER (WHERE kind = 'event') = 3 AND count(*) FILTER (WHERE kind = 'task') >= 3 FROM baton.trace('$corr_d')"
 
 title "look around yourself"
-say "  make up                       # the same cluster, services and workers, left running"
+say "  make up                       # the same cluster, services and workers, left running, and the dashboard"
+say "  console/baton --dsn \"\$(scripts/cluster.sh conninfo)\" web     # the dashboard (make up starts it and prints its address)"
+say "  console/baton --dsn \"\$(scripts/cluster.sh conninfo)\" status  # the command line: status, tasks, runs, trace ..."
 say "  psql \"\$(scripts/cluster.sh conninfo)\""
 say "  SELECT * FROM baton.runs;  SELECT * FROM baton.run_steps WHERE run_id = 1;"
 say "  SELECT * FROM baton.events;  SELECT * FROM baton.trace('<correlation id>');"

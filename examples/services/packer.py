@@ -11,8 +11,19 @@ The workflow's `pack` step maps over the order's items: one task per item, paylo
 import json
 import sys
 
+
+def why(e):
+    return "missing %s" % e if isinstance(e, KeyError) else "a field of the wrong type"
+
 for line in sys.stdin:
     request = json.loads(line)
     item = request["task"]["payload"]
-    box = {"sku": item["sku"], "qty": item.get("qty", 1), "box": "S" if item.get("qty", 1) < 3 else "L"}
-    print(json.dumps({"id": request["id"], "attempt": request["attempt"], "ok": True, "result": box}), flush=True)
+    try:
+        box = {"sku": item["sku"], "qty": item.get("qty", 1), "box": "S" if item.get("qty", 1) < 3 else "L"}
+        answer = {"id": request["id"], "attempt": request["attempt"], "ok": True, "result": box}
+    except (KeyError, TypeError, AttributeError) as e:
+        # A payload this service does not understand fails without retry, with one clear line.
+        answer = {"id": request["id"], "attempt": request["attempt"], "ok": False, "retry": False,
+                  "error": "packer: payload not understood (needs an item {\"sku\", \"qty\"}; %s): %s"
+                           % (why(e), json.dumps(item)[:200])}
+    print(json.dumps(answer), flush=True)

@@ -12,6 +12,10 @@ Usage: payments.py PORT   (listens on 127.0.0.1 only)
 """
 import json
 import sys
+
+
+def why(e):
+    return "missing %s" % e if isinstance(e, KeyError) else "a field of the wrong type"
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -24,13 +28,20 @@ def order_of(payload):
 class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         task = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if self.path == "/refund":
-            charge = task["payload"]["charge"]
-            self.reply(200, {"refunded": charge["charge_id"], "amount": charge["amount"]})
+        try:
+            if self.path == "/refund":
+                charge = task["payload"]["charge"]
+                self.reply(200, {"refunded": charge["charge_id"], "amount": charge["amount"]})
+                return
+            order = order_of(task["payload"])
+            total = sum(i["price"] * i.get("qty", 1) for i in order["items"])
+            card = order["card"]
+        except (KeyError, TypeError, AttributeError) as e:
+            # 400: a payload this service does not understand fails at once (no retry), saying what it needs.
+            self.reply(400, {"error": "payments: payload not understood (needs {\"order\": {\"id\", \"card\", "
+                                      "\"items\": [{\"price\"}]}} or an inventory.reserved token; %s)" % why(e)})
             return
-        order = order_of(task["payload"])
-        total = sum(i["price"] * i.get("qty", 1) for i in order["items"])
-        if order["card"].startswith("4000"):
+        if card.startswith("4000"):
             self.reply(402, {"error": "card declined", "order": order["id"]})
         else:
             self.reply(200, {"order": order, "charge_id": "CH-%s" % order["id"], "amount": total})

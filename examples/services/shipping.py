@@ -8,8 +8,18 @@ Protocol (exec): the task JSON on stdin, the result JSON on stdout, exit 0 = suc
 import json
 import sys
 
+
+def why(e):
+    return "missing %s" % e if isinstance(e, KeyError) else "a field of the wrong type"
+
 task = json.load(sys.stdin)
 p = task["payload"]
-order = p["order"] if "order" in p else p["payload"]["result"]["order"]
-json.dump({"order": order["id"], "tracking": "TRK-%s" % order["id"],
-           "boxes": len(p.get("boxes", order["items"]))}, sys.stdout)
+try:
+    order = p["order"] if "order" in p else p["payload"]["result"]["order"]
+    result = {"order": order["id"], "tracking": "TRK-%s" % order["id"], "boxes": len(p.get("boxes", order["items"]))}
+except (KeyError, TypeError, AttributeError) as e:
+    # A payload this service does not understand fails at once (exit 65: no retry) with one clear line.
+    print("shipping: payload not understood (needs {\"order\": {\"id\", \"items\"}} or a payment.charged token; "
+          "%s): %s" % (why(e), json.dumps(p)[:200]), file=sys.stderr)
+    sys.exit(65)
+json.dump(result, sys.stdout)

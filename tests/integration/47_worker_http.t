@@ -35,10 +35,13 @@ class H(http.server.BaseHTTPRequestHandler):
             out = json.dumps({"task": body["id"], "token": self.headers.get("X-Token"), "ct": self.headers.get("Content-Type")}).encode()
         else:
             out = ("status %d" % code).encode()
-        self.send_response(code)
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
+        try:
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+        except (BrokenPipeError, ConnectionResetError):
+            pass    # the worker gave up on this request (its timeout test): expected, not a failure to print
 
     def log_message(self, *a):
         pass

@@ -40,6 +40,9 @@ if r.returncode != 0:
     sys.exit(1)
 
 print("1..%d" % (len(files) + 1), flush=True)
+# One line on stderr (prove shows it) so a long quiet minute says what it is doing.
+print("59_worker_asan.t: building baton-worker-asan, then rerunning %d worker tests under ASan+UBSan (a minute or two)"
+      % len(files), file=sys.stderr, flush=True)
 b = subprocess.run(["make", "-s", "-C", os.path.join(ROOT, "worker"), "asan"], capture_output=True, text=True)
 binary = os.path.join(ROOT, "worker", "baton-worker-asan")
 if b.returncode != 0 or not os.access(binary, os.X_OK):
@@ -54,6 +57,7 @@ print("ok 1 - make -C worker asan", flush=True)
 logs = tmpdir("asan")
 for i, f in enumerate(files, 2):
     name = os.path.basename(f)
+    print("# rerunning %s with baton-worker-asan..." % name, flush=True)
     rdir = os.path.join(logs, name)
     os.mkdir(rdir)
     env = dict(os.environ, BATON_WORKER=binary,

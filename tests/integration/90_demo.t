@@ -13,7 +13,7 @@ BATON_DEMO_CLUSTER_DIR=$dir/cluster BATON_DEMO_TIMEOUT=120 "$root/examples/demo.
 status=$?
 checks=$(sed -n '/== 5. checks ==/,/== look around/p' "$out" | grep -E '^  (ok|FAIL) ')
 n=$(printf '%s\n' "$checks" | grep -c .)
-echo "1..$((n + 3))"
+echo "1..$((n + 4))"
 i=0
 while IFS= read -r line; do
     i=$((i + 1))
@@ -26,4 +26,5 @@ done <<<"$checks"
 if [ $status -eq 0 ]; then echo "ok $((n + 2)) - demo exited 0"; else echo "not ok $((n + 2)) - demo exited $status"; sed 's/^/# /' "$out" | tail -40; fi
 left=$(pgrep -f "$dir/cluster" | wc -l)
 [ "$left" = 0 ] && echo "ok $((n + 3)) - the demo left nothing running" || echo "not ok $((n + 3)) - $left processes of the demo still run"
+if grep -q 'console/baton --dsn .* web' "$out"; then echo "ok $((n + 4)) - the demo ends by printing the dashboard command"; else echo "not ok $((n + 4)) - the demo ends by printing the dashboard command"; fi
 rm -rf "$dir" "$out"

@@ -91,7 +91,8 @@ static void requeue_sent(void)
 /* Drops the session: unacknowledged reports go back to the front of their lists. */
 static void lost(void)
 {
-    if (C.err) log_warn("database: %s", C.err);
+    char why[512];
+    snprintf(why, sizeof why, "%s", C.err ? C.err : "connection lost");
     requeue_sent();
     hb_n = 0;
     op = OP_NONE;
@@ -102,7 +103,9 @@ static void lost(void)
     int64_t wait = backoff_ms / 2 + (int64_t)(rand() % (int)(backoff_ms / 2 + 1));
     reconnect_at = now_ms() + wait;
     loop_deadline(reconnect_at);
-    log_info("database: reconnecting in %lld ms", (long long)wait);
+    /* One line per failed attempt, saying why (a missing database or a failed
+       login is retried too: it may be created or fixed while we wait). */
+    log_warn("database: %s; reconnecting in %lld ms", why, (long long)wait);
 }
 
 /* qsort/bsearch order of task ids. */
@@ -634,7 +637,8 @@ void db_step(int64_t now)
         }
         char where[512];
         db_describe(W.dsn, where, sizeof where);
-        log_info("database: connecting (%s)", where);
+        if (backoff_ms) log_debug("database: connecting (%s)", where);
+        else log_info("database: connecting (%s)", where);
         C.on_notify = on_notify;
         if (pgc_connect(&C, W.dsn, "baton-worker") < 0) {
             lost();

@@ -3,6 +3,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <libpq-fe.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
@@ -131,6 +132,23 @@ static char *make_worker_id(void)
 }
 
 /* Parses the command line, then runs the loop until the drain ends. */
+/* A DSN libpq cannot parse is refused at once (exit 2) rather than retried
+ * for ever; it is shown unless it may hold a password. */
+static bool dsn_parses(const char *d, const char *from)
+{
+    char *err = NULL;
+    PQconninfoOption *o = PQconninfoParse(d ? d : "", &err);
+    if (o) {
+        PQconninfoFree(o);
+        return true;
+    }
+    bool secret = d && (strstr(d, "password") || (strstr(d, "://") && strchr(d, '@')));
+    fprintf(stderr, "baton-worker: invalid %s %s%s%s: %s%s", from, secret ? "" : "\"", secret ? "(not shown: it may hold a password)" : d,
+            secret ? "" : "\"", err ? err : "libpq cannot parse it", err ? "" : "\n");
+    PQfreemem(err);
+    return false;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -193,6 +211,10 @@ int main(int argc, char **argv)
     }
     log_setup(W.cfg->log_level, W.cfg->log_format == 1);
     W.dsn = dsn ? dsn : W.cfg->dsn;
+    if (!dsn_parses(W.dsn, dsn ? "--dsn" : "[worker] dsn")) {
+        config_free(W.cfg);
+        return 2;
+    }
     /* A role without "work" on a queue would only fail every claim: refuse to start. */
     if (access_check_blocking(W.dsn, W.cfg) != 0) {
         config_free(W.cfg);
