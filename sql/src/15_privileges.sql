@@ -396,14 +396,14 @@ BEGIN
     IF queues IS NULL OR pg_catalog.cardinality(queues) = 0 THEN
         PERFORM baton._bad('check_worker_access', 'queues', 'must name at least one queue');
     END IF;
+    -- A queue that does not exist (yet) has no grants: a worker may wait for it, as in 0.1.0.
     FOREACH q IN ARRAY queues LOOP
-        PERFORM baton._queue('check_worker_access', q);
         PERFORM baton._authorize_queue('check_worker_access', q, 'work');
     END LOOP;
 END
 $$;
 COMMENT ON FUNCTION baton.check_worker_access(text[]) IS
-'Raises, naming the queue and the missing grant, unless the calling role may work on every queue given (baton-worker calls it at startup).';
+'Raises insufficient_privilege, naming the queue and the missing grant, unless the calling role may work on every queue given (baton-worker calls it at startup). A queue that does not exist passes (it has no grants).';
 
 -- May the invoker see a grant made to role?  Admins see all, other roles
 -- the grants of roles they belong to.

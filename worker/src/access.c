@@ -7,9 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-/* SQLSTATE of a missing grant, a missing queue and an absent function (an older extension). */
+/* SQLSTATE of a missing grant and of an absent function (an older extension). */
 #define SQLSTATE_INSUFFICIENT_PRIVILEGE "42501"
-#define SQLSTATE_UNDEFINED_OBJECT       "42704"
 #define SQLSTATE_UNDEFINED_FUNCTION     "42883"
 
 /* Connects to dsn and asks baton.check_worker_access whether this role has
@@ -39,7 +38,7 @@ int access_check_blocking(const char *dsn, const config *c)
         const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
         const char *hint = PQresultErrorField(r, PG_DIAG_MESSAGE_HINT);
-        if (st && (!strcmp(st, SQLSTATE_INSUFFICIENT_PRIVILEGE) || !strcmp(st, SQLSTATE_UNDEFINED_OBJECT))) {
+        if (st && !strcmp(st, SQLSTATE_INSUFFICIENT_PRIVILEGE)) {
             fprintf(stderr, "baton-worker: cannot serve the configured queues as role \"%s\": %s%s%s\n", PQuser(conn),
                     msg ? msg : "", hint ? "\n  hint: " : "", hint ? hint : "");
             rc = EXIT_ACCESS;
