@@ -11,8 +11,11 @@ readme = open(os.path.join(ROOT, "README.md")).read()
 section = readme[readme.index("## Getting started"):readme.index("### A worker")]
 blocks = re.findall(r"```sql\n(.*?)```", section, re.S)
 print("1..%d" % (len(blocks) + 2))
-print(("ok" if len(blocks) == 3 else "not ok") + " 1 - the README's Getting started has its three SQL blocks")
+print(("ok" if len(blocks) == 4 else "not ok") + " 1 - the README's Getting started has its four SQL blocks")
 print(("ok" if "CREATE DATABASE tryout" in section else "not ok") + " 2 - and sends readers to a database of their own")
+# The last block creates a login role (cluster-wide): none may be left from an earlier run.
+ROLES = "DROP ROLE IF EXISTS payments"
+subprocess.run(["psql", "-X", "-q", "-d", "postgres", "-c", ROLES], capture_output=True)
 subprocess.run(["psql", "-X", "-q", "-d", "postgres", "-c", "CREATE DATABASE %s TEMPLATE baton_template" % DB],
                check=True, capture_output=True)
 failed = 0
@@ -29,4 +32,5 @@ try:
 finally:
     subprocess.run(["psql", "-X", "-q", "-d", "postgres", "-c", "DROP DATABASE IF EXISTS %s WITH (FORCE)" % DB],
                    capture_output=True)
-sys.exit(1 if failed or len(blocks) != 3 else 0)
+    subprocess.run(["psql", "-X", "-q", "-d", "postgres", "-c", ROLES], capture_output=True)
+sys.exit(1 if failed or len(blocks) != 4 else 0)
