@@ -91,7 +91,7 @@ variant() {
     [ -n "$sustained" ] || fail "$name" "not even the first offered rate was sustained ($why_stop)"
     figure id="steady.$name.sustained" name="steady state, $name handler: highest sustained rate ($clients producers, 1 task per transaction)" \
         value:n="$sustained" unit=tasks/s note="offered $best_offered tasks/s for ${B_STEADY_STEP_S}s; stopped: $why_stop"
-    for pct in 50 80; do
+    for pct in ${B_STEADY_PCTS:-50 80}; do
         rate=$(calc "$sustained * $pct / 100" | cut -d. -f1)
         [ "$rate" -ge 1 ] || rate=1
         log "$name: latency at $pct % = $rate tasks/s for ${B_STEADY_LAT_S}s"
