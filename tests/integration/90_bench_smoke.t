@@ -42,7 +42,7 @@ want = {"raw.claim.best", "sql.claim.k50", "enqueue.single", "enqueue.many", "la
         "flat.finished.claim_ms", "flat.scheduled.claim_ms", "drain.best", "drain.history.best",
         "drain.nohist.w1.batch50", "orch.chain.overhead", "orch.diamond.overhead",
         "enqueue.single.notify", "latency.notify.p99", "steady.noop.sustained", "steady.noop.p99_at50",
-        "steady.noop.p99_at80", "steady.stream.sustained", "steady.stream.p99_at50", "steady.idle.rate",
+        "steady.stream.sustained", "steady.stream.p99_at50", "steady.idle.rate",
         "steady.idle.p99", "steady.after.rate", "steady.size.heap", "steady.size.indexes"}
 fig_ok = want <= ids and all({"value", "unit", "bound", "ratio", "target", "result"} <= set(f)
                              and isinstance(f["value"], (int, float)) for f in r["figures"])
