@@ -1,7 +1,7 @@
 #!/bin/bash
 # partitions.sh — the claim path on one task table vs the same table partitioned by queue or by time (docs/scaling.md).
 #
-#   bench/partitions.sh [--rows N] [--seconds S] [--clients C]
+#   bench/partitions.sh [--rows N] [--seconds S] [--clients C] [--rounds R]
 #
 # A standalone experiment, not a make bench section: it starts its own
 # throwaway cluster (scripts/cluster.sh, default settings: fsync off,
@@ -9,22 +9,23 @@
 # baton._tasks' claim path (the partial claim index on (queue, priority DESC,
 # run_at, id) WHERE state = 'pending'), fills each with N pending tasks over 8
 # queues, and drives each with pgbench (prepared statements, C clients, S
-# seconds): one transaction claims 10 tasks of a random queue with FOR UPDATE
+# seconds, R rounds taking turns): one transaction claims 10 tasks of a random queue with FOR UPDATE
 # SKIP LOCKED and marks them running, the next completes them by id, as
 # baton.claim and complete_many do.  Variants:
 #   single          one table (baton today)
 #   queue8          LIST-partitioned by queue, 8 partitions; complete by id only
 #   queue8_keyed    the same, complete by id and queue (pruned to one partition)
 #   time8           RANGE-partitioned by created_at, 8 partitions; claims by queue
-# Prints tasks/s per variant and its ratio to single, plus the plans.
+# Prints tasks/s per run, each variant's median and its ratio to single, plus the plans.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-rows=400000 seconds=15 clients=4
+rows=400000 seconds=8 clients=4 rounds=3
 while [ $# -gt 0 ]; do
     case $1 in
         --rows) rows=$2; shift 2 ;;
         --seconds) seconds=$2; shift 2 ;;
         --clients) clients=$2; shift 2 ;;
+        --rounds) rounds=$2; shift 2 ;;
         *) sed -n '2,20p' "$0" >&2; exit 2 ;;
     esac
 done
@@ -78,27 +79,40 @@ UPDATE bp.$table SET state = 'succeeded' WHERE id = ANY (:ids::bigint[])$( [ "$k
 SQL
 }
 
-declare -A tps
+# One run of a variant: prints its tasks/s (10 tasks per transaction pair).
 run() {
     local name=$1 table=$2 keyed=$3
-    # Start every variant from the same state: all tasks pending again.
+    # Every run starts from the same state: all tasks pending again.
     q -c "UPDATE bp.$table SET state = 'pending' WHERE state <> 'pending'" -c "VACUUM ANALYZE bp.$table" >/dev/null
     script "$table" "$keyed" >"$work/$name.sql"
     pgbench -n -M prepared -c "$clients" -j "$clients" -T "$seconds" -f "$work/$name.sql" >"$work/$name.out" 2>&1 \
         || { cat "$work/$name.out" >&2; exit 1; }
-    tps[$name]=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$work/$name.out")
-    local done; done=$(q -c "SELECT count(*) FROM bp.$table WHERE state = 'succeeded'")
-    printf '%-13s %8.0f tasks/s  (%s tasks completed; tps %s)\n' "$name" "$(awk -v t="${tps[$name]}" 'BEGIN { print t * 10 }')" "$done" "${tps[$name]}"
+    awk '/^tps = / { printf "%.0f\n", $3 * 10 }' "$work/$name.out"
 }
 
-echo "# claim 10 + complete 10 per pair of transactions; $rows pending tasks over 8 queues; $clients clients, ${seconds}s each"
+# The machine is shared: variants take turns in rounds (the order rotates), and
+# each variant's figure is compared with the one-table run of the same round.
+echo "# claim 10 + complete 10 per pair of transactions; $rows pending tasks over 8 queues; $clients clients;"
+echo "# $rounds rounds of ${seconds}s per variant, turns rotating"
 echo "# PostgreSQL $(q -c 'SHOW server_version'), $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), commit $(cd "$root" && git rev-parse --short HEAD)"
-run single single no
-run queue8 queue8 no
-run queue8_keyed queue8 yes
-run time8 time8 no
-for v in queue8 queue8_keyed time8; do
-    printf 'ratio %-13s %.2f of single\n' "$v" "$(awk -v a="${tps[$v]}" -v b="${tps[single]}" 'BEGIN { print a / b }')"
+variants=("single single no" "queue8 queue8 no" "queue8_keyed queue8 yes" "time8 time8 no")
+declare -A got
+for ((r = 0; r < rounds; r++)); do
+    for ((k = 0; k < ${#variants[@]}; k++)); do
+        set -- ${variants[$(( (k + r) % ${#variants[@]} ))]}
+        got[$1,$r]=$(run "$@")
+        printf 'round %d %-13s %8s tasks/s\n' "$((r + 1))" "$1" "${got[$1,$r]}"
+    done
+done
+echo "# median over the rounds; ratio = median of (variant / one table of the same round)"
+for v in single queue8 queue8_keyed time8; do
+    vals=() ratios=()
+    for ((r = 0; r < rounds; r++)); do
+        vals+=("${got[$v,$r]}")
+        ratios+=("$(awk -v a="${got[$v,$r]}" -v b="${got[single,$r]}" 'BEGIN { printf "%.3f", a / b }')")
+    done
+    med() { printf '%s\n' "$@" | sort -g | awk '{ x[NR] = $1 } END { print (NR % 2) ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2 }'; }
+    printf '%-13s median %8.0f tasks/s   ratio %.2f (rounds: %s)\n' "$v" "$(med "${vals[@]}")" "$(med "${ratios[@]}")" "${ratios[*]}"
 done
 
 # The plans behind the figures (generic plans, as prepared statements use them).

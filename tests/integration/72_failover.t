@@ -170,7 +170,7 @@ primary.sql("""
 SELECT baton.create_queue('fo');
 SELECT baton.create_queue('fo_cron');
 SELECT baton.define_workflow('fo_flow', '{"steps": {"fan": {"queue": "fo", "map": "$.input.items"},
-                                                    "nap": {"kind": "sleep", "duration": "2 seconds", "after": ["fan"]},
+                                                    "nap": {"kind": "sleep", "duration": "3 seconds", "after": ["fan"]},
                                                     "last": {"queue": "fo", "after": ["nap"]}}}');
 SELECT baton.subscribe('fo_sub', 'fo.*', queue => 'fo');
 SELECT baton.schedule('fo_cron', '* * * * *', queue => 'fo_cron');
@@ -276,6 +276,10 @@ t.ok(wait_until(lambda: int(primary.sql("SELECT count(*) FROM baton.tasks WHERE 
      primary.sql("SELECT state, count(*) FROM baton.tasks GROUP BY 1") + "\n" + workers[0].logtext()[-1500:])
 t.ok(wait_until(lambda: int(primary.sql("SELECT count(*) FROM baton.tasks WHERE state = 'running'")) > 0, 10),
      "tasks are in flight")
+# Kill while a run sleeps: only the new primary's scheduler can wake it.
+t.ok(wait_until(lambda: primary.sql("SELECT count(*) FROM baton.run_steps WHERE step = 'nap' AND state = 'waiting' "
+                                    "AND wake_at > now() + interval '1 second'") != "0", 60),
+     "a workflow run is sleeping")
 
 # ---- kill -9 the primary (postmaster and every child), promote the standby ----
 children = subprocess.run(["pgrep", "-P", str(primary.postmaster_pid())], capture_output=True, text=True).stdout.split()
