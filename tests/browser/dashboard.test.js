@@ -27,6 +27,9 @@ async function main() {
   try {
     const page = await browser.newPage();
     await page.setViewport({width: 1280, height: 820});
+    // A loaded shared machine can be slow: generous bounds, never timings.
+    page.setDefaultNavigationTimeout(180000);
+    page.setDefaultTimeout(120000);
     const problems = [], alerts = [];
     page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') problems.push(m.type() + ': ' + m.text()); });
     page.on('pageerror', (e) => problems.push('pageerror: ' + e.message));
@@ -40,7 +43,7 @@ async function main() {
     const waitText = async (text, sel, timeout) => {
       try {
         await page.waitForFunction((t, s) => { const e = document.querySelector(s); return e && e.textContent.includes(t); },
-          {timeout: timeout || 30000, polling: 100}, text, sel || '#content');
+          {timeout: timeout || 90000, polling: 100}, text, sel || '#content');
         return true;
       } catch (e) { return false; }
     };
@@ -72,7 +75,7 @@ async function main() {
       await page.goto(URL + '/' + hash, {waitUntil: 'networkidle0'});
       const found = [];
       for (const t of texts) found.push(await waitText(t, '#main'));
-      await page.waitForNetworkIdle({idleTime: 300, timeout: 10000}).catch(() => {});
+      await page.waitForNetworkIdle({idleTime: 300, timeout: 30000}).catch(() => {});
       await page.screenshot({path: path.join(SHOTS, name + '.png')});
       ok(found.every(Boolean), `${name} page shows the seeded data`, texts.filter((t, i) => !found[i]).join(', ') + '\n' +
          await content('#main'));
@@ -97,12 +100,12 @@ async function main() {
     await waitText('Steps 0/2');
     const dagBefore = await page.$eval('#dag', (i) => i.src);
     psql("SELECT baton.complete(c.id, c.attempt, '{\"reserved\": 1}') FROM baton.claim('{inventory}', 'browser-test', 1) AS c");
-    const updated = await waitText('Steps 1/2', '#main', 30000);
+    const updated = await waitText('Steps 1/2', '#main', 90000);
     ok(updated, 'the run page shows the completed step without a reload');
     const stepState = await page.$eval('tr[data-id="reserve"] [data-state]', (e) => e.dataset.state);
     ok(stepState === 'succeeded', 'the step row says succeeded', stepState);
     let dagAfter = dagBefore;
-    for (let i = 0; i < 100 && dagAfter === dagBefore; i++) {
+    for (let i = 0; i < 600 && dagAfter === dagBefore; i++) {
       await new Promise((res) => setTimeout(res, 100));
       dagAfter = await page.$eval('#dag', (i) => i.src);
     }
@@ -112,13 +115,13 @@ async function main() {
     // Retry and cancel buttons work.
     await page.goto(URL + '/#/task/2', {waitUntil: 'networkidle0'});
     await page.waitForSelector('#retry');
-    await page.click('#retry');
+    await page.evaluate(() => document.querySelector('#retry').click());   // the page redraws every second: find and click at once
     ok(await waitText('pending', '#main h1 + span, #main .row'), 'retry button: the page shows the task pending');
     ok(psql('SELECT state FROM baton.tasks WHERE id = 2') === 'pending', 'retry button: the task is pending again');
     await page.goto(URL + '/#/task/' + task3, {waitUntil: 'networkidle0'});
     await page.waitForSelector('#cancel');
-    await page.click('#cancel');
-    for (let i = 0; i < 100 && psql('SELECT state FROM baton.tasks WHERE id = ' + task3) !== 'cancelled'; i++)
+    await page.evaluate(() => document.querySelector('#cancel').click());
+    for (let i = 0; i < 600 && psql('SELECT state FROM baton.tasks WHERE id = ' + task3) !== 'cancelled'; i++)
       await new Promise((res) => setTimeout(res, 100));
     ok(psql('SELECT state FROM baton.tasks WHERE id = ' + task3) === 'cancelled', 'cancel button (confirmed): the task is cancelled');
 
@@ -153,7 +156,7 @@ async function main() {
     const asked = [];
     page.on('dialog', (d) => asked.push(d.message()));
     await clickButton('Retry all failed');
-    for (let i = 0; i < 100 && psql("SELECT count(*) FROM baton.tasks WHERE queue = 'emails' AND state = 'failed'") !== '0'; i++)
+    for (let i = 0; i < 600 && psql("SELECT count(*) FROM baton.tasks WHERE queue = 'emails' AND state = 'failed'") !== '0'; i++)
       await new Promise((res) => setTimeout(res, 100));
     ok(asked.some((m) => m.includes('Retry every failed task of queue "emails"')) && failedBefore >= 2 &&
        psql("SELECT count(*) FROM baton.tasks WHERE queue = 'emails' AND state = 'failed'") === '0',
@@ -164,7 +167,7 @@ async function main() {
     await page.goto(URL + '/#/', {waitUntil: 'networkidle0'});
     await waitText('idle');
     await clickButton('Pause', 'idle');
-    for (let i = 0; i < 100 && psql("SELECT paused FROM baton.queues WHERE queue = 'idle'") !== 't'; i++)
+    for (let i = 0; i < 600 && psql("SELECT paused FROM baton.queues WHERE queue = 'idle'") !== 't'; i++)
       await new Promise((res) => setTimeout(res, 100));
     ok(psql("SELECT paused FROM baton.queues WHERE queue = 'idle'") === 't', 'pause button pauses the queue');
     await page.screenshot({path: path.join(SHOTS, 'overview-after.png')});

@@ -96,7 +96,7 @@ try:
     env = dict(os.environ, PGDATABASE=DB, BATON_URL=url, BATON_TOKEN=token, BATON_SHOTS=SHOTS,
                BATON_NODE_MODULES=NODE_MODULES)
     r = subprocess.run(["node", os.path.join(ROOT, "tests/browser/dashboard.test.js")], capture_output=True, text=True,
-                       env=env, timeout=600)
+                       env=env, timeout=1500)
     for line in r.stdout.splitlines():
         m = re.match(r"(not ok|ok) \d+ - (.*)", line)
         if m:
