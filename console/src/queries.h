@@ -103,9 +103,9 @@
 /* No public view of definitions exists in this version: the table is read
  * directly (the dashboard and CLI run as an owner or admin role). */
 #define SQL_WORKFLOWS \
-    "SELECT w.name, w.version, w.step_count AS steps, " TS("w.created_at") " AS created, w.created_at," \
-    " (SELECT pg_catalog.count(*) FROM baton.runs AS r WHERE r.workflow = w.name AND r.version = w.version) AS runs," \
-    " w.definition FROM baton._workflows AS w ORDER BY w.name, w.version"
+    "SELECT w.name, w.version, w.steps, " TS("w.created_at") " AS created, w.created_at," \
+    " w.running + w.succeeded + w.failed + w.cancelled AS runs," \
+    " w.definition FROM baton.workflows AS w ORDER BY w.name, w.version"
 
 /* $1 correlation id: the causal chain with each node's key and its parent's key. */
 #define SQL_TRACE \
