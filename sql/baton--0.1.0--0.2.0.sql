@@ -19,6 +19,9 @@
 
 -- ---- issue 12: races and limits ----
 -- (state changes of this issue go here, in order)
+-- wait_event steps that began waiting while a publisher of their topic was in flight
+ALTER TABLE baton._run_steps ADD COLUMN wait_recheck boolean NOT NULL DEFAULT false;
+CREATE INDEX _run_steps_recheck_idx ON baton._run_steps (run_id) WHERE wait_recheck AND state = 'waiting';
 
 
 -- ---- issue 13: through the worker ----
@@ -250,6 +253,150 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton._lock_task_run(task bigint) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rid bigint;
+BEGIN
+    SELECT x.run_id INTO rid FROM baton._tasks AS x WHERE x.id = task;
+    IF rid IS NULL THEN
+        RETURN false;
+    END IF;
+    PERFORM baton._wf_lock_runs(ARRAY[rid]);
+    RETURN true;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton.complete(id bigint, attempt integer, result jsonb DEFAULT NULL) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t baton._tasks;
+BEGIN
+    -- A queue without history (retention 0): see complete_many.  Looked for
+    -- only when one exists, so other completions find their task once.
+    IF EXISTS (SELECT 1 FROM baton._queues AS q WHERE q.retention = interval '0') THEN
+        DELETE FROM baton._tasks AS x USING baton._queues AS q
+         WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running'
+           AND q.name = x.queue AND q.retention = interval '0'
+           AND x.run_id IS NULL AND x.subscription_id IS NULL
+           AND NOT COALESCE(pg_catalog.jsonb_typeof(complete.result) = 'object' AND complete.result ? 'emit', false);
+        IF FOUND THEN
+            RETURN true;
+        END IF;
+    END IF;
+    UPDATE baton._tasks AS x
+       SET state = 'succeeded', result = complete.result, finished_at = pg_catalog.now(),
+           lease_expires_at = NULL
+     WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running' AND x.run_id IS NULL
+    RETURNING x.* INTO t;
+    IF NOT FOUND THEN
+        -- A task of a run: its run first (the locking order of 61_workflow_runs.sql).
+        IF NOT baton._lock_task_run(complete.id) THEN
+            RETURN false;
+        END IF;
+        UPDATE baton._tasks AS x
+           SET state = 'succeeded', result = complete.result, finished_at = pg_catalog.now(),
+               lease_expires_at = NULL
+         WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running'
+        RETURNING x.* INTO t;
+        IF NOT FOUND THEN
+            RETURN false;
+        END IF;
+    END IF;
+    IF baton._needs_hook(t) THEN
+        PERFORM baton._on_task_end(t);
+    END IF;
+    RETURN true;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton.complete_many(ids bigint[], attempts integer[], results jsonb[] DEFAULT NULL)
+RETURNS SETOF bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t        baton._tasks;
+    accepted bigint[];
+    hooked   bigint[];
+    nohist   text[];
+    dropped  bigint[];
+BEGIN
+    IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(attempts) THEN
+        PERFORM baton._bad('complete_many', 'attempts', 'must have as many elements as ids');
+    END IF;
+    IF results IS NOT NULL AND pg_catalog.cardinality(results) <> pg_catalog.cardinality(ids) THEN
+        PERFORM baton._bad('complete_many', 'results', 'must have as many elements as ids');
+    END IF;
+    -- Queues that keep no history (retention 0) lose their succeeded tasks at
+    -- once: a delete adds no index entries, the update below adds one per index.
+    -- Tasks with a hook keep the update path: the hook reads the finished row.
+    --
+    -- In both statements the state is compared as text so that the planner
+    -- cannot take the index of running tasks instead of the primary key: that
+    -- scan walks every running task, and every entry that ended tasks left
+    -- there since the last vacuum, for each batch (the profile showed it).
+    -- The generic plan then looks each task up by primary key from the
+    -- unnested arrays (estimated at a few rows, so no sequential scan).
+    nohist := ARRAY(SELECT q.name FROM baton._queues AS q WHERE q.retention = interval '0');
+    IF pg_catalog.cardinality(nohist) > 0 THEN
+        WITH gone AS (
+            DELETE FROM baton._tasks AS x
+             USING ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results))
+                       AS u(i, a, r)
+             WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running'
+               AND x.queue = ANY (nohist) AND x.run_id IS NULL AND x.subscription_id IS NULL
+               AND NOT COALESCE(pg_catalog.jsonb_typeof(u.r) = 'object' AND u.r ? 'emit', false)
+            RETURNING x.id)
+        SELECT pg_catalog.array_agg(g.id) INTO dropped FROM gone AS g;
+    END IF;
+    IF pg_catalog.cardinality(dropped) IS NOT DISTINCT FROM pg_catalog.cardinality(ids) THEN
+        -- Every task went: nothing is left to update.
+        RETURN QUERY SELECT pg_catalog.unnest(dropped);
+        RETURN;
+    END IF;
+    -- One set-based update; the hook test is inlined (it is what _needs_hook
+    -- says) because a function call per row costs more than the update.
+    -- Tasks of runs are left for the second pass below, which locks their
+    -- runs first (the locking order of 61_workflow_runs.sql).
+    WITH done AS (
+        UPDATE baton._tasks AS x
+           SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
+          FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results)) AS u(i, a, r)
+         WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running' AND x.run_id IS NULL
+        RETURNING x.id, x.subscription_id, x.result)
+    SELECT pg_catalog.array_agg(d.id),
+           pg_catalog.array_agg(d.id) FILTER (WHERE d.subscription_id IS NOT NULL
+                                              OR (pg_catalog.jsonb_typeof(d.result) = 'object' AND d.result ? 'emit'))
+      INTO accepted, hooked
+      FROM done AS d;
+    IF COALESCE(pg_catalog.cardinality(dropped), 0) + COALESCE(pg_catalog.cardinality(accepted), 0)
+       < pg_catalog.cardinality(ids) THEN
+        -- The rest: tasks of runs (and stale reports, which change nothing).
+        PERFORM baton._wf_lock_runs(ARRAY(
+            SELECT DISTINCT x.run_id FROM baton._tasks AS x
+             WHERE x.id = ANY (ids) AND x.run_id IS NOT NULL AND x.state::text = 'running'));
+        WITH done AS (
+            UPDATE baton._tasks AS x
+               SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
+              FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results))
+                       AS u(i, a, r)
+             WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running' AND x.run_id IS NOT NULL
+            RETURNING x.id)
+        SELECT COALESCE(accepted, '{}') || pg_catalog.array_agg(d.id),
+               COALESCE(hooked, '{}') || pg_catalog.array_agg(d.id)
+          INTO accepted, hooked
+          FROM done AS d;
+    END IF;
+    -- Hooks run in run order, so two batches touching the same runs lock
+    -- them in the same order and cannot deadlock.
+    IF hooked IS NOT NULL THEN
+        FOR t IN SELECT * FROM baton._tasks AS x WHERE x.id = ANY (hooked) ORDER BY x.run_id NULLS FIRST, x.id LOOP
+            PERFORM baton._on_task_end(t);
+        END LOOP;
+    END IF;
+    RETURN QUERY SELECT pg_catalog.unnest(dropped || accepted);
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton.fail(id bigint, attempt integer, error text,
                            retry boolean DEFAULT true, retry_in interval DEFAULT NULL)
 RETURNS boolean
@@ -262,6 +409,8 @@ BEGIN
     IF retry_in < interval '0' THEN
         PERFORM baton._bad('fail', 'retry_in', pg_catalog.format('must not be negative (got %s)', retry_in));
     END IF;
+    -- A task of a run: its run first (the locking order of 61_workflow_runs.sql).
+    PERFORM baton._lock_task_run(fail.id);
     SELECT * INTO t FROM baton._tasks AS x
      WHERE x.id = fail.id AND x.attempt = fail.attempt AND x.state = 'running'
        FOR UPDATE;
@@ -317,6 +466,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t baton._tasks;
 BEGIN
+    PERFORM baton._lock_task_run(task);
     t := baton._task('cancel', task);
     IF t.state NOT IN ('scheduled', 'pending', 'running') THEN
         RETURN false;
@@ -335,12 +485,16 @@ BEGIN
 END
 $$;
 
+COMMENT ON FUNCTION baton.cancel(bigint) IS
+'Cancels a live task. The worker holding a running attempt is told (NOTIFY baton_cancel) and its heartbeat and completion return false. Returns false when the task had already ended.';
+
 CREATE OR REPLACE FUNCTION baton.retry(task bigint) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t baton._tasks;
     budget integer;
 BEGIN
+    PERFORM baton._lock_task_run(task);
     t := baton._task('retry', task);
     IF t.state NOT IN ('failed', 'cancelled') THEN
         RETURN false;
@@ -373,6 +527,12 @@ DECLARE
     t baton._tasks;
     n integer := 0;
 BEGIN
+    -- A task of a run that would end here needs its run locked, and the tick
+    -- may not wait for a run while it holds task locks (the locking order of
+    -- 61_workflow_runs.sql): such a task whose run is busy waits for the next tick.
+    ids := ARRAY(SELECT x.id FROM baton._tasks AS x
+                  WHERE x.id = ANY (ids)
+                    AND (x.run_id IS NULL OR x.attempt < x.max_attempts OR baton._wf_try_lock_run(x.run_id)));
     FOR t IN
         UPDATE baton._tasks AS x
            SET state = CASE WHEN x.attempt < x.max_attempts THEN 'pending' ELSE 'failed' END::baton.task_state,
@@ -496,6 +656,65 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton._wf_lock_runs(runs bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        WITH RECURSIVE up(leaf, id, parent, lvl) AS (
+            SELECT x.id, x.id, x.parent_run_id, 0 FROM baton._runs AS x WHERE x.id = ANY (runs)
+            UNION ALL
+            SELECT up.leaf, p.id, p.parent_run_id, up.lvl + 1
+              FROM up JOIN baton._runs AS p ON p.id = up.parent),
+        chain AS (
+            SELECT up.id,
+                   pg_catalog.first_value(up.id) OVER (PARTITION BY up.leaf ORDER BY up.lvl DESC) AS root,
+                   pg_catalog.max(up.lvl) OVER (PARTITION BY up.leaf) - up.lvl AS depth
+              FROM up)
+        SELECT DISTINCT c.id, c.root, c.depth FROM chain AS c ORDER BY c.root, c.depth, c.id
+    LOOP
+        PERFORM 1 FROM baton._runs AS x WHERE x.id = r.id FOR UPDATE;
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION baton._wf_lock_runs(bigint[]) IS
+'Locks the given runs and their ancestors in the one locking order of the workflow engine (root first, then down; trees by root id).';
+
+CREATE OR REPLACE FUNCTION baton._wf_try_lock_run(run bigint) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    chain bigint[] := ARRAY[run];
+    p     bigint;
+    x     bigint;
+BEGIN
+    LOOP
+        SELECT r.parent_run_id INTO p FROM baton._runs AS r WHERE r.id = chain[1];
+        EXIT WHEN p IS NULL OR NOT EXISTS (SELECT 1 FROM baton._runs AS r WHERE r.id = p);
+        chain := p || chain;
+    END LOOP;
+    FOREACH x IN ARRAY chain LOOP
+        PERFORM 1 FROM baton._runs AS r WHERE r.id = x FOR UPDATE SKIP LOCKED;
+        IF NOT FOUND THEN
+            RETURN false;
+        END IF;
+    END LOOP;
+    RETURN true;
+END
+$$;
+
+COMMENT ON FUNCTION baton._wf_try_lock_run(bigint) IS
+'Locks a run and its ancestors root first without waiting; false when one is locked by another transaction (or the run is gone).';
+
+CREATE OR REPLACE FUNCTION baton._wf_wait_lock_key(topic text) RETURNS integer
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.hashtext(topic) & 1023
+$$;
+
+COMMENT ON FUNCTION baton._wf_wait_lock_key(text) IS
+'Second key of the wait_event advisory lock of a topic (the first is hashtext(''baton.wait_event'')).';
+
 CREATE OR REPLACE FUNCTION baton._wf_compensate_next(run_id bigint) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -537,6 +756,60 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton._wf_end_run(run_id bigint, new_state text, err text, out_value jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r       baton._runs;
+    child   bigint;
+    running bigint[];
+BEGIN
+    UPDATE baton._runs AS x
+       SET state = new_state, error = err, output = out_value, finished_at = pg_catalog.now()
+     WHERE x.id = _wf_end_run.run_id AND x.state = 'running'
+    RETURNING x.* INTO r;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF new_state <> 'succeeded' THEN
+        FOR child IN SELECT s.child_run_id FROM baton._run_steps AS s
+                      WHERE s.run_id = r.id AND s.state = 'running' AND s.child_run_id IS NOT NULL
+        LOOP
+            PERFORM baton._wf_cancel(child, pg_catalog.format('parent run %s ended %s', r.id, new_state));
+        END LOOP;
+        UPDATE baton._run_steps AS s SET state = 'cancelled', finished_at = pg_catalog.now()
+         WHERE s.run_id = r.id AND s.state IN ('pending', 'waiting', 'running');
+        -- Waits for the locks on its live tasks (a claim being committed, a
+        -- heartbeat): nobody holding one of them waits for this run (the
+        -- locking order), and a task claimed meanwhile is cancelled too.
+        WITH live AS (
+            SELECT x.id, x.state FROM baton._tasks AS x
+             WHERE x.run_id = r.id AND x.state IN ('scheduled', 'pending', 'running')
+             ORDER BY x.id
+               FOR UPDATE),
+        gone AS (
+            UPDATE baton._tasks AS t
+               SET state = 'cancelled', finished_at = pg_catalog.now(), lease_expires_at = NULL,
+                   error = pg_catalog.format('run %s ended %s', r.id, new_state)
+              FROM live WHERE t.id = live.id
+            RETURNING t.id, live.state AS was)
+        SELECT pg_catalog.array_agg(gone.id ORDER BY gone.id) FILTER (WHERE gone.was = 'running')
+          INTO running FROM gone;
+        IF running IS NOT NULL THEN
+            PERFORM baton._cancelled(running);
+        END IF;
+        PERFORM baton._wf_compensate_next(r.id);
+    END IF;
+    PERFORM baton._wf_announce(r);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_wait_match(run baton._runs, topic text, wkey text) RETURNS baton._events
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT e.* FROM baton._events AS e
+     WHERE e.topic = _wf_wait_match.topic AND (wkey IS NULL OR e.key = wkey) AND e.published_at >= run.created_at
+     ORDER BY e.id LIMIT 1
+$$;
+
 CREATE OR REPLACE FUNCTION baton._wf_activate(run_id bigint, step text) RETURNS text[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -551,6 +824,7 @@ DECLARE
     until timestamptz;
     wkey  text;
     ev    baton._events;
+    alone boolean;
 BEGIN
     SELECT * INTO r FROM baton._runs AS x WHERE x.id = _wf_activate.run_id;
     IF r.state <> 'running'
@@ -628,16 +902,18 @@ BEGIN
         RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('event_id', tid), 'succeeded');
     WHEN 'wait_event' THEN
         wkey := CASE WHEN spec ? 'key' THEN baton._wf_key(spec -> 'key', ctx) END;
-        -- An event published since the run started counts even if it came before this step.
-        SELECT * INTO ev FROM baton._events AS e
-         WHERE e.topic = spec ->> 'topic' AND (wkey IS NULL OR e.key = wkey) AND e.published_at >= r.created_at
-         ORDER BY e.id LIMIT 1;
-        IF FOUND THEN
+        -- Exclusive when no publisher of the topic is in flight: publishers
+        -- then wait for this transaction and see the step waiting.  Else one
+        -- may commit an event this query cannot see yet: the tick looks again.
+        alone := pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('baton.wait_event'),
+                                                      baton._wf_wait_lock_key(spec ->> 'topic'));
+        ev := baton._wf_wait_match(r, spec ->> 'topic', wkey);
+        IF ev.id IS NOT NULL THEN
             RETURN baton._wf_step_done(r.id, d.step, ev.payload, 'succeeded');
         END IF;
         UPDATE baton._run_steps AS s
            SET wait_topic = spec ->> 'topic', wait_key = wkey,
-               wake_at = pg_catalog.now() + (spec ->> 'timeout')::interval
+               wake_at = pg_catalog.now() + (spec ->> 'timeout')::interval, wait_recheck = NOT alone
          WHERE s.run_id = r.id AND s.step = d.step;
     WHEN 'sleep' THEN
         IF spec ? 'duration' THEN
@@ -671,6 +947,131 @@ BEGIN
                                 NULL, r.correlation_id, NULL, NULL, r.id, d.step);
     END CASE;
     RETURN '{}';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton.cancel_run(run bigint) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM baton._runs AS x WHERE x.id = cancel_run.run) THEN
+        RAISE EXCEPTION 'baton.cancel_run: run % does not exist', cancel_run.run
+            USING ERRCODE = 'no_data_found', COLUMN = 'run';
+    END IF;
+    PERFORM baton._wf_lock_runs(ARRAY[cancel_run.run]);
+    RETURN baton._wf_cancel(cancel_run.run, 'cancelled by baton.cancel_run');
+END
+$$;
+
+COMMENT ON FUNCTION baton.cancel_run(bigint) IS
+'Cancels a running run: pending and waiting steps are cancelled, live tasks cancelled (a task being claimed at that moment too; workers holding running ones are told through NOTIFY baton_cancel, and their completions are rejected), child runs cancelled, compensations started. Returns false when the run had already ended.';
+
+CREATE OR REPLACE FUNCTION baton._wf_on_event(event baton._events) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w record;
+BEGIN
+    -- Held until commit: a step that starts waiting meanwhile cannot take the
+    -- lock exclusively and asks the tick to look again; one that took it
+    -- before makes this wait until it has committed, so that the query
+    -- below sees it waiting.
+    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtext('baton.wait_event'),
+                                                    baton._wf_wait_lock_key(event.topic));
+    FOR w IN SELECT s.run_id, s.step FROM baton._run_steps AS s
+              WHERE s.state = 'waiting' AND s.wait_topic = event.topic
+                AND (s.wait_key IS NULL OR s.wait_key = event.key)
+              ORDER BY s.run_id, s.step
+    LOOP
+        -- Never waits for another run (the locking order): a busy run's step
+        -- is flagged, and the next tick completes it.
+        IF NOT baton._wf_try_lock_run(w.run_id) THEN
+            UPDATE baton._run_steps AS s SET wait_recheck = true
+             WHERE s.ctid = (SELECT y.ctid FROM baton._run_steps AS y
+                              WHERE y.run_id = w.run_id AND y.step = w.step AND y.state = 'waiting'
+                                FOR UPDATE SKIP LOCKED);
+            CONTINUE;
+        END IF;
+        PERFORM 1 FROM baton._runs AS x WHERE x.id = w.run_id AND x.state = 'running';
+        CONTINUE WHEN NOT FOUND;
+        -- Re-check under the lock: a concurrent event may have won.
+        PERFORM 1 FROM baton._run_steps AS s
+          WHERE s.run_id = w.run_id AND s.step = w.step AND s.state = 'waiting';
+        CONTINUE WHEN NOT FOUND;
+        PERFORM baton._wf_advance(w.run_id, baton._wf_step_done(w.run_id, w.step, event.payload, 'succeeded'));
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_recheck_waits(max_rows integer) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w  record;
+    r  baton._runs;
+    ev baton._events;
+    n  integer := 0;
+BEGIN
+    FOR w IN SELECT s.run_id, s.step, s.wait_topic, s.wait_key FROM baton._run_steps AS s
+              WHERE s.wait_recheck AND s.state = 'waiting'
+              ORDER BY s.run_id, s.step LIMIT max_rows
+    LOOP
+        CONTINUE WHEN NOT baton._wf_try_lock_run(w.run_id);
+        SELECT * INTO r FROM baton._runs AS x WHERE x.id = w.run_id AND x.state = 'running';
+        CONTINUE WHEN NOT FOUND;
+        PERFORM 1 FROM baton._run_steps AS s
+          WHERE s.run_id = w.run_id AND s.step = w.step AND s.state = 'waiting' AND s.wait_recheck;
+        CONTINUE WHEN NOT FOUND;
+        -- A publisher still in flight: look at the next tick.
+        CONTINUE WHEN NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('baton.wait_event'),
+                                                               baton._wf_wait_lock_key(w.wait_topic));
+        ev := baton._wf_wait_match(r, w.wait_topic, w.wait_key);
+        IF ev.id IS NULL THEN
+            UPDATE baton._run_steps AS s SET wait_recheck = false WHERE s.run_id = w.run_id AND s.step = w.step;
+        ELSE
+            n := n + 1;
+            PERFORM baton._wf_advance(w.run_id, baton._wf_step_done(w.run_id, w.step, ev.payload, 'succeeded'));
+        END IF;
+    END LOOP;
+    RETURN n;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_tick() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w        record;
+    spec     jsonb;
+    woken    integer := 0;
+    timedout integer := 0;
+BEGIN
+    FOR w IN SELECT s.run_id, s.step, s.kind, s.wake_at FROM baton._run_steps AS s
+              WHERE s.state = 'waiting' AND s.wake_at <= pg_catalog.now()
+              ORDER BY s.wake_at LIMIT 10000
+    LOOP
+        CONTINUE WHEN NOT baton._wf_try_lock_run(w.run_id);
+        PERFORM 1 FROM baton._runs AS x WHERE x.id = w.run_id AND x.state = 'running';
+        CONTINUE WHEN NOT FOUND;
+        PERFORM 1 FROM baton._run_steps AS s
+          WHERE s.run_id = w.run_id AND s.step = w.step AND s.state = 'waiting' AND s.wake_at <= pg_catalog.now();
+        CONTINUE WHEN NOT FOUND;
+        IF w.kind = 'sleep' THEN
+            woken := woken + 1;
+            PERFORM baton._wf_advance(w.run_id,
+                baton._wf_step_done(w.run_id, w.step, pg_catalog.jsonb_build_object('until', w.wake_at), 'succeeded'));
+        ELSE
+            timedout := timedout + 1;
+            SELECT d.spec INTO spec FROM baton._runs AS x
+              JOIN baton._wf_steps AS d ON d.workflow = x.workflow AND d.version = x.version
+             WHERE x.id = w.run_id AND d.step = w.step;
+            IF spec ->> 'on_timeout' = 'skip' THEN
+                PERFORM baton._wf_advance(w.run_id, baton._wf_step_done(w.run_id, w.step, NULL, 'skipped'));
+            ELSE
+                PERFORM baton._wf_step_failed(w.run_id, w.step,
+                    pg_catalog.format('timed out after %s waiting for event "%s"', spec ->> 'timeout', spec ->> 'topic'));
+            END IF;
+        END IF;
+    END LOOP;
+    RETURN pg_catalog.jsonb_build_object('woken', woken, 'timed_out', timedout,
+                                         'waits_rechecked', baton._wf_recheck_waits(10000),
+                                         'runs_purged', baton._wf_purge(10000));
 END
 $$;
 

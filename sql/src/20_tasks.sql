@@ -330,6 +330,24 @@ BEGIN
 END
 $$;
 
+-- Locks the run of a task (and its ancestors) before the task is locked: the
+-- locking order of 61_workflow_runs.sql.  False when the task does not exist
+-- or belongs to no run.  The run id of a task never changes, so reading it
+-- without a lock is safe.
+CREATE FUNCTION baton._lock_task_run(task bigint) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rid bigint;
+BEGIN
+    SELECT x.run_id INTO rid FROM baton._tasks AS x WHERE x.id = task;
+    IF rid IS NULL THEN
+        RETURN false;
+    END IF;
+    PERFORM baton._wf_lock_runs(ARRAY[rid]);
+    RETURN true;
+END
+$$;
+
 -- True when a finished task must be passed to _on_task_end.
 CREATE FUNCTION baton._needs_hook(task baton._tasks) RETURNS boolean
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -357,10 +375,21 @@ BEGIN
     UPDATE baton._tasks AS x
        SET state = 'succeeded', result = complete.result, finished_at = pg_catalog.now(),
            lease_expires_at = NULL
-     WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running'
+     WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running' AND x.run_id IS NULL
     RETURNING x.* INTO t;
     IF NOT FOUND THEN
-        RETURN false;
+        -- A task of a run: its run first (the locking order of 61_workflow_runs.sql).
+        IF NOT baton._lock_task_run(complete.id) THEN
+            RETURN false;
+        END IF;
+        UPDATE baton._tasks AS x
+           SET state = 'succeeded', result = complete.result, finished_at = pg_catalog.now(),
+               lease_expires_at = NULL
+         WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running'
+        RETURNING x.* INTO t;
+        IF NOT FOUND THEN
+            RETURN false;
+        END IF;
     END IF;
     IF baton._needs_hook(t) THEN
         PERFORM baton._on_task_end(t);
@@ -416,17 +445,37 @@ BEGIN
     END IF;
     -- One set-based update; the hook test is inlined (it is what _needs_hook
     -- says) because a function call per row costs more than the update.
+    -- Tasks of runs are left for the second pass below, which locks their
+    -- runs first (the locking order of 61_workflow_runs.sql).
     WITH done AS (
         UPDATE baton._tasks AS x
            SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
           FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results)) AS u(i, a, r)
-         WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running'
-        RETURNING x.id, x.run_id, x.subscription_id, x.result)
+         WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running' AND x.run_id IS NULL
+        RETURNING x.id, x.subscription_id, x.result)
     SELECT pg_catalog.array_agg(d.id),
-           pg_catalog.array_agg(d.id) FILTER (WHERE d.run_id IS NOT NULL OR d.subscription_id IS NOT NULL
+           pg_catalog.array_agg(d.id) FILTER (WHERE d.subscription_id IS NOT NULL
                                               OR (pg_catalog.jsonb_typeof(d.result) = 'object' AND d.result ? 'emit'))
       INTO accepted, hooked
       FROM done AS d;
+    IF COALESCE(pg_catalog.cardinality(dropped), 0) + COALESCE(pg_catalog.cardinality(accepted), 0)
+       < pg_catalog.cardinality(ids) THEN
+        -- The rest: tasks of runs (and stale reports, which change nothing).
+        PERFORM baton._wf_lock_runs(ARRAY(
+            SELECT DISTINCT x.run_id FROM baton._tasks AS x
+             WHERE x.id = ANY (ids) AND x.run_id IS NOT NULL AND x.state::text = 'running'));
+        WITH done AS (
+            UPDATE baton._tasks AS x
+               SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
+              FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results))
+                       AS u(i, a, r)
+             WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running' AND x.run_id IS NOT NULL
+            RETURNING x.id)
+        SELECT COALESCE(accepted, '{}') || pg_catalog.array_agg(d.id),
+               COALESCE(hooked, '{}') || pg_catalog.array_agg(d.id)
+          INTO accepted, hooked
+          FROM done AS d;
+    END IF;
     -- Hooks run in run order, so two batches touching the same runs lock
     -- them in the same order and cannot deadlock.
     IF hooked IS NOT NULL THEN
@@ -452,6 +501,8 @@ BEGIN
     IF retry_in < interval '0' THEN
         PERFORM baton._bad('fail', 'retry_in', pg_catalog.format('must not be negative (got %s)', retry_in));
     END IF;
+    -- A task of a run: its run first (the locking order of 61_workflow_runs.sql).
+    PERFORM baton._lock_task_run(fail.id);
     SELECT * INTO t FROM baton._tasks AS x
      WHERE x.id = fail.id AND x.attempt = fail.attempt AND x.state = 'running'
        FOR UPDATE;
@@ -610,6 +661,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t baton._tasks;
 BEGIN
+    PERFORM baton._lock_task_run(task);
     t := baton._task('cancel', task);
     IF t.state NOT IN ('scheduled', 'pending', 'running') THEN
         RETURN false;
@@ -628,7 +680,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION baton.cancel(bigint) IS
-'Cancels a live task. A running attempt learns it at its next heartbeat or completion (both return false). Returns false when the task had already ended.';
+'Cancels a live task. The worker holding a running attempt is told (NOTIFY baton_cancel) and its heartbeat and completion return false. Returns false when the task had already ended.';
 
 CREATE FUNCTION baton.retry(task bigint) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -636,6 +688,7 @@ DECLARE
     t baton._tasks;
     budget integer;
 BEGIN
+    PERFORM baton._lock_task_run(task);
     t := baton._task('retry', task);
     IF t.state NOT IN ('failed', 'cancelled') THEN
         RETURN false;

@@ -19,6 +19,9 @@
 
 -- ---- issue 12: races and limits ----
 -- (state changes of this issue go here, in order)
+-- wait_event steps that began waiting while a publisher of their topic was in flight
+ALTER TABLE baton._run_steps ADD COLUMN wait_recheck boolean NOT NULL DEFAULT false;
+CREATE INDEX _run_steps_recheck_idx ON baton._run_steps (run_id) WHERE wait_recheck AND state = 'waiting';
 
 
 -- ---- issue 13: through the worker ----
