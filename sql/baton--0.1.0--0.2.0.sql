@@ -267,6 +267,63 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton._transient_error(sqlstate text) RETURNS boolean
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.left(sqlstate, 2) IN ('08', '40', '53', '55', '57', '58', 'XX')
+$$;
+
+COMMENT ON FUNCTION baton._transient_error(text) IS
+'True for SQLSTATE classes that a later retry may not meet again (08, 40, 53, 55, 57, 58, XX).';
+
+CREATE OR REPLACE FUNCTION baton._completion_failed(task baton._tasks, sqlstate text, message text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t baton._tasks;
+BEGIN
+    UPDATE baton._tasks AS x
+       SET state = 'failed', finished_at = pg_catalog.now(), lease_expires_at = NULL,
+           error = pg_catalog.format('the completion could not be applied (SQLSTATE %s): %s', sqlstate, message)
+     WHERE x.id = task.id
+    RETURNING x.* INTO t;
+    IF baton._needs_hook(t) THEN
+        PERFORM baton._on_task_end(t);
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION baton._completion_failed(baton._tasks, text, text) IS
+'Turns a completion whose workflow or event consequences raised a permanent error into a failure of the task (no retry: the handler already ran).';
+
+CREATE OR REPLACE FUNCTION baton._on_tasks_succeeded(ids bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t baton._tasks;
+BEGIN
+    BEGIN
+        FOR t IN SELECT x.* FROM pg_catalog.unnest(ids) WITH ORDINALITY AS u(i, n)
+                   JOIN baton._tasks AS x ON x.id = u.i ORDER BY u.n LOOP
+            PERFORM baton._on_task_end(t);
+        END LOOP;
+        RETURN;
+    EXCEPTION WHEN OTHERS THEN
+        IF baton._transient_error(SQLSTATE) THEN
+            RAISE;
+        END IF;
+    END;
+    FOR t IN SELECT x.* FROM pg_catalog.unnest(ids) WITH ORDINALITY AS u(i, n)
+               JOIN baton._tasks AS x ON x.id = u.i ORDER BY u.n LOOP
+        BEGIN
+            PERFORM baton._on_task_end(t);
+        EXCEPTION WHEN OTHERS THEN
+            IF baton._transient_error(SQLSTATE) THEN
+                RAISE;
+            END IF;
+            PERFORM baton._completion_failed(t, SQLSTATE, SQLERRM);
+        END;
+    END LOOP;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton.complete(id bigint, attempt integer, result jsonb DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -304,11 +361,14 @@ BEGIN
         END IF;
     END IF;
     IF baton._needs_hook(t) THEN
-        PERFORM baton._on_task_end(t);
+        PERFORM baton._on_tasks_succeeded(ARRAY[t.id]);
     END IF;
     RETURN true;
 END
 $$;
+
+COMMENT ON FUNCTION baton.complete(bigint, integer, jsonb) IS
+'Marks a running task succeeded with its result (on a queue with retention 0 the task is deleted instead, unless a workflow, a subscription or an emit needs it). Returns false, changing nothing, when (id, attempt) no longer holds the lease. When what the result sets off cannot be applied (a malformed emit, a workflow predicate or template that raises), the task fails without retry with that error, and the call still returns true: the handler is not run again.';
 
 CREATE OR REPLACE FUNCTION baton.complete_many(ids bigint[], attempts integer[], results jsonb[] DEFAULT NULL)
 RETURNS SETOF bigint
@@ -389,9 +449,8 @@ BEGIN
     -- Hooks run in run order, so two batches touching the same runs lock
     -- them in the same order and cannot deadlock.
     IF hooked IS NOT NULL THEN
-        FOR t IN SELECT * FROM baton._tasks AS x WHERE x.id = ANY (hooked) ORDER BY x.run_id NULLS FIRST, x.id LOOP
-            PERFORM baton._on_task_end(t);
-        END LOOP;
+        PERFORM baton._on_tasks_succeeded(ARRAY(SELECT x.id FROM baton._tasks AS x WHERE x.id = ANY (hooked)
+                                                 ORDER BY x.run_id NULLS FIRST, x.id));
     END IF;
     RETURN QUERY SELECT pg_catalog.unnest(dropped || accepted);
 END

@@ -412,8 +412,8 @@ COMMENT ON FUNCTION baton.resume_subscription(text) IS 'Resumes deliveries to a 
 -- Tokens and emits ----------------------------------------------------------
 
 -- Publishes the events a succeeded task's result lists under "emit".  A
--- malformed list raises, so the completion that carried it is rejected as a
--- whole (the worker sees the error) and nothing is published.
+-- malformed list raises before anything is published; the completion then
+-- fails the task without retry (baton._on_tasks_succeeded).
 CREATE FUNCTION baton._ev_emit(task baton._tasks) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
