@@ -22,6 +22,18 @@
 -- wait_event steps that began waiting while a publisher of their topic was in flight
 ALTER TABLE baton._run_steps ADD COLUMN wait_recheck boolean NOT NULL DEFAULT false;
 CREATE INDEX _run_steps_recheck_idx ON baton._run_steps (run_id) WHERE wait_recheck AND state = 'waiting';
+-- subscription filters that raised at publish time (the publisher goes on)
+CREATE TABLE baton._ev_filter_errors (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    subscription_id bigint NOT NULL,
+    event_id        bigint NOT NULL,
+    sqlstate        text NOT NULL,
+    error           text NOT NULL,
+    at              timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE INDEX _ev_filter_errors_subscription_idx ON baton._ev_filter_errors (subscription_id, at);
+CREATE INDEX _ev_filter_errors_at_idx ON baton._ev_filter_errors (at);
+SELECT pg_catalog.pg_extension_config_dump('baton._ev_filter_errors', '');
 
 
 -- ---- issue 13: through the worker ----
@@ -92,6 +104,22 @@ $$;
 COMMENT ON FUNCTION baton._cancelled(bigint[]) IS
 'Tells the workers holding these tasks that they were cancelled (NOTIFY baton_cancel with the ids, at commit).';
 
+CREATE OR REPLACE FUNCTION baton._max_key_bytes() RETURNS integer
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT 512 $$;
+
+COMMENT ON FUNCTION baton._max_key_bytes() IS
+'The maximum length in bytes of a dedup_key, an idempotency_key, an event key and a worker id (512).';
+
+CREATE OR REPLACE FUNCTION baton._check_key(fn text, field text, v text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF pg_catalog.octet_length(v) > baton._max_key_bytes() THEN
+        PERFORM baton._bad(fn, field, pg_catalog.format('must be at most %s bytes (got %s)',
+                                                        baton._max_key_bytes(), pg_catalog.octet_length(v)));
+    END IF;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton.alter_queue(queue text,
                                   concurrency integer DEFAULT NULL,
                                   max_attempts integer DEFAULT NULL,
@@ -129,6 +157,32 @@ BEGIN
     PERFORM baton._queue('resume_queue', queue);
     UPDATE baton._queues AS q SET paused = false WHERE q.name = resume_queue.queue;
     PERFORM baton._wake(queue);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._check_task_options(fn text, run_at timestamptz, delay interval, max_attempts integer,
+                                          dedup_key text, timeout interval, backoff_base interval,
+                                          backoff_cap interval, priority integer)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF run_at IS NOT NULL AND delay IS NOT NULL THEN
+        PERFORM baton._bad(fn, 'delay', 'cannot be combined with run_at');
+    END IF;
+    IF delay IS NOT NULL THEN PERFORM baton._check_interval(fn, 'delay', delay, true); END IF;
+    IF priority IS NULL THEN
+        PERFORM baton._bad(fn, 'priority', 'must not be NULL');
+    END IF;
+    IF max_attempts < 1 THEN
+        PERFORM baton._bad(fn, 'max_attempts', pg_catalog.format('must be at least 1 (got %s)', max_attempts));
+    END IF;
+    IF dedup_key = '' THEN
+        PERFORM baton._bad(fn, 'dedup_key', 'must not be empty');
+    END IF;
+    PERFORM baton._check_key(fn, 'dedup_key', dedup_key);
+    IF timeout IS NOT NULL THEN PERFORM baton._check_interval(fn, 'timeout', timeout, false); END IF;
+    IF backoff_base IS NOT NULL THEN PERFORM baton._check_interval(fn, 'backoff_base', backoff_base, true); END IF;
+    IF backoff_cap IS NOT NULL THEN PERFORM baton._check_interval(fn, 'backoff_cap', backoff_cap, true); END IF;
 END
 $$;
 
@@ -250,6 +304,91 @@ BEGIN
         PERFORM baton._wake_many(touched);
     END IF;
     RETURN n;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton.claim(queues text[], worker text, batch integer DEFAULT 1,
+                            session_bound boolean DEFAULT true)
+RETURNS TABLE (id bigint, queue text, payload jsonb, attempt integer, lease_expires_at timestamptz,
+               run_id bigint, step text, correlation_id uuid, max_attempts integer)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    pid        integer;
+    sess       timestamptz;
+    unlimited  text[] := '{}';
+    found_n    integer;
+    want       integer := batch;
+    got        integer;
+    q          baton._queues;
+    slots      integer;
+    tokens     double precision;
+BEGIN
+    IF queues IS NULL OR pg_catalog.cardinality(queues) = 0 THEN
+        PERFORM baton._bad('claim', 'queues', 'must name at least one queue');
+    END IF;
+    IF worker IS NULL OR worker = '' THEN
+        PERFORM baton._bad('claim', 'worker', 'must not be empty');
+    END IF;
+    PERFORM baton._check_key('claim', 'worker', worker);
+    IF batch IS NULL OR batch < 1 OR batch > 10000 THEN
+        PERFORM baton._bad('claim', 'batch', pg_catalog.format('must be between 1 and 10000 (got %s)', batch));
+    END IF;
+    IF session_bound THEN
+        pid := pg_catalog.pg_backend_pid();
+        sess := baton._session_start();
+    END IF;
+
+    SELECT pg_catalog.count(*),
+           COALESCE(pg_catalog.array_agg(x.name) FILTER (WHERE NOT x.paused AND x.concurrency IS NULL
+                                                         AND x.rate_limit IS NULL), '{}')
+      INTO found_n, unlimited
+      FROM baton._queues AS x WHERE x.name = ANY (queues);
+    IF found_n < pg_catalog.cardinality(ARRAY(SELECT DISTINCT u FROM pg_catalog.unnest(queues) AS u)) THEN
+        PERFORM baton._queue('claim', u) FROM pg_catalog.unnest(queues) AS u;
+    END IF;
+
+    FOR pass IN 1..2 LOOP
+        -- Limited queues one at a time: the queue row lock serialises their
+        -- claimers, so the concurrency and rate limits hold across all workers.
+        FOR q IN SELECT * FROM baton._queues AS x
+                  WHERE x.name = ANY (queues) AND NOT x.paused
+                    AND (x.concurrency IS NOT NULL OR x.rate_limit IS NOT NULL)
+                  ORDER BY x.name
+                    FOR NO KEY UPDATE
+        LOOP
+            EXIT WHEN want <= 0;
+            slots := want;
+            IF q.concurrency IS NOT NULL THEN
+                SELECT LEAST(slots, q.concurrency - pg_catalog.count(*))::integer INTO slots
+                  FROM baton._tasks AS t WHERE t.queue = q.name AND t.state = 'running';
+            END IF;
+            IF q.rate_limit IS NOT NULL THEN
+                tokens := LEAST(q.rate_limit::float8,
+                                q.rate_tokens + q.rate_limit * pg_catalog.date_part('epoch', pg_catalog.now() - q.rate_updated_at)
+                                              / pg_catalog.date_part('epoch', q.rate_period));
+                slots := LEAST(slots, pg_catalog.floor(tokens)::integer);
+            END IF;
+            CONTINUE WHEN slots <= 0;
+            RETURN QUERY SELECT * FROM baton._claim_from(ARRAY[q.name], worker, slots, pid, sess);
+            GET DIAGNOSTICS got = ROW_COUNT;
+            want := want - got;
+            IF q.rate_limit IS NOT NULL THEN
+                UPDATE baton._queues AS x SET rate_tokens = tokens - got, rate_updated_at = pg_catalog.now()
+                 WHERE x.name = q.name;
+            END IF;
+        END LOOP;
+
+        IF want > 0 AND pg_catalog.cardinality(unlimited) > 0 THEN
+            RETURN QUERY SELECT * FROM baton._claim_from(unlimited, worker, want, pid, sess);
+            GET DIAGNOSTICS got = ROW_COUNT;
+            want := want - got;
+        END IF;
+
+        -- Short of work: make due delayed tasks claimable and look once more,
+        -- so delayed tasks run on time even when nothing calls tick().
+        EXIT WHEN want <= 0 OR pass = 2;
+        EXIT WHEN baton._promote(queues, want) = 0;
+    END LOOP;
 END
 $$;
 
@@ -580,6 +719,24 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton.register_worker(worker text, queues text[], host text DEFAULT NULL,
+                                      pid integer DEFAULT NULL, version text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF worker IS NULL OR worker = '' THEN
+        PERFORM baton._bad('register_worker', 'worker', 'must not be empty');
+    END IF;
+    PERFORM baton._check_key('register_worker', 'worker', worker);
+    INSERT INTO baton._workers AS w (id, host, pid, queues, version, backend_pid, started_at, last_seen)
+    VALUES (worker, host, pid, COALESCE(queues, '{}'), version, pg_catalog.pg_backend_pid(),
+            pg_catalog.now(), pg_catalog.now())
+    ON CONFLICT (id) DO UPDATE
+       SET host = excluded.host, pid = excluded.pid, queues = excluded.queues, version = excluded.version,
+           backend_pid = excluded.backend_pid, last_seen = excluded.last_seen;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton._requeue_running(ids bigint[], reason text) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -611,6 +768,23 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton._ev_passes_safe(subscription_id bigint, filter jsonpath, e baton._events) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN baton._ev_passes(filter, e.payload, e.key, e.topic);
+EXCEPTION WHEN OTHERS THEN
+    IF baton._transient_error(SQLSTATE) THEN
+        RAISE;
+    END IF;
+    INSERT INTO baton._ev_filter_errors (subscription_id, event_id, sqlstate, error)
+    VALUES (_ev_passes_safe.subscription_id, e.id, SQLSTATE, SQLERRM);
+    RETURN false;
+END
+$$;
+
+COMMENT ON FUNCTION baton._ev_passes_safe(bigint, jsonpath, baton._events) IS
+'Does an event pass a subscription''s filter?  A filter that raises counts as no match and is recorded in baton._ev_filter_errors.';
+
 CREATE OR REPLACE FUNCTION baton._publish(topic text, payload jsonb, key text, correlation_id uuid,
                                cause_task_id bigint, cause_run_id bigint, cause_step text)
 RETURNS bigint
@@ -624,6 +798,10 @@ DECLARE
     runs_for bigint[];
     s        baton._subscriptions;
 BEGIN
+    -- Here rather than in each caller: workflow publish steps render their key.
+    IF pg_catalog.octet_length(_publish.key) > baton._max_key_bytes() THEN
+        PERFORM baton._check_key('publish', 'key', _publish.key);
+    END IF;
     INSERT INTO baton._events AS x (topic, key, payload, correlation_id, cause_task_id, cause_run_id, cause_step)
     VALUES (_publish.topic, _publish.key, COALESCE(_publish.payload, '{}'),
             COALESCE(_publish.correlation_id, pg_catalog.gen_random_uuid()),
@@ -649,7 +827,7 @@ BEGIN
             SELECT s3.* FROM baton._subscriptions AS s3
              WHERE s3.wildcard AND s3.head IS NULL
                AND ('.' || e.topic) OPERATOR(pg_catalog.~) s3.topic_regex AND NOT s3.paused) AS x
-         WHERE x.filter IS NULL OR baton._ev_passes(x.filter, e.payload, e.key, e.topic)),
+         WHERE x.filter IS NULL OR baton._ev_passes_safe(x.id, x.filter, e)),
     ins AS (
         INSERT INTO baton._tasks (queue, state, priority, run_at, max_attempts, payload,
                                   subscription_id, event_id, correlation_id)
@@ -670,6 +848,47 @@ BEGIN
         END LOOP;
     END IF;
     RETURN e.id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._ev_emit(task baton._tasks) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    list jsonb := task.result -> 'emit';
+    ev   jsonb;
+    n    integer := 0;
+    bad  text;
+BEGIN
+    IF pg_catalog.jsonb_typeof(list) IS DISTINCT FROM 'array' THEN
+        PERFORM baton._bad('complete', 'result.emit',
+            pg_catalog.format('must be an array of {"topic", "payload", "key"} objects (task %s, got %s)',
+                              task.id, COALESCE(pg_catalog.jsonb_typeof(list), 'NULL')));
+    END IF;
+    -- Validate everything before publishing anything.
+    FOR ev IN SELECT x FROM pg_catalog.jsonb_array_elements(list) AS x LOOP
+        bad := CASE
+            WHEN pg_catalog.jsonb_typeof(ev) <> 'object' THEN 'must be an object'
+            WHEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(ev) AS k WHERE k NOT IN ('topic', 'payload', 'key'))
+                THEN 'may only have the keys "topic", "payload" and "key"'
+            WHEN pg_catalog.jsonb_typeof(ev -> 'topic') IS DISTINCT FROM 'string'
+                 OR (ev ->> 'topic') !~ '^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$'
+                 OR pg_catalog.length(ev ->> 'topic') > 255
+                THEN 'must have a "topic" of dot-separated segments of letters, digits, "_" and "-", without wildcards'
+            WHEN pg_catalog.jsonb_typeof(ev -> 'payload') = 'null' THEN 'must not have a null "payload"'
+            WHEN pg_catalog.jsonb_typeof(ev -> 'key') NOT IN ('string', 'null') THEN 'must have a string "key"'
+            WHEN pg_catalog.octet_length(ev ->> 'key') > baton._max_key_bytes()
+                THEN pg_catalog.format('must have a "key" of at most %s bytes', baton._max_key_bytes())
+        END;
+        IF bad IS NOT NULL THEN
+            PERFORM baton._bad('complete', 'result.emit',
+                pg_catalog.format('element %s %s (task %s, got %s)', n, bad, task.id, ev));
+        END IF;
+        n := n + 1;
+    END LOOP;
+    FOR ev IN SELECT x FROM pg_catalog.jsonb_array_elements(list) WITH ORDINALITY AS e(x, i) ORDER BY e.i LOOP
+        PERFORM baton._publish(ev ->> 'topic', COALESCE(ev -> 'payload', '{}'), ev ->> 'key',
+                               COALESCE(task.correlation_id, baton._task_correlation(task.id)), task.id, NULL, NULL);
+    END LOOP;
 END
 $$;
 
@@ -695,7 +914,7 @@ BEGIN
                baton._ev_envelope(x, s.name), s.id, x.id, x.correlation_id
           FROM baton._events AS x JOIN baton._queues AS q ON q.name = s.queue
          WHERE x.published_at >= since AND (until IS NULL OR x.published_at < until)
-           AND baton._ev_matches(s, x.topic) AND baton._ev_passes(s.filter, x.payload, x.key, x.topic)
+           AND baton._ev_matches(s, x.topic) AND (s.filter IS NULL OR baton._ev_passes_safe(s.id, s.filter, x))
          ORDER BY x.id;
         GET DIAGNOSTICS n = ROW_COUNT;
         IF n > 0 THEN
@@ -704,7 +923,7 @@ BEGIN
     ELSE
         FOR e IN SELECT * FROM baton._events AS x
                   WHERE x.published_at >= since AND (until IS NULL OR x.published_at < until)
-                    AND baton._ev_matches(s, x.topic) AND baton._ev_passes(s.filter, x.payload, x.key, x.topic)
+                    AND baton._ev_matches(s, x.topic) AND (s.filter IS NULL OR baton._ev_passes_safe(s.id, s.filter, x))
                   ORDER BY x.id
         LOOP
             PERFORM baton._ev_start_run(e, s, true);
@@ -714,6 +933,47 @@ BEGIN
     RETURN n;
 END
 $$;
+
+CREATE OR REPLACE FUNCTION baton._ev_purge(max_rows integer) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    keep interval;
+    n    integer := 0;
+BEGIN
+    SELECT x.retention INTO keep FROM baton._ev_settings AS x;
+    IF NOT FOUND THEN
+        keep := interval '30 days';          -- the default, until set_event_retention
+    ELSIF keep IS NULL THEN
+        RETURN 0;                            -- keep events forever
+    END IF;
+    DELETE FROM baton._events AS x WHERE x.id IN (
+        SELECT y.id FROM baton._events AS y
+         WHERE y.published_at < pg_catalog.now() - keep
+         ORDER BY y.published_at
+         LIMIT max_rows
+           FOR UPDATE SKIP LOCKED);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    DELETE FROM baton._ev_filter_errors AS x WHERE x.id IN (
+        SELECT y.id FROM baton._ev_filter_errors AS y
+         WHERE y.at < pg_catalog.now() - keep
+         LIMIT max_rows);
+    DELETE FROM baton._ev_runs AS x WHERE x.run_id IN (
+        SELECT y.run_id FROM baton._ev_runs AS y
+         WHERE y.state IS NOT NULL AND y.created_at < pg_catalog.now() - keep
+         LIMIT max_rows
+           FOR UPDATE SKIP LOCKED);
+    RETURN n;
+END
+$$;
+
+CREATE OR REPLACE VIEW baton.subscription_filter_errors AS
+SELECT s.name AS subscription, f.event_id, e.topic, e.key, f.sqlstate, f.error, f.at
+  FROM baton._ev_filter_errors AS f
+  JOIN baton._subscriptions AS s ON s.id = f.subscription_id
+  LEFT JOIN baton._events AS e ON e.id = f.event_id;
+
+COMMENT ON VIEW baton.subscription_filter_errors IS
+'Events whose subscription filter raised an error at publish time: the event was treated as not matching that subscription (the publisher did not fail). Kept as long as events (baton.set_event_retention).';
 
 CREATE OR REPLACE FUNCTION baton._wf_lock_runs(runs bigint[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -1009,6 +1269,27 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton.start(workflow text, input jsonb DEFAULT '{}', idempotency_key text DEFAULT NULL,
+                            correlation_id uuid DEFAULT NULL, cause_event_id bigint DEFAULT NULL,
+                            subscription_id bigint DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF start.workflow IS NULL THEN
+        PERFORM baton._bad('start', 'workflow', 'must not be NULL');
+    END IF;
+    IF start.input IS NULL THEN
+        PERFORM baton._bad('start', 'input', 'must not be NULL (use ''{}'' for no input)');
+    END IF;
+    IF start.idempotency_key = '' THEN
+        PERFORM baton._bad('start', 'idempotency_key', 'must not be empty');
+    END IF;
+    PERFORM baton._check_key('start', 'idempotency_key', start.idempotency_key);
+    RETURN baton._wf_start(start.workflow, start.input, start.idempotency_key, start.correlation_id,
+                           start.cause_event_id, start.subscription_id, NULL, NULL);
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton.cancel_run(run bigint) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -1148,7 +1429,7 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION baton.retry_dead_letters(text) TO baton_admin;
 GRANT EXECUTE ON FUNCTION baton.trace(uuid), baton.trace_graph(uuid)
   TO baton_admin, baton_producer, baton_worker;
-GRANT SELECT ON baton.events, baton.subscriptions, baton.subscription_dead_letters
+GRANT SELECT ON baton.events, baton.subscriptions, baton.subscription_dead_letters, baton.subscription_filter_errors
   TO baton_admin, baton_producer, baton_worker;
 GRANT EXECUTE ON FUNCTION
     baton.start(text, jsonb, text, uuid, bigint, bigint),

@@ -32,6 +32,7 @@ BEGIN
     IF dedup_key = '' THEN
         PERFORM baton._bad(fn, 'dedup_key', 'must not be empty');
     END IF;
+    PERFORM baton._check_key(fn, 'dedup_key', dedup_key);
     IF timeout IS NOT NULL THEN PERFORM baton._check_interval(fn, 'timeout', timeout, false); END IF;
     IF backoff_base IS NOT NULL THEN PERFORM baton._check_interval(fn, 'backoff_base', backoff_base, true); END IF;
     IF backoff_cap IS NOT NULL THEN PERFORM baton._check_interval(fn, 'backoff_cap', backoff_cap, true); END IF;
@@ -251,6 +252,7 @@ BEGIN
     IF worker IS NULL OR worker = '' THEN
         PERFORM baton._bad('claim', 'worker', 'must not be empty');
     END IF;
+    PERFORM baton._check_key('claim', 'worker', worker);
     IF batch IS NULL OR batch < 1 OR batch > 10000 THEN
         PERFORM baton._bad('claim', 'batch', pg_catalog.format('must be between 1 and 10000 (got %s)', batch));
     END IF;
@@ -824,6 +826,7 @@ BEGIN
     IF worker IS NULL OR worker = '' THEN
         PERFORM baton._bad('register_worker', 'worker', 'must not be empty');
     END IF;
+    PERFORM baton._check_key('register_worker', 'worker', worker);
     INSERT INTO baton._workers AS w (id, host, pid, queues, version, backend_pid, started_at, last_seen)
     VALUES (worker, host, pid, COALESCE(queues, '{}'), version, pg_catalog.pg_backend_pid(),
             pg_catalog.now(), pg_catalog.now())

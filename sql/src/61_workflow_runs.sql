@@ -660,6 +660,7 @@ BEGIN
     IF start.idempotency_key = '' THEN
         PERFORM baton._bad('start', 'idempotency_key', 'must not be empty');
     END IF;
+    PERFORM baton._check_key('start', 'idempotency_key', start.idempotency_key);
     RETURN baton._wf_start(start.workflow, start.input, start.idempotency_key, start.correlation_id,
                            start.cause_event_id, start.subscription_id, NULL, NULL);
 END
