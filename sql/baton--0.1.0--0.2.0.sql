@@ -975,6 +975,236 @@ SELECT s.name AS subscription, f.event_id, e.topic, e.key, f.sqlstate, f.error, 
 COMMENT ON VIEW baton.subscription_filter_errors IS
 'Events whose subscription filter raised an error at publish time: the event was treated as not matching that subscription (the publisher did not fail). Kept as long as events (baton.set_event_retention).';
 
+CREATE OR REPLACE FUNCTION baton._wf_max_steps() RETURNS integer
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT 10000 $$;
+
+COMMENT ON FUNCTION baton._wf_max_steps() IS 'The maximum number of steps of a workflow definition (10,000).';
+
+CREATE OR REPLACE FUNCTION baton._wf_define_validate(workflow text, definition jsonb,
+                                          OUT names text[], OUT kinds text[],
+                                          OUT edge_step text[], OUT edge_dep text[])
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    steps jsonb;
+    k     text;
+    s     text;
+    d     text;
+    deps  text[];
+    n     integer;
+BEGIN
+    IF pg_catalog.jsonb_typeof(definition) IS DISTINCT FROM 'object' THEN
+        PERFORM baton._wf_bad(NULL, pg_catalog.format('definition must be a JSON object {"steps": {...}} (got %s)',
+                                                      COALESCE(pg_catalog.jsonb_typeof(definition), 'NULL')));
+    END IF;
+    FOR k IN SELECT x FROM pg_catalog.jsonb_object_keys(definition) AS x ORDER BY x LOOP
+        IF k NOT IN ('steps', 'output') THEN
+            PERFORM baton._wf_bad(NULL, pg_catalog.format('unknown key "%s" in definition (use "steps" and "output")', k));
+        END IF;
+    END LOOP;
+    steps := definition -> 'steps';
+    IF pg_catalog.jsonb_typeof(steps) IS DISTINCT FROM 'object' OR steps = '{}' THEN
+        PERFORM baton._wf_bad(NULL, 'definition needs "steps": a non-empty object of steps keyed by name');
+    END IF;
+    n := (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_object_keys(steps));
+    IF n > baton._wf_max_steps() THEN
+        PERFORM baton._wf_bad(NULL, pg_catalog.format('definition has %s steps; a workflow has at most %s',
+                                                      n, baton._wf_max_steps()));
+    END IF;
+    IF definition ? 'output' THEN
+        PERFORM baton._wf_check_template(NULL, 'output', definition -> 'output');
+    END IF;
+
+    names := ARRAY(SELECT x FROM pg_catalog.jsonb_object_keys(steps) AS x ORDER BY x);
+    kinds := '{}';
+    edge_step := '{}';
+    edge_dep := '{}';
+    FOREACH s IN ARRAY names LOOP
+        kinds := kinds || baton._wf_check_step(workflow, s, steps -> s);
+        CASE pg_catalog.jsonb_typeof(steps -> s -> 'after')
+        WHEN 'string' THEN deps := ARRAY[steps -> s ->> 'after'];
+        WHEN 'array' THEN
+            IF EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(steps -> s -> 'after') AS e
+                        WHERE pg_catalog.jsonb_typeof(e) <> 'string') THEN
+                PERFORM baton._wf_bad(s, pg_catalog.format('after must be an array of step names (got %s)',
+                                                           steps -> s -> 'after'));
+            END IF;
+            deps := ARRAY(SELECT DISTINCT e FROM pg_catalog.jsonb_array_elements_text(steps -> s -> 'after') AS e
+                           ORDER BY e);
+        ELSE
+            IF steps -> s ? 'after' THEN
+                PERFORM baton._wf_bad(s, pg_catalog.format('after must be an array of step names (got %s)',
+                                                           steps -> s -> 'after'));
+            END IF;
+            deps := '{}';
+        END CASE;
+        FOREACH d IN ARRAY deps LOOP
+            IF NOT steps ? d THEN
+                PERFORM baton._wf_bad(s, pg_catalog.format('unknown dependency "%s"', d));
+            END IF;
+            edge_step := edge_step || s;
+            edge_dep := edge_dep || d;
+        END LOOP;
+    END LOOP;
+
+    -- References to $.steps.<name> must name a step of this workflow.
+    FOR s, d IN SELECT x.key, m[1]
+                  FROM pg_catalog.jsonb_each(steps || pg_catalog.jsonb_build_object('', definition -> 'output')) AS x,
+                       pg_catalog.regexp_matches(x.value::text, '\$\.steps\.([A-Za-z_][A-Za-z0-9_]*)', 'g') AS m
+                 WHERE NOT steps ? m[1]
+                 ORDER BY x.key, m[1]
+                 LIMIT 1
+    LOOP
+        PERFORM baton._wf_bad(NULLIF(s, ''), pg_catalog.format('%srefers to unknown step "%s" ($.steps.%s)',
+                                                               CASE WHEN s = '' THEN 'output ' ELSE '' END, d, d));
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_define_order(names text[], edge_step text[], edge_dep text[]) RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    dependents jsonb;
+    pos        jsonb;
+    indeg      integer[];
+    ready      text[];
+    nxt_layer  text[];
+    done       text[] := '{}';
+    s          text;
+    d          text;
+    i          integer;
+    path       text[];
+    cur        text;
+    nxt        text;
+BEGIN
+    dependents := COALESCE((SELECT pg_catalog.jsonb_object_agg(x.dep, x.l) FROM (
+                               SELECT e.dep, pg_catalog.jsonb_agg(e.step ORDER BY e.step) AS l
+                                 FROM ROWS FROM (pg_catalog.unnest(edge_step), pg_catalog.unnest(edge_dep)) AS e(step, dep)
+                                GROUP BY e.dep) AS x), '{}');
+    pos := (SELECT pg_catalog.jsonb_object_agg(x.n, x.i) FROM pg_catalog.unnest(names) WITH ORDINALITY AS x(n, i));
+    indeg := ARRAY(SELECT pg_catalog.count(e.step)::integer
+                     FROM pg_catalog.unnest(names) WITH ORDINALITY AS x(n, i)
+                     LEFT JOIN pg_catalog.unnest(edge_step) AS e(step) ON e.step = x.n
+                    GROUP BY x.i ORDER BY x.i);
+    ready := ARRAY(SELECT x.n FROM ROWS FROM (pg_catalog.unnest(names), pg_catalog.unnest(indeg)) AS x(n, c) WHERE x.c = 0 ORDER BY x.n);
+    WHILE pg_catalog.cardinality(ready) > 0 LOOP
+        nxt_layer := '{}';
+        FOREACH s IN ARRAY ready LOOP
+            done := done || s;
+            FOR d IN SELECT pg_catalog.jsonb_array_elements_text(dependents -> s) LOOP
+                i := (pos ->> d)::integer;
+                indeg[i] := indeg[i] - 1;
+                IF indeg[i] = 0 THEN
+                    nxt_layer := nxt_layer || d;
+                END IF;
+            END LOOP;
+        END LOOP;
+        ready := ARRAY(SELECT x FROM pg_catalog.unnest(nxt_layer) AS x ORDER BY x);
+    END LOOP;
+    IF pg_catalog.cardinality(done) < pg_catalog.cardinality(names) THEN
+        -- Walk unfinished dependencies until a step repeats: that loop is a cycle.
+        SELECT x.n INTO cur FROM ROWS FROM (pg_catalog.unnest(names), pg_catalog.unnest(indeg)) AS x(n, c) WHERE x.c > 0 ORDER BY x.n LIMIT 1;
+        path := ARRAY[cur];
+        LOOP
+            SELECT e.dep INTO nxt FROM ROWS FROM (pg_catalog.unnest(edge_step), pg_catalog.unnest(edge_dep)) AS e(step, dep)
+             WHERE e.step = cur AND indeg[(pos ->> e.dep)::integer] > 0 ORDER BY e.dep LIMIT 1;
+            IF nxt = ANY (path) THEN
+                path := path[pg_catalog.array_position(path, nxt):] || nxt;
+                PERFORM baton._wf_bad(nxt, pg_catalog.format('dependency cycle: %s',
+                                                             pg_catalog.array_to_string(path, ' -> ')));
+            END IF;
+            path := path || nxt;
+            cur := nxt;
+        END LOOP;
+    END IF;
+    RETURN done;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_define_check_refs(steps jsonb, edge_step text[], edge_dep text[]) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s text;
+    d text;
+BEGIN
+    FOR s, d IN
+        WITH RECURSIVE
+        refs AS (
+            SELECT DISTINCT x.key AS s, m[1] AS d
+              FROM pg_catalog.jsonb_each(steps) AS x,
+                   pg_catalog.regexp_matches(x.value::text, '\$\.steps\.([A-Za-z_][A-Za-z0-9_]*)', 'g') AS m
+             WHERE m[1] <> x.key),
+        edges AS (
+            SELECT e.step, e.dep FROM ROWS FROM (pg_catalog.unnest(edge_step), pg_catalog.unnest(edge_dep)) AS e(step, dep)),
+        far AS (
+            SELECT r.s, r.d FROM refs AS r
+             WHERE NOT EXISTS (SELECT 1 FROM edges AS e WHERE e.step = r.s AND e.dep = r.d)),
+        up(s, a) AS (
+            SELECT e.step, e.dep FROM edges AS e WHERE e.step IN (SELECT f.s FROM far AS f)
+            UNION
+            SELECT up.s, e.dep FROM up JOIN edges AS e ON e.step = up.a)
+        SELECT f.s, f.d FROM far AS f
+         WHERE NOT EXISTS (SELECT 1 FROM up WHERE up.s = f.s AND up.a = f.d)
+         ORDER BY f.s, f.d
+         LIMIT 1
+    LOOP
+        PERFORM baton._wf_bad(s, pg_catalog.format(
+            'refers to step "%s" ($.steps.%s), which does not always end before it starts: add "%s" to its "after", directly or through a step in between',
+            d, d, d));
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_define_store(workflow text, definition jsonb, names text[], kinds text[],
+                                       edge_step text[], edge_dep text[], ord text[]) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    latest baton._workflows;
+    ver    integer;
+BEGIN
+    -- Serialise definers of one workflow; an identical definition keeps its version.
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('baton.define_workflow:' || workflow));
+    SELECT * INTO latest FROM baton._workflows AS w
+     WHERE w.name = workflow ORDER BY w.version DESC LIMIT 1;
+    IF FOUND AND latest.definition = definition THEN
+        RETURN latest.version;
+    END IF;
+    ver := COALESCE(latest.version, 0) + 1;
+    INSERT INTO baton._workflows (name, version, definition, step_count)
+    VALUES (workflow, ver, definition, pg_catalog.cardinality(names));
+    INSERT INTO baton._wf_steps (workflow, version, step, kind, spec, after, dependents, ord)
+    SELECT workflow, ver, x.n, x.k, definition -> 'steps' -> x.n,
+           COALESCE(a.deps, '{}'), COALESCE(b.dependents, '{}'), o.i
+      FROM ROWS FROM (pg_catalog.unnest(names), pg_catalog.unnest(kinds)) AS x(n, k)
+      JOIN pg_catalog.unnest(ord) WITH ORDINALITY AS o(n, i) ON o.n = x.n
+      LEFT JOIN (SELECT e.step, pg_catalog.array_agg(e.dep ORDER BY e.dep) AS deps
+                   FROM ROWS FROM (pg_catalog.unnest(edge_step), pg_catalog.unnest(edge_dep)) AS e(step, dep) GROUP BY e.step) AS a ON a.step = x.n
+      LEFT JOIN (SELECT e.dep, pg_catalog.array_agg(e.step ORDER BY e.step) AS dependents
+                   FROM ROWS FROM (pg_catalog.unnest(edge_step), pg_catalog.unnest(edge_dep)) AS e(step, dep) GROUP BY e.dep) AS b ON b.dep = x.n;
+    RETURN ver;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton.define_workflow(name text, definition jsonb) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v   record;
+    ord text[];
+BEGIN
+    IF define_workflow.name IS NULL OR define_workflow.name !~ '^[A-Za-z0-9_.:-]{1,128}$' THEN
+        PERFORM baton._bad('define_workflow', 'name',
+            pg_catalog.format('must be 1-128 characters of letters, digits, "_", "-", ".", ":" (got %s)',
+                              COALESCE(pg_catalog.quote_literal(define_workflow.name), 'NULL')));
+    END IF;
+    v := baton._wf_define_validate(define_workflow.name, definition);
+    ord := baton._wf_define_order(v.names, v.edge_step, v.edge_dep);
+    PERFORM baton._wf_define_check_refs(definition -> 'steps', v.edge_step, v.edge_dep);
+    RETURN baton._wf_define_store(define_workflow.name, definition, v.names, v.kinds, v.edge_step, v.edge_dep, ord);
+END
+$$;
+
+COMMENT ON FUNCTION baton.define_workflow(text, jsonb) IS
+'Validates a workflow definition {"steps": {name: step, ...}, "output": template; at most 10,000 steps} and stores it as the next version of the workflow; returns the version. An identical definition returns the current version. Runs already started keep their version. Time: O(steps + edges), plus steps x depth for references to steps that are not direct dependencies.';
+
 CREATE OR REPLACE FUNCTION baton._wf_lock_runs(runs bigint[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
