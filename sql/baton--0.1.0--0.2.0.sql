@@ -19,6 +19,21 @@
 
 -- ---- issue 12: races and limits ----
 -- (state changes of this issue go here, in order)
+-- wait_event steps that began waiting while a publisher of their topic was in flight
+ALTER TABLE baton._run_steps ADD COLUMN wait_recheck boolean NOT NULL DEFAULT false;
+CREATE INDEX _run_steps_recheck_idx ON baton._run_steps (run_id) WHERE wait_recheck AND state = 'waiting';
+-- subscription filters that raised at publish time (the publisher goes on)
+CREATE TABLE baton._ev_filter_errors (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    subscription_id bigint NOT NULL,
+    event_id        bigint NOT NULL,
+    sqlstate        text NOT NULL,
+    error           text NOT NULL,
+    at              timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE INDEX _ev_filter_errors_subscription_idx ON baton._ev_filter_errors (subscription_id, at);
+CREATE INDEX _ev_filter_errors_at_idx ON baton._ev_filter_errors (at);
+SELECT pg_catalog.pg_extension_config_dump('baton._ev_filter_errors', '');
 
 
 -- ---- issue 13: through the worker ----
@@ -93,6 +108,22 @@ $$;
 COMMENT ON FUNCTION baton._cancelled(bigint[]) IS
 'Tells the workers holding these tasks that they were cancelled (NOTIFY baton_cancel with the ids, at commit).';
 
+CREATE OR REPLACE FUNCTION baton._max_key_bytes() RETURNS integer
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT 512 $$;
+
+COMMENT ON FUNCTION baton._max_key_bytes() IS
+'The maximum length in bytes of a dedup_key, an idempotency_key, an event key and a worker id (512).';
+
+CREATE OR REPLACE FUNCTION baton._check_key(fn text, field text, v text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF pg_catalog.octet_length(v) > baton._max_key_bytes() THEN
+        PERFORM baton._bad(fn, field, pg_catalog.format('must be at most %s bytes (got %s)',
+                                                        baton._max_key_bytes(), pg_catalog.octet_length(v)));
+    END IF;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton.alter_queue(queue text,
                                   concurrency integer DEFAULT NULL,
                                   max_attempts integer DEFAULT NULL,
@@ -130,6 +161,32 @@ BEGIN
     PERFORM baton._queue('resume_queue', queue);
     UPDATE baton._queues AS q SET paused = false WHERE q.name = resume_queue.queue;
     PERFORM baton._wake(queue);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._check_task_options(fn text, run_at timestamptz, delay interval, max_attempts integer,
+                                          dedup_key text, timeout interval, backoff_base interval,
+                                          backoff_cap interval, priority integer)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF run_at IS NOT NULL AND delay IS NOT NULL THEN
+        PERFORM baton._bad(fn, 'delay', 'cannot be combined with run_at');
+    END IF;
+    IF delay IS NOT NULL THEN PERFORM baton._check_interval(fn, 'delay', delay, true); END IF;
+    IF priority IS NULL THEN
+        PERFORM baton._bad(fn, 'priority', 'must not be NULL');
+    END IF;
+    IF max_attempts < 1 THEN
+        PERFORM baton._bad(fn, 'max_attempts', pg_catalog.format('must be at least 1 (got %s)', max_attempts));
+    END IF;
+    IF dedup_key = '' THEN
+        PERFORM baton._bad(fn, 'dedup_key', 'must not be empty');
+    END IF;
+    PERFORM baton._check_key(fn, 'dedup_key', dedup_key);
+    IF timeout IS NOT NULL THEN PERFORM baton._check_interval(fn, 'timeout', timeout, false); END IF;
+    IF backoff_base IS NOT NULL THEN PERFORM baton._check_interval(fn, 'backoff_base', backoff_base, true); END IF;
+    IF backoff_cap IS NOT NULL THEN PERFORM baton._check_interval(fn, 'backoff_cap', backoff_cap, true); END IF;
 END
 $$;
 
@@ -254,6 +311,294 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton.claim(queues text[], worker text, batch integer DEFAULT 1,
+                            session_bound boolean DEFAULT true)
+RETURNS TABLE (id bigint, queue text, payload jsonb, attempt integer, lease_expires_at timestamptz,
+               run_id bigint, step text, correlation_id uuid, max_attempts integer)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    pid        integer;
+    sess       timestamptz;
+    unlimited  text[] := '{}';
+    found_n    integer;
+    want       integer := batch;
+    got        integer;
+    q          baton._queues;
+    slots      integer;
+    tokens     double precision;
+BEGIN
+    IF queues IS NULL OR pg_catalog.cardinality(queues) = 0 THEN
+        PERFORM baton._bad('claim', 'queues', 'must name at least one queue');
+    END IF;
+    IF worker IS NULL OR worker = '' THEN
+        PERFORM baton._bad('claim', 'worker', 'must not be empty');
+    END IF;
+    PERFORM baton._check_key('claim', 'worker', worker);
+    IF batch IS NULL OR batch < 1 OR batch > 10000 THEN
+        PERFORM baton._bad('claim', 'batch', pg_catalog.format('must be between 1 and 10000 (got %s)', batch));
+    END IF;
+    IF session_bound THEN
+        pid := pg_catalog.pg_backend_pid();
+        sess := baton._session_start();
+    END IF;
+
+    SELECT pg_catalog.count(*),
+           COALESCE(pg_catalog.array_agg(x.name) FILTER (WHERE NOT x.paused AND x.concurrency IS NULL
+                                                         AND x.rate_limit IS NULL), '{}')
+      INTO found_n, unlimited
+      FROM baton._queues AS x WHERE x.name = ANY (queues);
+    IF found_n < pg_catalog.cardinality(ARRAY(SELECT DISTINCT u FROM pg_catalog.unnest(queues) AS u)) THEN
+        PERFORM baton._queue('claim', u) FROM pg_catalog.unnest(queues) AS u;
+    END IF;
+
+    FOR pass IN 1..2 LOOP
+        -- Limited queues one at a time: the queue row lock serialises their
+        -- claimers, so the concurrency and rate limits hold across all workers.
+        FOR q IN SELECT * FROM baton._queues AS x
+                  WHERE x.name = ANY (queues) AND NOT x.paused
+                    AND (x.concurrency IS NOT NULL OR x.rate_limit IS NOT NULL)
+                  ORDER BY x.name
+                    FOR NO KEY UPDATE
+        LOOP
+            EXIT WHEN want <= 0;
+            slots := want;
+            IF q.concurrency IS NOT NULL THEN
+                SELECT LEAST(slots, q.concurrency - pg_catalog.count(*))::integer INTO slots
+                  FROM baton._tasks AS t WHERE t.queue = q.name AND t.state = 'running';
+            END IF;
+            IF q.rate_limit IS NOT NULL THEN
+                tokens := LEAST(q.rate_limit::float8,
+                                q.rate_tokens + q.rate_limit * pg_catalog.date_part('epoch', pg_catalog.now() - q.rate_updated_at)
+                                              / pg_catalog.date_part('epoch', q.rate_period));
+                slots := LEAST(slots, pg_catalog.floor(tokens)::integer);
+            END IF;
+            CONTINUE WHEN slots <= 0;
+            RETURN QUERY SELECT * FROM baton._claim_from(ARRAY[q.name], worker, slots, pid, sess);
+            GET DIAGNOSTICS got = ROW_COUNT;
+            want := want - got;
+            IF q.rate_limit IS NOT NULL THEN
+                UPDATE baton._queues AS x SET rate_tokens = tokens - got, rate_updated_at = pg_catalog.now()
+                 WHERE x.name = q.name;
+            END IF;
+        END LOOP;
+
+        IF want > 0 AND pg_catalog.cardinality(unlimited) > 0 THEN
+            RETURN QUERY SELECT * FROM baton._claim_from(unlimited, worker, want, pid, sess);
+            GET DIAGNOSTICS got = ROW_COUNT;
+            want := want - got;
+        END IF;
+
+        -- Short of work: make due delayed tasks claimable and look once more,
+        -- so delayed tasks run on time even when nothing calls tick().
+        EXIT WHEN want <= 0 OR pass = 2;
+        EXIT WHEN baton._promote(queues, want) = 0;
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._lock_task_run(task bigint) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rid bigint;
+BEGIN
+    SELECT x.run_id INTO rid FROM baton._tasks AS x WHERE x.id = task;
+    IF rid IS NULL THEN
+        RETURN false;
+    END IF;
+    PERFORM baton._wf_lock_runs(ARRAY[rid]);
+    RETURN true;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._transient_error(sqlstate text) RETURNS boolean
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.left(sqlstate, 2) IN ('08', '40', '53', '55', '57', '58', 'XX')
+$$;
+
+COMMENT ON FUNCTION baton._transient_error(text) IS
+'True for SQLSTATE classes that a later retry may not meet again (08, 40, 53, 55, 57, 58, XX).';
+
+CREATE OR REPLACE FUNCTION baton._completion_failed(task baton._tasks, sqlstate text, message text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t baton._tasks;
+BEGIN
+    UPDATE baton._tasks AS x
+       SET state = 'failed', finished_at = pg_catalog.now(), lease_expires_at = NULL,
+           error = pg_catalog.format('the completion could not be applied (SQLSTATE %s): %s', sqlstate, message)
+     WHERE x.id = task.id
+    RETURNING x.* INTO t;
+    IF baton._needs_hook(t) THEN
+        PERFORM baton._on_task_end(t);
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION baton._completion_failed(baton._tasks, text, text) IS
+'Turns a completion whose workflow or event consequences raised a permanent error into a failure of the task (no retry: the handler already ran).';
+
+CREATE OR REPLACE FUNCTION baton._on_tasks_succeeded(ids bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t baton._tasks;
+BEGIN
+    BEGIN
+        FOR t IN SELECT x.* FROM pg_catalog.unnest(ids) WITH ORDINALITY AS u(i, n)
+                   JOIN baton._tasks AS x ON x.id = u.i ORDER BY u.n LOOP
+            PERFORM baton._on_task_end(t);
+        END LOOP;
+        RETURN;
+    EXCEPTION WHEN OTHERS THEN
+        IF baton._transient_error(SQLSTATE) THEN
+            RAISE;
+        END IF;
+    END;
+    FOR t IN SELECT x.* FROM pg_catalog.unnest(ids) WITH ORDINALITY AS u(i, n)
+               JOIN baton._tasks AS x ON x.id = u.i ORDER BY u.n LOOP
+        BEGIN
+            PERFORM baton._on_task_end(t);
+        EXCEPTION WHEN OTHERS THEN
+            IF baton._transient_error(SQLSTATE) THEN
+                RAISE;
+            END IF;
+            PERFORM baton._completion_failed(t, SQLSTATE, SQLERRM);
+        END;
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton.complete(id bigint, attempt integer, result jsonb DEFAULT NULL) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t baton._tasks;
+BEGIN
+    -- A queue without history (retention 0): see complete_many.  Looked for
+    -- only when one exists, so other completions find their task once.
+    IF EXISTS (SELECT 1 FROM baton._queues AS q WHERE q.retention = interval '0') THEN
+        DELETE FROM baton._tasks AS x USING baton._queues AS q
+         WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running'
+           AND q.name = x.queue AND q.retention = interval '0'
+           AND x.run_id IS NULL AND x.subscription_id IS NULL
+           AND NOT COALESCE(pg_catalog.jsonb_typeof(complete.result) = 'object' AND complete.result ? 'emit', false);
+        IF FOUND THEN
+            RETURN true;
+        END IF;
+    END IF;
+    UPDATE baton._tasks AS x
+       SET state = 'succeeded', result = complete.result, finished_at = pg_catalog.now(),
+           lease_expires_at = NULL
+     WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running' AND x.run_id IS NULL
+    RETURNING x.* INTO t;
+    IF NOT FOUND THEN
+        -- A task of a run: its run first (the locking order of 61_workflow_runs.sql).
+        IF NOT baton._lock_task_run(complete.id) THEN
+            RETURN false;
+        END IF;
+        UPDATE baton._tasks AS x
+           SET state = 'succeeded', result = complete.result, finished_at = pg_catalog.now(),
+               lease_expires_at = NULL
+         WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running'
+        RETURNING x.* INTO t;
+        IF NOT FOUND THEN
+            RETURN false;
+        END IF;
+    END IF;
+    IF baton._needs_hook(t) THEN
+        PERFORM baton._on_tasks_succeeded(ARRAY[t.id]);
+    END IF;
+    RETURN true;
+END
+$$;
+
+COMMENT ON FUNCTION baton.complete(bigint, integer, jsonb) IS
+'Marks a running task succeeded with its result (on a queue with retention 0 the task is deleted instead, unless a workflow, a subscription or an emit needs it). Returns false, changing nothing, when (id, attempt) no longer holds the lease. When what the result sets off cannot be applied (a malformed emit, a workflow predicate or template that raises), the task fails without retry with that error, and the call still returns true: the handler is not run again.';
+
+CREATE OR REPLACE FUNCTION baton.complete_many(ids bigint[], attempts integer[], results jsonb[] DEFAULT NULL)
+RETURNS SETOF bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t        baton._tasks;
+    accepted bigint[];
+    hooked   bigint[];
+    nohist   text[];
+    dropped  bigint[];
+BEGIN
+    IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(attempts) THEN
+        PERFORM baton._bad('complete_many', 'attempts', 'must have as many elements as ids');
+    END IF;
+    IF results IS NOT NULL AND pg_catalog.cardinality(results) <> pg_catalog.cardinality(ids) THEN
+        PERFORM baton._bad('complete_many', 'results', 'must have as many elements as ids');
+    END IF;
+    -- Queues that keep no history (retention 0) lose their succeeded tasks at
+    -- once: a delete adds no index entries, the update below adds one per index.
+    -- Tasks with a hook keep the update path: the hook reads the finished row.
+    --
+    -- In both statements the state is compared as text so that the planner
+    -- cannot take the index of running tasks instead of the primary key: that
+    -- scan walks every running task, and every entry that ended tasks left
+    -- there since the last vacuum, for each batch (the profile showed it).
+    -- The generic plan then looks each task up by primary key from the
+    -- unnested arrays (estimated at a few rows, so no sequential scan).
+    nohist := ARRAY(SELECT q.name FROM baton._queues AS q WHERE q.retention = interval '0');
+    IF pg_catalog.cardinality(nohist) > 0 THEN
+        WITH gone AS (
+            DELETE FROM baton._tasks AS x
+             USING ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results))
+                       AS u(i, a, r)
+             WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running'
+               AND x.queue = ANY (nohist) AND x.run_id IS NULL AND x.subscription_id IS NULL
+               AND NOT COALESCE(pg_catalog.jsonb_typeof(u.r) = 'object' AND u.r ? 'emit', false)
+            RETURNING x.id)
+        SELECT pg_catalog.array_agg(g.id) INTO dropped FROM gone AS g;
+    END IF;
+    IF pg_catalog.cardinality(dropped) IS NOT DISTINCT FROM pg_catalog.cardinality(ids) THEN
+        -- Every task went: nothing is left to update.
+        RETURN QUERY SELECT pg_catalog.unnest(dropped);
+        RETURN;
+    END IF;
+    -- One set-based update; the hook test is inlined (it is what _needs_hook
+    -- says) because a function call per row costs more than the update.
+    -- Tasks of runs are left for the second pass below, which locks their
+    -- runs first (the locking order of 61_workflow_runs.sql).
+    WITH done AS (
+        UPDATE baton._tasks AS x
+           SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
+          FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results)) AS u(i, a, r)
+         WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running' AND x.run_id IS NULL
+        RETURNING x.id, x.subscription_id, x.result)
+    SELECT pg_catalog.array_agg(d.id),
+           pg_catalog.array_agg(d.id) FILTER (WHERE d.subscription_id IS NOT NULL
+                                              OR (pg_catalog.jsonb_typeof(d.result) = 'object' AND d.result ? 'emit'))
+      INTO accepted, hooked
+      FROM done AS d;
+    IF COALESCE(pg_catalog.cardinality(dropped), 0) + COALESCE(pg_catalog.cardinality(accepted), 0)
+       < pg_catalog.cardinality(ids) THEN
+        -- The rest: tasks of runs (and stale reports, which change nothing).
+        PERFORM baton._wf_lock_runs(ARRAY(
+            SELECT DISTINCT x.run_id FROM baton._tasks AS x
+             WHERE x.id = ANY (ids) AND x.run_id IS NOT NULL AND x.state::text = 'running'));
+        WITH done AS (
+            UPDATE baton._tasks AS x
+               SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
+              FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results))
+                       AS u(i, a, r)
+             WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running' AND x.run_id IS NOT NULL
+            RETURNING x.id)
+        SELECT COALESCE(accepted, '{}') || pg_catalog.array_agg(d.id),
+               COALESCE(hooked, '{}') || pg_catalog.array_agg(d.id)
+          INTO accepted, hooked
+          FROM done AS d;
+    END IF;
+    -- Hooks run in run order, so two batches touching the same runs lock
+    -- them in the same order and cannot deadlock.
+    IF hooked IS NOT NULL THEN
+        PERFORM baton._on_tasks_succeeded(ARRAY(SELECT x.id FROM baton._tasks AS x WHERE x.id = ANY (hooked)
+                                                 ORDER BY x.run_id NULLS FIRST, x.id));
+    END IF;
+    RETURN QUERY SELECT pg_catalog.unnest(dropped || accepted);
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton.fail(id bigint, attempt integer, error text,
                            retry boolean DEFAULT true, retry_in interval DEFAULT NULL)
 RETURNS boolean
@@ -266,6 +611,8 @@ BEGIN
     IF retry_in < interval '0' THEN
         PERFORM baton._bad('fail', 'retry_in', pg_catalog.format('must not be negative (got %s)', retry_in));
     END IF;
+    -- A task of a run: its run first (the locking order of 61_workflow_runs.sql).
+    PERFORM baton._lock_task_run(fail.id);
     SELECT * INTO t FROM baton._tasks AS x
      WHERE x.id = fail.id AND x.attempt = fail.attempt AND x.state = 'running'
        FOR UPDATE;
@@ -321,6 +668,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t baton._tasks;
 BEGIN
+    PERFORM baton._lock_task_run(task);
     t := baton._task('cancel', task);
     IF t.state NOT IN ('scheduled', 'pending', 'running') THEN
         RETURN false;
@@ -339,12 +687,16 @@ BEGIN
 END
 $$;
 
+COMMENT ON FUNCTION baton.cancel(bigint) IS
+'Cancels a live task. The worker holding a running attempt is told (NOTIFY baton_cancel) and its heartbeat and completion return false. Returns false when the task had already ended.';
+
 CREATE OR REPLACE FUNCTION baton.retry(task bigint) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t baton._tasks;
     budget integer;
 BEGIN
+    PERFORM baton._lock_task_run(task);
     t := baton._task('retry', task);
     IF t.state NOT IN ('failed', 'cancelled') THEN
         RETURN false;
@@ -371,12 +723,36 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton.register_worker(worker text, queues text[], host text DEFAULT NULL,
+                                      pid integer DEFAULT NULL, version text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF worker IS NULL OR worker = '' THEN
+        PERFORM baton._bad('register_worker', 'worker', 'must not be empty');
+    END IF;
+    PERFORM baton._check_key('register_worker', 'worker', worker);
+    INSERT INTO baton._workers AS w (id, host, pid, queues, version, backend_pid, started_at, last_seen)
+    VALUES (worker, host, pid, COALESCE(queues, '{}'), version, pg_catalog.pg_backend_pid(),
+            pg_catalog.now(), pg_catalog.now())
+    ON CONFLICT (id) DO UPDATE
+       SET host = excluded.host, pid = excluded.pid, queues = excluded.queues, version = excluded.version,
+           backend_pid = excluded.backend_pid, last_seen = excluded.last_seen;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton._requeue_running(ids bigint[], reason text) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t baton._tasks;
     n integer := 0;
 BEGIN
+    -- A task of a run that would end here needs its run locked, and the tick
+    -- may not wait for a run while it holds task locks (the locking order of
+    -- 61_workflow_runs.sql): such a task whose run is busy waits for the next tick.
+    ids := ARRAY(SELECT x.id FROM baton._tasks AS x
+                  WHERE x.id = ANY (ids)
+                    AND (x.run_id IS NULL OR x.attempt < x.max_attempts OR baton._wf_try_lock_run(x.run_id)));
     FOR t IN
         UPDATE baton._tasks AS x
            SET state = CASE WHEN x.attempt < x.max_attempts THEN 'pending' ELSE 'failed' END::baton.task_state,
@@ -396,6 +772,23 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton._ev_passes_safe(subscription_id bigint, filter jsonpath, e baton._events) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN baton._ev_passes(filter, e.payload, e.key, e.topic);
+EXCEPTION WHEN OTHERS THEN
+    IF baton._transient_error(SQLSTATE) THEN
+        RAISE;
+    END IF;
+    INSERT INTO baton._ev_filter_errors (subscription_id, event_id, sqlstate, error)
+    VALUES (_ev_passes_safe.subscription_id, e.id, SQLSTATE, SQLERRM);
+    RETURN false;
+END
+$$;
+
+COMMENT ON FUNCTION baton._ev_passes_safe(bigint, jsonpath, baton._events) IS
+'Does an event pass a subscription''s filter?  A filter that raises counts as no match and is recorded in baton._ev_filter_errors.';
+
 CREATE OR REPLACE FUNCTION baton._publish(topic text, payload jsonb, key text, correlation_id uuid,
                                cause_task_id bigint, cause_run_id bigint, cause_step text)
 RETURNS bigint
@@ -409,6 +802,10 @@ DECLARE
     runs_for bigint[];
     s        baton._subscriptions;
 BEGIN
+    -- Here rather than in each caller: workflow publish steps render their key.
+    IF pg_catalog.octet_length(_publish.key) > baton._max_key_bytes() THEN
+        PERFORM baton._check_key('publish', 'key', _publish.key);
+    END IF;
     INSERT INTO baton._events AS x (topic, key, payload, correlation_id, cause_task_id, cause_run_id, cause_step)
     VALUES (_publish.topic, _publish.key, COALESCE(_publish.payload, '{}'),
             COALESCE(_publish.correlation_id, pg_catalog.gen_random_uuid()),
@@ -434,7 +831,7 @@ BEGIN
             SELECT s3.* FROM baton._subscriptions AS s3
              WHERE s3.wildcard AND s3.head IS NULL
                AND ('.' || e.topic) OPERATOR(pg_catalog.~) s3.topic_regex AND NOT s3.paused) AS x
-         WHERE x.filter IS NULL OR baton._ev_passes(x.filter, e.payload, e.key, e.topic)),
+         WHERE x.filter IS NULL OR baton._ev_passes_safe(x.id, x.filter, e)),
     ins AS (
         INSERT INTO baton._tasks (queue, state, priority, run_at, max_attempts, payload,
                                   subscription_id, event_id, correlation_id)
@@ -455,6 +852,47 @@ BEGIN
         END LOOP;
     END IF;
     RETURN e.id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._ev_emit(task baton._tasks) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    list jsonb := task.result -> 'emit';
+    ev   jsonb;
+    n    integer := 0;
+    bad  text;
+BEGIN
+    IF pg_catalog.jsonb_typeof(list) IS DISTINCT FROM 'array' THEN
+        PERFORM baton._bad('complete', 'result.emit',
+            pg_catalog.format('must be an array of {"topic", "payload", "key"} objects (task %s, got %s)',
+                              task.id, COALESCE(pg_catalog.jsonb_typeof(list), 'NULL')));
+    END IF;
+    -- Validate everything before publishing anything.
+    FOR ev IN SELECT x FROM pg_catalog.jsonb_array_elements(list) AS x LOOP
+        bad := CASE
+            WHEN pg_catalog.jsonb_typeof(ev) <> 'object' THEN 'must be an object'
+            WHEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(ev) AS k WHERE k NOT IN ('topic', 'payload', 'key'))
+                THEN 'may only have the keys "topic", "payload" and "key"'
+            WHEN pg_catalog.jsonb_typeof(ev -> 'topic') IS DISTINCT FROM 'string'
+                 OR (ev ->> 'topic') !~ '^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$'
+                 OR pg_catalog.length(ev ->> 'topic') > 255
+                THEN 'must have a "topic" of dot-separated segments of letters, digits, "_" and "-", without wildcards'
+            WHEN pg_catalog.jsonb_typeof(ev -> 'payload') = 'null' THEN 'must not have a null "payload"'
+            WHEN pg_catalog.jsonb_typeof(ev -> 'key') NOT IN ('string', 'null') THEN 'must have a string "key"'
+            WHEN pg_catalog.octet_length(ev ->> 'key') > baton._max_key_bytes()
+                THEN pg_catalog.format('must have a "key" of at most %s bytes', baton._max_key_bytes())
+        END;
+        IF bad IS NOT NULL THEN
+            PERFORM baton._bad('complete', 'result.emit',
+                pg_catalog.format('element %s %s (task %s, got %s)', n, bad, task.id, ev));
+        END IF;
+        n := n + 1;
+    END LOOP;
+    FOR ev IN SELECT x FROM pg_catalog.jsonb_array_elements(list) WITH ORDINALITY AS e(x, i) ORDER BY e.i LOOP
+        PERFORM baton._publish(ev ->> 'topic', COALESCE(ev -> 'payload', '{}'), ev ->> 'key',
+                               COALESCE(task.correlation_id, baton._task_correlation(task.id)), task.id, NULL, NULL);
+    END LOOP;
 END
 $$;
 
@@ -480,7 +918,7 @@ BEGIN
                baton._ev_envelope(x, s.name), s.id, x.id, x.correlation_id
           FROM baton._events AS x JOIN baton._queues AS q ON q.name = s.queue
          WHERE x.published_at >= since AND (until IS NULL OR x.published_at < until)
-           AND baton._ev_matches(s, x.topic) AND baton._ev_passes(s.filter, x.payload, x.key, x.topic)
+           AND baton._ev_matches(s, x.topic) AND (s.filter IS NULL OR baton._ev_passes_safe(s.id, s.filter, x))
          ORDER BY x.id;
         GET DIAGNOSTICS n = ROW_COUNT;
         IF n > 0 THEN
@@ -489,7 +927,7 @@ BEGIN
     ELSE
         FOR e IN SELECT * FROM baton._events AS x
                   WHERE x.published_at >= since AND (until IS NULL OR x.published_at < until)
-                    AND baton._ev_matches(s, x.topic) AND baton._ev_passes(s.filter, x.payload, x.key, x.topic)
+                    AND baton._ev_matches(s, x.topic) AND (s.filter IS NULL OR baton._ev_passes_safe(s.id, s.filter, x))
                   ORDER BY x.id
         LOOP
             PERFORM baton._ev_start_run(e, s, true);
@@ -499,6 +937,336 @@ BEGIN
     RETURN n;
 END
 $$;
+
+CREATE OR REPLACE FUNCTION baton._ev_purge(max_rows integer) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    keep interval;
+    n    integer := 0;
+BEGIN
+    SELECT x.retention INTO keep FROM baton._ev_settings AS x;
+    IF NOT FOUND THEN
+        keep := interval '30 days';          -- the default, until set_event_retention
+    ELSIF keep IS NULL THEN
+        RETURN 0;                            -- keep events forever
+    END IF;
+    DELETE FROM baton._events AS x WHERE x.id IN (
+        SELECT y.id FROM baton._events AS y
+         WHERE y.published_at < pg_catalog.now() - keep
+         ORDER BY y.published_at
+         LIMIT max_rows
+           FOR UPDATE SKIP LOCKED);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    DELETE FROM baton._ev_filter_errors AS x WHERE x.id IN (
+        SELECT y.id FROM baton._ev_filter_errors AS y
+         WHERE y.at < pg_catalog.now() - keep
+         LIMIT max_rows);
+    DELETE FROM baton._ev_runs AS x WHERE x.run_id IN (
+        SELECT y.run_id FROM baton._ev_runs AS y
+         WHERE y.state IS NOT NULL AND y.created_at < pg_catalog.now() - keep
+         LIMIT max_rows
+           FOR UPDATE SKIP LOCKED);
+    RETURN n;
+END
+$$;
+
+CREATE OR REPLACE VIEW baton.subscription_filter_errors AS
+SELECT s.name AS subscription, f.event_id, e.topic, e.key, f.sqlstate, f.error, f.at
+  FROM baton._ev_filter_errors AS f
+  JOIN baton._subscriptions AS s ON s.id = f.subscription_id
+  LEFT JOIN baton._events AS e ON e.id = f.event_id;
+
+COMMENT ON VIEW baton.subscription_filter_errors IS
+'Events whose subscription filter raised an error at publish time: the event was treated as not matching that subscription (the publisher did not fail). Kept as long as events (baton.set_event_retention).';
+
+CREATE OR REPLACE FUNCTION baton._wf_max_steps() RETURNS integer
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT 10000 $$;
+
+COMMENT ON FUNCTION baton._wf_max_steps() IS 'The maximum number of steps of a workflow definition (10,000).';
+
+CREATE OR REPLACE FUNCTION baton._wf_define_validate(workflow text, definition jsonb,
+                                          OUT names text[], OUT kinds text[],
+                                          OUT edge_step text[], OUT edge_dep text[])
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    steps jsonb;
+    k     text;
+    s     text;
+    d     text;
+    deps  text[];
+    n     integer;
+BEGIN
+    IF pg_catalog.jsonb_typeof(definition) IS DISTINCT FROM 'object' THEN
+        PERFORM baton._wf_bad(NULL, pg_catalog.format('definition must be a JSON object {"steps": {...}} (got %s)',
+                                                      COALESCE(pg_catalog.jsonb_typeof(definition), 'NULL')));
+    END IF;
+    FOR k IN SELECT x FROM pg_catalog.jsonb_object_keys(definition) AS x ORDER BY x LOOP
+        IF k NOT IN ('steps', 'output') THEN
+            PERFORM baton._wf_bad(NULL, pg_catalog.format('unknown key "%s" in definition (use "steps" and "output")', k));
+        END IF;
+    END LOOP;
+    steps := definition -> 'steps';
+    IF pg_catalog.jsonb_typeof(steps) IS DISTINCT FROM 'object' OR steps = '{}' THEN
+        PERFORM baton._wf_bad(NULL, 'definition needs "steps": a non-empty object of steps keyed by name');
+    END IF;
+    n := (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_object_keys(steps));
+    IF n > baton._wf_max_steps() THEN
+        PERFORM baton._wf_bad(NULL, pg_catalog.format('definition has %s steps; a workflow has at most %s',
+                                                      n, baton._wf_max_steps()));
+    END IF;
+    IF definition ? 'output' THEN
+        PERFORM baton._wf_check_template(NULL, 'output', definition -> 'output');
+    END IF;
+
+    names := ARRAY(SELECT x FROM pg_catalog.jsonb_object_keys(steps) AS x ORDER BY x);
+    kinds := '{}';
+    edge_step := '{}';
+    edge_dep := '{}';
+    FOREACH s IN ARRAY names LOOP
+        kinds := kinds || baton._wf_check_step(workflow, s, steps -> s);
+        CASE pg_catalog.jsonb_typeof(steps -> s -> 'after')
+        WHEN 'string' THEN deps := ARRAY[steps -> s ->> 'after'];
+        WHEN 'array' THEN
+            IF EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(steps -> s -> 'after') AS e
+                        WHERE pg_catalog.jsonb_typeof(e) <> 'string') THEN
+                PERFORM baton._wf_bad(s, pg_catalog.format('after must be an array of step names (got %s)',
+                                                           steps -> s -> 'after'));
+            END IF;
+            deps := ARRAY(SELECT DISTINCT e FROM pg_catalog.jsonb_array_elements_text(steps -> s -> 'after') AS e
+                           ORDER BY e);
+        ELSE
+            IF steps -> s ? 'after' THEN
+                PERFORM baton._wf_bad(s, pg_catalog.format('after must be an array of step names (got %s)',
+                                                           steps -> s -> 'after'));
+            END IF;
+            deps := '{}';
+        END CASE;
+        FOREACH d IN ARRAY deps LOOP
+            IF NOT steps ? d THEN
+                PERFORM baton._wf_bad(s, pg_catalog.format('unknown dependency "%s"', d));
+            END IF;
+            edge_step := edge_step || s;
+            edge_dep := edge_dep || d;
+        END LOOP;
+    END LOOP;
+
+    -- References to $.steps.<name> must name a step of this workflow.
+    FOR s, d IN SELECT x.key, m[1]
+                  FROM pg_catalog.jsonb_each(steps || pg_catalog.jsonb_build_object('', definition -> 'output')) AS x,
+                       pg_catalog.regexp_matches(x.value::text, '\$\.steps\.([A-Za-z_][A-Za-z0-9_]*)', 'g') AS m
+                 WHERE NOT steps ? m[1]
+                 ORDER BY x.key, m[1]
+                 LIMIT 1
+    LOOP
+        PERFORM baton._wf_bad(NULLIF(s, ''), pg_catalog.format('%srefers to unknown step "%s" ($.steps.%s)',
+                                                               CASE WHEN s = '' THEN 'output ' ELSE '' END, d, d));
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_define_order(names text[], edge_step text[], edge_dep text[]) RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    dependents jsonb;
+    pos        jsonb;
+    indeg      integer[];
+    ready      text[];
+    nxt_layer  text[];
+    done       text[] := '{}';
+    s          text;
+    d          text;
+    i          integer;
+    path       text[];
+    cur        text;
+    nxt        text;
+BEGIN
+    dependents := COALESCE((SELECT pg_catalog.jsonb_object_agg(x.dep, x.l) FROM (
+                               SELECT e.dep, pg_catalog.jsonb_agg(e.step ORDER BY e.step) AS l
+                                 FROM ROWS FROM (pg_catalog.unnest(edge_step), pg_catalog.unnest(edge_dep)) AS e(step, dep)
+                                GROUP BY e.dep) AS x), '{}');
+    pos := (SELECT pg_catalog.jsonb_object_agg(x.n, x.i) FROM pg_catalog.unnest(names) WITH ORDINALITY AS x(n, i));
+    indeg := ARRAY(SELECT pg_catalog.count(e.step)::integer
+                     FROM pg_catalog.unnest(names) WITH ORDINALITY AS x(n, i)
+                     LEFT JOIN pg_catalog.unnest(edge_step) AS e(step) ON e.step = x.n
+                    GROUP BY x.i ORDER BY x.i);
+    ready := ARRAY(SELECT x.n FROM ROWS FROM (pg_catalog.unnest(names), pg_catalog.unnest(indeg)) AS x(n, c) WHERE x.c = 0 ORDER BY x.n);
+    WHILE pg_catalog.cardinality(ready) > 0 LOOP
+        nxt_layer := '{}';
+        FOREACH s IN ARRAY ready LOOP
+            done := done || s;
+            FOR d IN SELECT pg_catalog.jsonb_array_elements_text(dependents -> s) LOOP
+                i := (pos ->> d)::integer;
+                indeg[i] := indeg[i] - 1;
+                IF indeg[i] = 0 THEN
+                    nxt_layer := nxt_layer || d;
+                END IF;
+            END LOOP;
+        END LOOP;
+        ready := ARRAY(SELECT x FROM pg_catalog.unnest(nxt_layer) AS x ORDER BY x);
+    END LOOP;
+    IF pg_catalog.cardinality(done) < pg_catalog.cardinality(names) THEN
+        -- Walk unfinished dependencies until a step repeats: that loop is a cycle.
+        SELECT x.n INTO cur FROM ROWS FROM (pg_catalog.unnest(names), pg_catalog.unnest(indeg)) AS x(n, c) WHERE x.c > 0 ORDER BY x.n LIMIT 1;
+        path := ARRAY[cur];
+        LOOP
+            SELECT e.dep INTO nxt FROM ROWS FROM (pg_catalog.unnest(edge_step), pg_catalog.unnest(edge_dep)) AS e(step, dep)
+             WHERE e.step = cur AND indeg[(pos ->> e.dep)::integer] > 0 ORDER BY e.dep LIMIT 1;
+            IF nxt = ANY (path) THEN
+                path := path[pg_catalog.array_position(path, nxt):] || nxt;
+                PERFORM baton._wf_bad(nxt, pg_catalog.format('dependency cycle: %s',
+                                                             pg_catalog.array_to_string(path, ' -> ')));
+            END IF;
+            path := path || nxt;
+            cur := nxt;
+        END LOOP;
+    END IF;
+    RETURN done;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_define_check_refs(steps jsonb, edge_step text[], edge_dep text[]) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s text;
+    d text;
+BEGIN
+    FOR s, d IN
+        WITH RECURSIVE
+        refs AS (
+            SELECT DISTINCT x.key AS s, m[1] AS d
+              FROM pg_catalog.jsonb_each(steps) AS x,
+                   pg_catalog.regexp_matches(x.value::text, '\$\.steps\.([A-Za-z_][A-Za-z0-9_]*)', 'g') AS m
+             WHERE m[1] <> x.key),
+        edges AS (
+            SELECT e.step, e.dep FROM ROWS FROM (pg_catalog.unnest(edge_step), pg_catalog.unnest(edge_dep)) AS e(step, dep)),
+        far AS (
+            SELECT r.s, r.d FROM refs AS r
+             WHERE NOT EXISTS (SELECT 1 FROM edges AS e WHERE e.step = r.s AND e.dep = r.d)),
+        up(s, a) AS (
+            SELECT e.step, e.dep FROM edges AS e WHERE e.step IN (SELECT f.s FROM far AS f)
+            UNION
+            SELECT up.s, e.dep FROM up JOIN edges AS e ON e.step = up.a)
+        SELECT f.s, f.d FROM far AS f
+         WHERE NOT EXISTS (SELECT 1 FROM up WHERE up.s = f.s AND up.a = f.d)
+         ORDER BY f.s, f.d
+         LIMIT 1
+    LOOP
+        PERFORM baton._wf_bad(s, pg_catalog.format(
+            'refers to step "%s" ($.steps.%s), which does not always end before it starts: add "%s" to its "after", directly or through a step in between',
+            d, d, d));
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_define_store(workflow text, definition jsonb, names text[], kinds text[],
+                                       edge_step text[], edge_dep text[], ord text[]) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    latest baton._workflows;
+    ver    integer;
+BEGIN
+    -- Serialise definers of one workflow; an identical definition keeps its version.
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('baton.define_workflow:' || workflow));
+    SELECT * INTO latest FROM baton._workflows AS w
+     WHERE w.name = workflow ORDER BY w.version DESC LIMIT 1;
+    IF FOUND AND latest.definition = definition THEN
+        RETURN latest.version;
+    END IF;
+    ver := COALESCE(latest.version, 0) + 1;
+    INSERT INTO baton._workflows (name, version, definition, step_count)
+    VALUES (workflow, ver, definition, pg_catalog.cardinality(names));
+    INSERT INTO baton._wf_steps (workflow, version, step, kind, spec, after, dependents, ord)
+    SELECT workflow, ver, x.n, x.k, definition -> 'steps' -> x.n,
+           COALESCE(a.deps, '{}'), COALESCE(b.dependents, '{}'), o.i
+      FROM ROWS FROM (pg_catalog.unnest(names), pg_catalog.unnest(kinds)) AS x(n, k)
+      JOIN pg_catalog.unnest(ord) WITH ORDINALITY AS o(n, i) ON o.n = x.n
+      LEFT JOIN (SELECT e.step, pg_catalog.array_agg(e.dep ORDER BY e.dep) AS deps
+                   FROM ROWS FROM (pg_catalog.unnest(edge_step), pg_catalog.unnest(edge_dep)) AS e(step, dep) GROUP BY e.step) AS a ON a.step = x.n
+      LEFT JOIN (SELECT e.dep, pg_catalog.array_agg(e.step ORDER BY e.step) AS dependents
+                   FROM ROWS FROM (pg_catalog.unnest(edge_step), pg_catalog.unnest(edge_dep)) AS e(step, dep) GROUP BY e.dep) AS b ON b.dep = x.n;
+    RETURN ver;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton.define_workflow(name text, definition jsonb) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v   record;
+    ord text[];
+BEGIN
+    IF define_workflow.name IS NULL OR define_workflow.name !~ '^[A-Za-z0-9_.:-]{1,128}$' THEN
+        PERFORM baton._bad('define_workflow', 'name',
+            pg_catalog.format('must be 1-128 characters of letters, digits, "_", "-", ".", ":" (got %s)',
+                              COALESCE(pg_catalog.quote_literal(define_workflow.name), 'NULL')));
+    END IF;
+    v := baton._wf_define_validate(define_workflow.name, definition);
+    ord := baton._wf_define_order(v.names, v.edge_step, v.edge_dep);
+    PERFORM baton._wf_define_check_refs(definition -> 'steps', v.edge_step, v.edge_dep);
+    RETURN baton._wf_define_store(define_workflow.name, definition, v.names, v.kinds, v.edge_step, v.edge_dep, ord);
+END
+$$;
+
+COMMENT ON FUNCTION baton.define_workflow(text, jsonb) IS
+'Validates a workflow definition {"steps": {name: step, ...}, "output": template; at most 10,000 steps} and stores it as the next version of the workflow; returns the version. An identical definition returns the current version. Runs already started keep their version. Time: O(steps + edges), plus steps x depth for references to steps that are not direct dependencies.';
+
+CREATE OR REPLACE FUNCTION baton._wf_lock_runs(runs bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        WITH RECURSIVE up(leaf, id, parent, lvl) AS (
+            SELECT x.id, x.id, x.parent_run_id, 0 FROM baton._runs AS x WHERE x.id = ANY (runs)
+            UNION ALL
+            SELECT up.leaf, p.id, p.parent_run_id, up.lvl + 1
+              FROM up JOIN baton._runs AS p ON p.id = up.parent),
+        chain AS (
+            SELECT up.id,
+                   pg_catalog.first_value(up.id) OVER (PARTITION BY up.leaf ORDER BY up.lvl DESC) AS root,
+                   pg_catalog.max(up.lvl) OVER (PARTITION BY up.leaf) - up.lvl AS depth
+              FROM up)
+        SELECT DISTINCT c.id, c.root, c.depth FROM chain AS c ORDER BY c.root, c.depth, c.id
+    LOOP
+        PERFORM 1 FROM baton._runs AS x WHERE x.id = r.id FOR UPDATE;
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION baton._wf_lock_runs(bigint[]) IS
+'Locks the given runs and their ancestors in the one locking order of the workflow engine (root first, then down; trees by root id).';
+
+CREATE OR REPLACE FUNCTION baton._wf_try_lock_run(run bigint) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    chain bigint[] := ARRAY[run];
+    p     bigint;
+    x     bigint;
+BEGIN
+    LOOP
+        SELECT r.parent_run_id INTO p FROM baton._runs AS r WHERE r.id = chain[1];
+        EXIT WHEN p IS NULL OR NOT EXISTS (SELECT 1 FROM baton._runs AS r WHERE r.id = p);
+        chain := p || chain;
+    END LOOP;
+    FOREACH x IN ARRAY chain LOOP
+        PERFORM 1 FROM baton._runs AS r WHERE r.id = x FOR UPDATE SKIP LOCKED;
+        IF NOT FOUND THEN
+            RETURN false;
+        END IF;
+    END LOOP;
+    RETURN true;
+END
+$$;
+
+COMMENT ON FUNCTION baton._wf_try_lock_run(bigint) IS
+'Locks a run and its ancestors root first without waiting; false when one is locked by another transaction (or the run is gone).';
+
+CREATE OR REPLACE FUNCTION baton._wf_wait_lock_key(topic text) RETURNS integer
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.hashtext(topic) & 1023
+$$;
+
+COMMENT ON FUNCTION baton._wf_wait_lock_key(text) IS
+'Second key of the wait_event advisory lock of a topic (the first is hashtext(''baton.wait_event'')).';
 
 CREATE OR REPLACE FUNCTION baton._wf_compensate_next(run_id bigint) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -541,6 +1309,60 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton._wf_end_run(run_id bigint, new_state text, err text, out_value jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r       baton._runs;
+    child   bigint;
+    running bigint[];
+BEGIN
+    UPDATE baton._runs AS x
+       SET state = new_state, error = err, output = out_value, finished_at = pg_catalog.now()
+     WHERE x.id = _wf_end_run.run_id AND x.state = 'running'
+    RETURNING x.* INTO r;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF new_state <> 'succeeded' THEN
+        FOR child IN SELECT s.child_run_id FROM baton._run_steps AS s
+                      WHERE s.run_id = r.id AND s.state = 'running' AND s.child_run_id IS NOT NULL
+        LOOP
+            PERFORM baton._wf_cancel(child, pg_catalog.format('parent run %s ended %s', r.id, new_state));
+        END LOOP;
+        UPDATE baton._run_steps AS s SET state = 'cancelled', finished_at = pg_catalog.now()
+         WHERE s.run_id = r.id AND s.state IN ('pending', 'waiting', 'running');
+        -- Waits for the locks on its live tasks (a claim being committed, a
+        -- heartbeat): nobody holding one of them waits for this run (the
+        -- locking order), and a task claimed meanwhile is cancelled too.
+        WITH live AS (
+            SELECT x.id, x.state FROM baton._tasks AS x
+             WHERE x.run_id = r.id AND x.state IN ('scheduled', 'pending', 'running')
+             ORDER BY x.id
+               FOR UPDATE),
+        gone AS (
+            UPDATE baton._tasks AS t
+               SET state = 'cancelled', finished_at = pg_catalog.now(), lease_expires_at = NULL,
+                   error = pg_catalog.format('run %s ended %s', r.id, new_state)
+              FROM live WHERE t.id = live.id
+            RETURNING t.id, live.state AS was)
+        SELECT pg_catalog.array_agg(gone.id ORDER BY gone.id) FILTER (WHERE gone.was = 'running')
+          INTO running FROM gone;
+        IF running IS NOT NULL THEN
+            PERFORM baton._cancelled(running);
+        END IF;
+        PERFORM baton._wf_compensate_next(r.id);
+    END IF;
+    PERFORM baton._wf_announce(r);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_wait_match(run baton._runs, topic text, wkey text) RETURNS baton._events
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT e.* FROM baton._events AS e
+     WHERE e.topic = _wf_wait_match.topic AND (wkey IS NULL OR e.key = wkey) AND e.published_at >= run.created_at
+     ORDER BY e.id LIMIT 1
+$$;
+
 CREATE OR REPLACE FUNCTION baton._wf_activate(run_id bigint, step text) RETURNS text[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -555,6 +1377,7 @@ DECLARE
     until timestamptz;
     wkey  text;
     ev    baton._events;
+    alone boolean;
 BEGIN
     SELECT * INTO r FROM baton._runs AS x WHERE x.id = _wf_activate.run_id;
     IF r.state <> 'running'
@@ -632,16 +1455,18 @@ BEGIN
         RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('event_id', tid), 'succeeded');
     WHEN 'wait_event' THEN
         wkey := CASE WHEN spec ? 'key' THEN baton._wf_key(spec -> 'key', ctx) END;
-        -- An event published since the run started counts even if it came before this step.
-        SELECT * INTO ev FROM baton._events AS e
-         WHERE e.topic = spec ->> 'topic' AND (wkey IS NULL OR e.key = wkey) AND e.published_at >= r.created_at
-         ORDER BY e.id LIMIT 1;
-        IF FOUND THEN
+        -- Exclusive when no publisher of the topic is in flight: publishers
+        -- then wait for this transaction and see the step waiting.  Else one
+        -- may commit an event this query cannot see yet: the tick looks again.
+        alone := pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('baton.wait_event'),
+                                                      baton._wf_wait_lock_key(spec ->> 'topic'));
+        ev := baton._wf_wait_match(r, spec ->> 'topic', wkey);
+        IF ev.id IS NOT NULL THEN
             RETURN baton._wf_step_done(r.id, d.step, ev.payload, 'succeeded');
         END IF;
         UPDATE baton._run_steps AS s
            SET wait_topic = spec ->> 'topic', wait_key = wkey,
-               wake_at = pg_catalog.now() + (spec ->> 'timeout')::interval
+               wake_at = pg_catalog.now() + (spec ->> 'timeout')::interval, wait_recheck = NOT alone
          WHERE s.run_id = r.id AND s.step = d.step;
     WHEN 'sleep' THEN
         IF spec ? 'duration' THEN
@@ -675,6 +1500,152 @@ BEGIN
                                 NULL, r.correlation_id, NULL, NULL, r.id, d.step);
     END CASE;
     RETURN '{}';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton.start(workflow text, input jsonb DEFAULT '{}', idempotency_key text DEFAULT NULL,
+                            correlation_id uuid DEFAULT NULL, cause_event_id bigint DEFAULT NULL,
+                            subscription_id bigint DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF start.workflow IS NULL THEN
+        PERFORM baton._bad('start', 'workflow', 'must not be NULL');
+    END IF;
+    IF start.input IS NULL THEN
+        PERFORM baton._bad('start', 'input', 'must not be NULL (use ''{}'' for no input)');
+    END IF;
+    IF start.idempotency_key = '' THEN
+        PERFORM baton._bad('start', 'idempotency_key', 'must not be empty');
+    END IF;
+    PERFORM baton._check_key('start', 'idempotency_key', start.idempotency_key);
+    RETURN baton._wf_start(start.workflow, start.input, start.idempotency_key, start.correlation_id,
+                           start.cause_event_id, start.subscription_id, NULL, NULL);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton.cancel_run(run bigint) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM baton._runs AS x WHERE x.id = cancel_run.run) THEN
+        RAISE EXCEPTION 'baton.cancel_run: run % does not exist', cancel_run.run
+            USING ERRCODE = 'no_data_found', COLUMN = 'run';
+    END IF;
+    PERFORM baton._wf_lock_runs(ARRAY[cancel_run.run]);
+    RETURN baton._wf_cancel(cancel_run.run, 'cancelled by baton.cancel_run');
+END
+$$;
+
+COMMENT ON FUNCTION baton.cancel_run(bigint) IS
+'Cancels a running run: pending and waiting steps are cancelled, live tasks cancelled (a task being claimed at that moment too; workers holding running ones are told through NOTIFY baton_cancel, and their completions are rejected), child runs cancelled, compensations started. Returns false when the run had already ended.';
+
+CREATE OR REPLACE FUNCTION baton._wf_on_event(event baton._events) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w record;
+BEGIN
+    -- Held until commit: a step that starts waiting meanwhile cannot take the
+    -- lock exclusively and asks the tick to look again; one that took it
+    -- before makes this wait until it has committed, so that the query
+    -- below sees it waiting.
+    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtext('baton.wait_event'),
+                                                    baton._wf_wait_lock_key(event.topic));
+    FOR w IN SELECT s.run_id, s.step FROM baton._run_steps AS s
+              WHERE s.state = 'waiting' AND s.wait_topic = event.topic
+                AND (s.wait_key IS NULL OR s.wait_key = event.key)
+              ORDER BY s.run_id, s.step
+    LOOP
+        -- Never waits for another run (the locking order): a busy run's step
+        -- is flagged, and the next tick completes it.
+        IF NOT baton._wf_try_lock_run(w.run_id) THEN
+            UPDATE baton._run_steps AS s SET wait_recheck = true
+             WHERE s.ctid = (SELECT y.ctid FROM baton._run_steps AS y
+                              WHERE y.run_id = w.run_id AND y.step = w.step AND y.state = 'waiting'
+                                FOR UPDATE SKIP LOCKED);
+            CONTINUE;
+        END IF;
+        PERFORM 1 FROM baton._runs AS x WHERE x.id = w.run_id AND x.state = 'running';
+        CONTINUE WHEN NOT FOUND;
+        -- Re-check under the lock: a concurrent event may have won.
+        PERFORM 1 FROM baton._run_steps AS s
+          WHERE s.run_id = w.run_id AND s.step = w.step AND s.state = 'waiting';
+        CONTINUE WHEN NOT FOUND;
+        PERFORM baton._wf_advance(w.run_id, baton._wf_step_done(w.run_id, w.step, event.payload, 'succeeded'));
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_recheck_waits(max_rows integer) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w  record;
+    r  baton._runs;
+    ev baton._events;
+    n  integer := 0;
+BEGIN
+    FOR w IN SELECT s.run_id, s.step, s.wait_topic, s.wait_key FROM baton._run_steps AS s
+              WHERE s.wait_recheck AND s.state = 'waiting'
+              ORDER BY s.run_id, s.step LIMIT max_rows
+    LOOP
+        CONTINUE WHEN NOT baton._wf_try_lock_run(w.run_id);
+        SELECT * INTO r FROM baton._runs AS x WHERE x.id = w.run_id AND x.state = 'running';
+        CONTINUE WHEN NOT FOUND;
+        PERFORM 1 FROM baton._run_steps AS s
+          WHERE s.run_id = w.run_id AND s.step = w.step AND s.state = 'waiting' AND s.wait_recheck;
+        CONTINUE WHEN NOT FOUND;
+        -- A publisher still in flight: look at the next tick.
+        CONTINUE WHEN NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('baton.wait_event'),
+                                                               baton._wf_wait_lock_key(w.wait_topic));
+        ev := baton._wf_wait_match(r, w.wait_topic, w.wait_key);
+        IF ev.id IS NULL THEN
+            UPDATE baton._run_steps AS s SET wait_recheck = false WHERE s.run_id = w.run_id AND s.step = w.step;
+        ELSE
+            n := n + 1;
+            PERFORM baton._wf_advance(w.run_id, baton._wf_step_done(w.run_id, w.step, ev.payload, 'succeeded'));
+        END IF;
+    END LOOP;
+    RETURN n;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_tick() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w        record;
+    spec     jsonb;
+    woken    integer := 0;
+    timedout integer := 0;
+BEGIN
+    FOR w IN SELECT s.run_id, s.step, s.kind, s.wake_at FROM baton._run_steps AS s
+              WHERE s.state = 'waiting' AND s.wake_at <= pg_catalog.now()
+              ORDER BY s.wake_at LIMIT 10000
+    LOOP
+        CONTINUE WHEN NOT baton._wf_try_lock_run(w.run_id);
+        PERFORM 1 FROM baton._runs AS x WHERE x.id = w.run_id AND x.state = 'running';
+        CONTINUE WHEN NOT FOUND;
+        PERFORM 1 FROM baton._run_steps AS s
+          WHERE s.run_id = w.run_id AND s.step = w.step AND s.state = 'waiting' AND s.wake_at <= pg_catalog.now();
+        CONTINUE WHEN NOT FOUND;
+        IF w.kind = 'sleep' THEN
+            woken := woken + 1;
+            PERFORM baton._wf_advance(w.run_id,
+                baton._wf_step_done(w.run_id, w.step, pg_catalog.jsonb_build_object('until', w.wake_at), 'succeeded'));
+        ELSE
+            timedout := timedout + 1;
+            SELECT d.spec INTO spec FROM baton._runs AS x
+              JOIN baton._wf_steps AS d ON d.workflow = x.workflow AND d.version = x.version
+             WHERE x.id = w.run_id AND d.step = w.step;
+            IF spec ->> 'on_timeout' = 'skip' THEN
+                PERFORM baton._wf_advance(w.run_id, baton._wf_step_done(w.run_id, w.step, NULL, 'skipped'));
+            ELSE
+                PERFORM baton._wf_step_failed(w.run_id, w.step,
+                    pg_catalog.format('timed out after %s waiting for event "%s"', spec ->> 'timeout', spec ->> 'topic'));
+            END IF;
+        END IF;
+    END LOOP;
+    RETURN pg_catalog.jsonb_build_object('woken', woken, 'timed_out', timedout,
+                                         'waits_rechecked', baton._wf_recheck_waits(10000),
+                                         'runs_purged', baton._wf_purge(10000));
 END
 $$;
 
@@ -988,7 +1959,7 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION baton.retry_dead_letters(text) TO baton_admin;
 GRANT EXECUTE ON FUNCTION baton.trace(uuid), baton.trace_graph(uuid)
   TO baton_admin, baton_producer, baton_worker;
-GRANT SELECT ON baton.events, baton.subscriptions, baton.subscription_dead_letters
+GRANT SELECT ON baton.events, baton.subscriptions, baton.subscription_dead_letters, baton.subscription_filter_errors
   TO baton_admin, baton_producer, baton_worker;
 GRANT EXECUTE ON FUNCTION
     baton.start(text, jsonb, text, uuid, bigint, bigint),

@@ -56,6 +56,25 @@ BEGIN
 END
 $$;
 
+-- Keys (dedup_key, idempotency_key, an event key, a worker id) are stored in
+-- btree indexes, whose entries are limited to about 2.7 kB: past this limit
+-- they get a clear error naming the field instead of "index row requires ...".
+CREATE FUNCTION baton._max_key_bytes() RETURNS integer
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT 512 $$;
+COMMENT ON FUNCTION baton._max_key_bytes() IS
+'The maximum length in bytes of a dedup_key, an idempotency_key, an event key and a worker id (512).';
+
+-- Raises invalid_parameter_value naming the field when a key is longer than _max_key_bytes().  NULL passes.
+CREATE FUNCTION baton._check_key(fn text, field text, v text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF pg_catalog.octet_length(v) > baton._max_key_bytes() THEN
+        PERFORM baton._bad(fn, field, pg_catalog.format('must be at most %s bytes (got %s)',
+                                                        baton._max_key_bytes(), pg_catalog.octet_length(v)));
+    END IF;
+END
+$$;
+
 -- Checks an interval option: positive, or (when zero_ok) not negative.  NULL passes.
 CREATE FUNCTION baton._check_interval(fn text, field text, v interval, zero_ok boolean) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$

@@ -32,6 +32,7 @@ BEGIN
     IF dedup_key = '' THEN
         PERFORM baton._bad(fn, 'dedup_key', 'must not be empty');
     END IF;
+    PERFORM baton._check_key(fn, 'dedup_key', dedup_key);
     IF timeout IS NOT NULL THEN PERFORM baton._check_interval(fn, 'timeout', timeout, false); END IF;
     IF backoff_base IS NOT NULL THEN PERFORM baton._check_interval(fn, 'backoff_base', backoff_base, true); END IF;
     IF backoff_cap IS NOT NULL THEN PERFORM baton._check_interval(fn, 'backoff_cap', backoff_cap, true); END IF;
@@ -251,6 +252,7 @@ BEGIN
     IF worker IS NULL OR worker = '' THEN
         PERFORM baton._bad('claim', 'worker', 'must not be empty');
     END IF;
+    PERFORM baton._check_key('claim', 'worker', worker);
     IF batch IS NULL OR batch < 1 OR batch > 10000 THEN
         PERFORM baton._bad('claim', 'batch', pg_catalog.format('must be between 1 and 10000 (got %s)', batch));
     END IF;
@@ -330,6 +332,89 @@ BEGIN
 END
 $$;
 
+-- Locks the run of a task (and its ancestors) before the task is locked: the
+-- locking order of 61_workflow_runs.sql.  False when the task does not exist
+-- or belongs to no run.  The run id of a task never changes, so reading it
+-- without a lock is safe.
+CREATE FUNCTION baton._lock_task_run(task bigint) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rid bigint;
+BEGIN
+    SELECT x.run_id INTO rid FROM baton._tasks AS x WHERE x.id = task;
+    IF rid IS NULL THEN
+        RETURN false;
+    END IF;
+    PERFORM baton._wf_lock_runs(ARRAY[rid]);
+    RETURN true;
+END
+$$;
+
+-- Is an error transient (retrying the same statement later may succeed):
+-- connection, transaction rollback (deadlock, serialization), resources,
+-- object state (lock not available), operator intervention, system errors.
+CREATE FUNCTION baton._transient_error(sqlstate text) RETURNS boolean
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.left(sqlstate, 2) IN ('08', '40', '53', '55', '57', '58', 'XX')
+$$;
+COMMENT ON FUNCTION baton._transient_error(text) IS
+'True for SQLSTATE classes that a later retry may not meet again (08, 40, 53, 55, 57, 58, XX).';
+
+-- A succeeded task whose consequences (workflow step, emits, tokens) raised
+-- a permanent error: the handler did its work, so running it again would
+-- repeat it.  The task fails instead, without retry, with the error, and its
+-- failure goes through the hooks (a step fails its run, which compensates).
+CREATE FUNCTION baton._completion_failed(task baton._tasks, sqlstate text, message text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t baton._tasks;
+BEGIN
+    UPDATE baton._tasks AS x
+       SET state = 'failed', finished_at = pg_catalog.now(), lease_expires_at = NULL,
+           error = pg_catalog.format('the completion could not be applied (SQLSTATE %s): %s', sqlstate, message)
+     WHERE x.id = task.id
+    RETURNING x.* INTO t;
+    IF baton._needs_hook(t) THEN
+        PERFORM baton._on_task_end(t);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION baton._completion_failed(baton._tasks, text, text) IS
+'Turns a completion whose workflow or event consequences raised a permanent error into a failure of the task (no retry: the handler already ran).';
+
+-- Runs the end hooks of succeeded tasks (in the given order); a task whose
+-- hooks raise a permanent error fails instead (_completion_failed).  One
+-- subtransaction for the batch; one per task only when the batch raised.
+CREATE FUNCTION baton._on_tasks_succeeded(ids bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t baton._tasks;
+BEGIN
+    BEGIN
+        FOR t IN SELECT x.* FROM pg_catalog.unnest(ids) WITH ORDINALITY AS u(i, n)
+                   JOIN baton._tasks AS x ON x.id = u.i ORDER BY u.n LOOP
+            PERFORM baton._on_task_end(t);
+        END LOOP;
+        RETURN;
+    EXCEPTION WHEN OTHERS THEN
+        IF baton._transient_error(SQLSTATE) THEN
+            RAISE;
+        END IF;
+    END;
+    FOR t IN SELECT x.* FROM pg_catalog.unnest(ids) WITH ORDINALITY AS u(i, n)
+               JOIN baton._tasks AS x ON x.id = u.i ORDER BY u.n LOOP
+        BEGIN
+            PERFORM baton._on_task_end(t);
+        EXCEPTION WHEN OTHERS THEN
+            IF baton._transient_error(SQLSTATE) THEN
+                RAISE;
+            END IF;
+            PERFORM baton._completion_failed(t, SQLSTATE, SQLERRM);
+        END;
+    END LOOP;
+END
+$$;
+
 -- True when a finished task must be passed to _on_task_end.
 CREATE FUNCTION baton._needs_hook(task baton._tasks) RETURNS boolean
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -357,19 +442,30 @@ BEGIN
     UPDATE baton._tasks AS x
        SET state = 'succeeded', result = complete.result, finished_at = pg_catalog.now(),
            lease_expires_at = NULL
-     WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running'
+     WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running' AND x.run_id IS NULL
     RETURNING x.* INTO t;
     IF NOT FOUND THEN
-        RETURN false;
+        -- A task of a run: its run first (the locking order of 61_workflow_runs.sql).
+        IF NOT baton._lock_task_run(complete.id) THEN
+            RETURN false;
+        END IF;
+        UPDATE baton._tasks AS x
+           SET state = 'succeeded', result = complete.result, finished_at = pg_catalog.now(),
+               lease_expires_at = NULL
+         WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running'
+        RETURNING x.* INTO t;
+        IF NOT FOUND THEN
+            RETURN false;
+        END IF;
     END IF;
     IF baton._needs_hook(t) THEN
-        PERFORM baton._on_task_end(t);
+        PERFORM baton._on_tasks_succeeded(ARRAY[t.id]);
     END IF;
     RETURN true;
 END
 $$;
 COMMENT ON FUNCTION baton.complete(bigint, integer, jsonb) IS
-'Marks a running task succeeded with its result (on a queue with retention 0 the task is deleted instead, unless a workflow, a subscription or an emit needs it). Returns false, changing nothing, when (id, attempt) no longer holds the lease.';
+'Marks a running task succeeded with its result (on a queue with retention 0 the task is deleted instead, unless a workflow, a subscription or an emit needs it). Returns false, changing nothing, when (id, attempt) no longer holds the lease. When what the result sets off cannot be applied (a malformed emit, a workflow predicate or template that raises), the task fails without retry with that error, and the call still returns true: the handler is not run again.';
 
 CREATE FUNCTION baton.complete_many(ids bigint[], attempts integer[], results jsonb[] DEFAULT NULL)
 RETURNS SETOF bigint
@@ -416,23 +512,42 @@ BEGIN
     END IF;
     -- One set-based update; the hook test is inlined (it is what _needs_hook
     -- says) because a function call per row costs more than the update.
+    -- Tasks of runs are left for the second pass below, which locks their
+    -- runs first (the locking order of 61_workflow_runs.sql).
     WITH done AS (
         UPDATE baton._tasks AS x
            SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
           FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results)) AS u(i, a, r)
-         WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running'
-        RETURNING x.id, x.run_id, x.subscription_id, x.result)
+         WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running' AND x.run_id IS NULL
+        RETURNING x.id, x.subscription_id, x.result)
     SELECT pg_catalog.array_agg(d.id),
-           pg_catalog.array_agg(d.id) FILTER (WHERE d.run_id IS NOT NULL OR d.subscription_id IS NOT NULL
+           pg_catalog.array_agg(d.id) FILTER (WHERE d.subscription_id IS NOT NULL
                                               OR (pg_catalog.jsonb_typeof(d.result) = 'object' AND d.result ? 'emit'))
       INTO accepted, hooked
       FROM done AS d;
+    IF COALESCE(pg_catalog.cardinality(dropped), 0) + COALESCE(pg_catalog.cardinality(accepted), 0)
+       < pg_catalog.cardinality(ids) THEN
+        -- The rest: tasks of runs (and stale reports, which change nothing).
+        PERFORM baton._wf_lock_runs(ARRAY(
+            SELECT DISTINCT x.run_id FROM baton._tasks AS x
+             WHERE x.id = ANY (ids) AND x.run_id IS NOT NULL AND x.state::text = 'running'));
+        WITH done AS (
+            UPDATE baton._tasks AS x
+               SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
+              FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results))
+                       AS u(i, a, r)
+             WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running' AND x.run_id IS NOT NULL
+            RETURNING x.id)
+        SELECT COALESCE(accepted, '{}') || pg_catalog.array_agg(d.id),
+               COALESCE(hooked, '{}') || pg_catalog.array_agg(d.id)
+          INTO accepted, hooked
+          FROM done AS d;
+    END IF;
     -- Hooks run in run order, so two batches touching the same runs lock
     -- them in the same order and cannot deadlock.
     IF hooked IS NOT NULL THEN
-        FOR t IN SELECT * FROM baton._tasks AS x WHERE x.id = ANY (hooked) ORDER BY x.run_id NULLS FIRST, x.id LOOP
-            PERFORM baton._on_task_end(t);
-        END LOOP;
+        PERFORM baton._on_tasks_succeeded(ARRAY(SELECT x.id FROM baton._tasks AS x WHERE x.id = ANY (hooked)
+                                                 ORDER BY x.run_id NULLS FIRST, x.id));
     END IF;
     RETURN QUERY SELECT pg_catalog.unnest(dropped || accepted);
 END
@@ -452,6 +567,8 @@ BEGIN
     IF retry_in < interval '0' THEN
         PERFORM baton._bad('fail', 'retry_in', pg_catalog.format('must not be negative (got %s)', retry_in));
     END IF;
+    -- A task of a run: its run first (the locking order of 61_workflow_runs.sql).
+    PERFORM baton._lock_task_run(fail.id);
     SELECT * INTO t FROM baton._tasks AS x
      WHERE x.id = fail.id AND x.attempt = fail.attempt AND x.state = 'running'
        FOR UPDATE;
@@ -610,6 +727,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t baton._tasks;
 BEGIN
+    PERFORM baton._lock_task_run(task);
     t := baton._task('cancel', task);
     IF t.state NOT IN ('scheduled', 'pending', 'running') THEN
         RETURN false;
@@ -628,7 +746,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION baton.cancel(bigint) IS
-'Cancels a live task. A running attempt learns it at its next heartbeat or completion (both return false). Returns false when the task had already ended.';
+'Cancels a live task. The worker holding a running attempt is told (NOTIFY baton_cancel) and its heartbeat and completion return false. Returns false when the task had already ended.';
 
 CREATE FUNCTION baton.retry(task bigint) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -636,6 +754,7 @@ DECLARE
     t baton._tasks;
     budget integer;
 BEGIN
+    PERFORM baton._lock_task_run(task);
     t := baton._task('retry', task);
     IF t.state NOT IN ('failed', 'cancelled') THEN
         RETURN false;
@@ -707,6 +826,7 @@ BEGIN
     IF worker IS NULL OR worker = '' THEN
         PERFORM baton._bad('register_worker', 'worker', 'must not be empty');
     END IF;
+    PERFORM baton._check_key('register_worker', 'worker', worker);
     INSERT INTO baton._workers AS w (id, host, pid, queues, version, backend_pid, started_at, last_seen)
     VALUES (worker, host, pid, COALESCE(queues, '{}'), version, pg_catalog.pg_backend_pid(),
             pg_catalog.now(), pg_catalog.now())

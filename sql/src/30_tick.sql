@@ -8,6 +8,12 @@ DECLARE
     t baton._tasks;
     n integer := 0;
 BEGIN
+    -- A task of a run that would end here needs its run locked, and the tick
+    -- may not wait for a run while it holds task locks (the locking order of
+    -- 61_workflow_runs.sql): such a task whose run is busy waits for the next tick.
+    ids := ARRAY(SELECT x.id FROM baton._tasks AS x
+                  WHERE x.id = ANY (ids)
+                    AND (x.run_id IS NULL OR x.attempt < x.max_attempts OR baton._wf_try_lock_run(x.run_id)));
     FOR t IN
         UPDATE baton._tasks AS x
            SET state = CASE WHEN x.attempt < x.max_attempts THEN 'pending' ELSE 'failed' END::baton.task_state,

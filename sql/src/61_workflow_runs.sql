@@ -1,10 +1,32 @@
 -- 61_workflow_runs.sql — orchestration, part 2: runs and the engine that moves their steps.
 --
--- Locking rule: every entry point (start, task end, event, tick, cancel_run)
--- locks the run row first and changes its steps only while holding it.  Tasks
--- of a run that is failing are cancelled with SKIP LOCKED, so a worker that is
--- completing one of them at that moment never deadlocks with the failure: it
--- gets the run lock afterwards, sees the run has ended and its result is ignored.
+-- Locking order (issue 12).  Every transaction that waits for a lock takes
+-- them in this one order, so none can wait for another in a circle:
+--
+--   1. runs, through baton._wf_lock_runs: a run's root first, then down its
+--      chain of parents to the run itself (a parent before its child);
+--      several trees in order of their root id.  Holding a root therefore
+--      excludes everyone else from its whole tree, so a run's own children
+--      (cancelled with it) may be locked later in the same transaction;
+--   2. then tasks of those runs (complete, fail, cancel and retry look up the
+--      task's run and lock it before the task; a run that ends waits for the
+--      locks on its live tasks and cancels them all, including one a worker
+--      is claiming at that moment: claims never wait for a run);
+--   3. the wait_event topic locks (advisory, see _wf_wait_lock_key): a
+--      publisher takes one shared and may wait for it; a step that starts
+--      waiting only tries it exclusively and never waits.
+--
+-- Tasks that belong to no run may be locked at any point: nothing that holds
+-- a run waits for them.  What may lock out of order never waits: the tick
+-- (timers, rescues of dead workers' tasks, wait re-checks) and the delivery
+-- of an event to the waiting steps of other runs try their locks with SKIP
+-- LOCKED and leave what they could not lock to the next tick.
+--
+-- A step whose task is still live when its run ends (failed or cancelled) is
+-- cancelled with it, and its worker is told (baton._cancelled: NOTIFY
+-- baton_cancel).  A completion or failure reported for it afterwards is
+-- rejected (false) and changes nothing: the step stays cancelled and is not
+-- compensated, because as far as baton knows it never succeeded.
 
 CREATE TABLE baton._runs (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -65,10 +87,14 @@ CREATE TABLE baton._run_steps (
     comp_task_id  bigint,           -- its compensation task, once started
     started_at    timestamptz,
     finished_at   timestamptz,
+    -- wait_event: an event of its topic may have been published by a
+    -- transaction still open when it began waiting: the tick looks again
+    wait_recheck  boolean NOT NULL DEFAULT false,
     PRIMARY KEY (run_id, step)
 );
 CREATE INDEX _run_steps_wait_idx ON baton._run_steps (wait_topic, wait_key) WHERE state = 'waiting';
 CREATE INDEX _run_steps_wake_idx ON baton._run_steps (wake_at) WHERE state = 'waiting';
+CREATE INDEX _run_steps_recheck_idx ON baton._run_steps (run_id) WHERE wait_recheck AND state = 'waiting';
 
 -- Outputs of finished map elements, so fan-in never depends on the task table
 -- still holding finished tasks.
@@ -99,6 +125,72 @@ SELECT pg_catalog.pg_extension_config_dump('baton._wf_settings', '');
 SELECT pg_catalog.pg_extension_config_dump('baton._run_map_counts', '');
 SELECT pg_catalog.pg_extension_config_dump('baton._run_steps', '');
 SELECT pg_catalog.pg_extension_config_dump('baton._run_map_outputs', '');
+
+-- Locks runs in the locking order (see the top of this file): each run's
+-- root first, then down to the run; trees by root id.  A run whose parent was
+-- deleted counts as a root.
+CREATE FUNCTION baton._wf_lock_runs(runs bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        WITH RECURSIVE up(leaf, id, parent, lvl) AS (
+            SELECT x.id, x.id, x.parent_run_id, 0 FROM baton._runs AS x WHERE x.id = ANY (runs)
+            UNION ALL
+            SELECT up.leaf, p.id, p.parent_run_id, up.lvl + 1
+              FROM up JOIN baton._runs AS p ON p.id = up.parent),
+        chain AS (
+            SELECT up.id,
+                   pg_catalog.first_value(up.id) OVER (PARTITION BY up.leaf ORDER BY up.lvl DESC) AS root,
+                   pg_catalog.max(up.lvl) OVER (PARTITION BY up.leaf) - up.lvl AS depth
+              FROM up)
+        SELECT DISTINCT c.id, c.root, c.depth FROM chain AS c ORDER BY c.root, c.depth, c.id
+    LOOP
+        PERFORM 1 FROM baton._runs AS x WHERE x.id = r.id FOR UPDATE;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION baton._wf_lock_runs(bigint[]) IS
+'Locks the given runs and their ancestors in the one locking order of the workflow engine (root first, then down; trees by root id).';
+
+-- Like _wf_lock_runs for one run, without waiting: false (some locks maybe
+-- taken) when another transaction holds one of them.  For the paths that
+-- may not wait (tick, event delivery to other runs).
+CREATE FUNCTION baton._wf_try_lock_run(run bigint) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    chain bigint[] := ARRAY[run];
+    p     bigint;
+    x     bigint;
+BEGIN
+    LOOP
+        SELECT r.parent_run_id INTO p FROM baton._runs AS r WHERE r.id = chain[1];
+        EXIT WHEN p IS NULL OR NOT EXISTS (SELECT 1 FROM baton._runs AS r WHERE r.id = p);
+        chain := p || chain;
+    END LOOP;
+    FOREACH x IN ARRAY chain LOOP
+        PERFORM 1 FROM baton._runs AS r WHERE r.id = x FOR UPDATE SKIP LOCKED;
+        IF NOT FOUND THEN
+            RETURN false;
+        END IF;
+    END LOOP;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION baton._wf_try_lock_run(bigint) IS
+'Locks a run and its ancestors root first without waiting; false when one is locked by another transaction (or the run is gone).';
+
+-- The advisory lock (two int4 keys) that orders a wait_event step starting
+-- to wait against publishers of its topic: publishers hold it shared until
+-- they commit; a step starting to wait tries it exclusively.  Topics share
+-- 1024 keys, so a transaction publishing many topics holds a bounded number.
+CREATE FUNCTION baton._wf_wait_lock_key(topic text) RETURNS integer
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.hashtext(topic) & 1023
+$$;
+COMMENT ON FUNCTION baton._wf_wait_lock_key(text) IS
+'Second key of the wait_event advisory lock of a topic (the first is hashtext(''baton.wait_event'')).';
 
 -- Renders a template: every string starting with "$." becomes the value of that
 -- JSONPath over ctx (JSON null when it matches nothing); all else is kept.
@@ -201,8 +293,9 @@ $$;
 CREATE FUNCTION baton._wf_end_run(run_id bigint, new_state text, err text, out_value jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    r     baton._runs;
-    child bigint;
+    r       baton._runs;
+    child   bigint;
+    running bigint[];
 BEGIN
     UPDATE baton._runs AS x
        SET state = new_state, error = err, output = out_value, finished_at = pg_catalog.now()
@@ -219,11 +312,25 @@ BEGIN
         END LOOP;
         UPDATE baton._run_steps AS s SET state = 'cancelled', finished_at = pg_catalog.now()
          WHERE s.run_id = r.id AND s.state IN ('pending', 'waiting', 'running');
-        UPDATE baton._tasks AS t
-           SET state = 'cancelled', finished_at = pg_catalog.now(), lease_expires_at = NULL
-         WHERE t.id IN (SELECT x.id FROM baton._tasks AS x
-                         WHERE x.run_id = r.id AND x.state IN ('scheduled', 'pending', 'running')
-                           FOR UPDATE SKIP LOCKED);
+        -- Waits for the locks on its live tasks (a claim being committed, a
+        -- heartbeat): nobody holding one of them waits for this run (the
+        -- locking order), and a task claimed meanwhile is cancelled too.
+        WITH live AS (
+            SELECT x.id, x.state FROM baton._tasks AS x
+             WHERE x.run_id = r.id AND x.state IN ('scheduled', 'pending', 'running')
+             ORDER BY x.id
+               FOR UPDATE),
+        gone AS (
+            UPDATE baton._tasks AS t
+               SET state = 'cancelled', finished_at = pg_catalog.now(), lease_expires_at = NULL,
+                   error = pg_catalog.format('run %s ended %s', r.id, new_state)
+              FROM live WHERE t.id = live.id
+            RETURNING t.id, live.state AS was)
+        SELECT pg_catalog.array_agg(gone.id ORDER BY gone.id) FILTER (WHERE gone.was = 'running')
+          INTO running FROM gone;
+        IF running IS NOT NULL THEN
+            PERFORM baton._cancelled(running);
+        END IF;
         PERFORM baton._wf_compensate_next(r.id);
     END IF;
     PERFORM baton._wf_announce(r);
@@ -304,6 +411,15 @@ BEGIN
 END
 $$;
 
+-- The event a wait_event step of this run takes: the first of its topic (and
+-- key) published since the run started, even before the step began waiting.
+CREATE FUNCTION baton._wf_wait_match(run baton._runs, topic text, wkey text) RETURNS baton._events
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT e.* FROM baton._events AS e
+     WHERE e.topic = _wf_wait_match.topic AND (wkey IS NULL OR e.key = wkey) AND e.published_at >= run.created_at
+     ORDER BY e.id LIMIT 1
+$$;
+
 -- Starts a step whose dependencies are all done (caller holds the run lock).
 CREATE FUNCTION baton._wf_activate(run_id bigint, step text) RETURNS text[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -319,6 +435,7 @@ DECLARE
     until timestamptz;
     wkey  text;
     ev    baton._events;
+    alone boolean;
 BEGIN
     SELECT * INTO r FROM baton._runs AS x WHERE x.id = _wf_activate.run_id;
     IF r.state <> 'running'
@@ -396,16 +513,18 @@ BEGIN
         RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('event_id', tid), 'succeeded');
     WHEN 'wait_event' THEN
         wkey := CASE WHEN spec ? 'key' THEN baton._wf_key(spec -> 'key', ctx) END;
-        -- An event published since the run started counts even if it came before this step.
-        SELECT * INTO ev FROM baton._events AS e
-         WHERE e.topic = spec ->> 'topic' AND (wkey IS NULL OR e.key = wkey) AND e.published_at >= r.created_at
-         ORDER BY e.id LIMIT 1;
-        IF FOUND THEN
+        -- Exclusive when no publisher of the topic is in flight: publishers
+        -- then wait for this transaction and see the step waiting.  Else one
+        -- may commit an event this query cannot see yet: the tick looks again.
+        alone := pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('baton.wait_event'),
+                                                      baton._wf_wait_lock_key(spec ->> 'topic'));
+        ev := baton._wf_wait_match(r, spec ->> 'topic', wkey);
+        IF ev.id IS NOT NULL THEN
             RETURN baton._wf_step_done(r.id, d.step, ev.payload, 'succeeded');
         END IF;
         UPDATE baton._run_steps AS s
            SET wait_topic = spec ->> 'topic', wait_key = wkey,
-               wake_at = pg_catalog.now() + (spec ->> 'timeout')::interval
+               wake_at = pg_catalog.now() + (spec ->> 'timeout')::interval, wait_recheck = NOT alone
          WHERE s.run_id = r.id AND s.step = d.step;
     WHEN 'sleep' THEN
         IF spec ? 'duration' THEN
@@ -541,6 +660,7 @@ BEGIN
     IF start.idempotency_key = '' THEN
         PERFORM baton._bad('start', 'idempotency_key', 'must not be empty');
     END IF;
+    PERFORM baton._check_key('start', 'idempotency_key', start.idempotency_key);
     RETURN baton._wf_start(start.workflow, start.input, start.idempotency_key, start.correlation_id,
                            start.cause_event_id, start.subscription_id, NULL, NULL);
 END
@@ -555,11 +675,12 @@ BEGIN
         RAISE EXCEPTION 'baton.cancel_run: run % does not exist', cancel_run.run
             USING ERRCODE = 'no_data_found', COLUMN = 'run';
     END IF;
+    PERFORM baton._wf_lock_runs(ARRAY[cancel_run.run]);
     RETURN baton._wf_cancel(cancel_run.run, 'cancelled by baton.cancel_run');
 END
 $$;
 COMMENT ON FUNCTION baton.cancel_run(bigint) IS
-'Cancels a running run: pending and waiting steps are cancelled, live tasks cancelled (a running attempt learns it at its next heartbeat or completion), child runs cancelled, compensations started. Returns false when the run had already ended.';
+'Cancels a running run: pending and waiting steps are cancelled, live tasks cancelled (a task being claimed at that moment too; workers holding running ones are told through NOTIFY baton_cancel, and their completions are rejected), child runs cancelled, compensations started. Returns false when the run had already ended.';
 
 -- Called by the task core when a task of a run ends, in the completing transaction.
 CREATE FUNCTION baton._wf_on_task_end(task baton._tasks) RETURNS void
@@ -646,12 +767,27 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     w record;
 BEGIN
+    -- Held until commit: a step that starts waiting meanwhile cannot take the
+    -- lock exclusively and asks the tick to look again; one that took it
+    -- before makes this wait until it has committed, so that the query
+    -- below sees it waiting.
+    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtext('baton.wait_event'),
+                                                    baton._wf_wait_lock_key(event.topic));
     FOR w IN SELECT s.run_id, s.step FROM baton._run_steps AS s
               WHERE s.state = 'waiting' AND s.wait_topic = event.topic
                 AND (s.wait_key IS NULL OR s.wait_key = event.key)
               ORDER BY s.run_id, s.step
     LOOP
-        PERFORM 1 FROM baton._runs AS x WHERE x.id = w.run_id AND x.state = 'running' FOR UPDATE;
+        -- Never waits for another run (the locking order): a busy run's step
+        -- is flagged, and the next tick completes it.
+        IF NOT baton._wf_try_lock_run(w.run_id) THEN
+            UPDATE baton._run_steps AS s SET wait_recheck = true
+             WHERE s.ctid = (SELECT y.ctid FROM baton._run_steps AS y
+                              WHERE y.run_id = w.run_id AND y.step = w.step AND y.state = 'waiting'
+                                FOR UPDATE SKIP LOCKED);
+            CONTINUE;
+        END IF;
+        PERFORM 1 FROM baton._runs AS x WHERE x.id = w.run_id AND x.state = 'running';
         CONTINUE WHEN NOT FOUND;
         -- Re-check under the lock: a concurrent event may have won.
         PERFORM 1 FROM baton._run_steps AS s
@@ -705,8 +841,46 @@ BEGIN
 END
 $$;
 
+-- Looks again for the event of wait_event steps that began waiting while a
+-- publisher of their topic was in flight (or that a publisher could not
+-- complete because their run was busy); returns how many it completed.
+-- Never waits: what it cannot lock now is left for the next tick.
+CREATE FUNCTION baton._wf_recheck_waits(max_rows integer) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w  record;
+    r  baton._runs;
+    ev baton._events;
+    n  integer := 0;
+BEGIN
+    FOR w IN SELECT s.run_id, s.step, s.wait_topic, s.wait_key FROM baton._run_steps AS s
+              WHERE s.wait_recheck AND s.state = 'waiting'
+              ORDER BY s.run_id, s.step LIMIT max_rows
+    LOOP
+        CONTINUE WHEN NOT baton._wf_try_lock_run(w.run_id);
+        SELECT * INTO r FROM baton._runs AS x WHERE x.id = w.run_id AND x.state = 'running';
+        CONTINUE WHEN NOT FOUND;
+        PERFORM 1 FROM baton._run_steps AS s
+          WHERE s.run_id = w.run_id AND s.step = w.step AND s.state = 'waiting' AND s.wait_recheck;
+        CONTINUE WHEN NOT FOUND;
+        -- A publisher still in flight: look at the next tick.
+        CONTINUE WHEN NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('baton.wait_event'),
+                                                               baton._wf_wait_lock_key(w.wait_topic));
+        ev := baton._wf_wait_match(r, w.wait_topic, w.wait_key);
+        IF ev.id IS NULL THEN
+            UPDATE baton._run_steps AS s SET wait_recheck = false WHERE s.run_id = w.run_id AND s.step = w.step;
+        ELSE
+            n := n + 1;
+            PERFORM baton._wf_advance(w.run_id, baton._wf_step_done(w.run_id, w.step, ev.payload, 'succeeded'));
+        END IF;
+    END LOOP;
+    RETURN n;
+END
+$$;
+
 -- Time-driven work: wakes sleep steps whose time has come and times out
--- wait_event steps, applies run retention; returns {"woken": n, "timed_out": m, "runs_purged": k}.
+-- wait_event steps, re-checks waits (see _wf_recheck_waits), applies run
+-- retention; returns {"woken": n, "timed_out": m, "waits_rechecked": c, "runs_purged": k}.
 CREATE FUNCTION baton._wf_tick() RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -719,7 +893,8 @@ BEGIN
               WHERE s.state = 'waiting' AND s.wake_at <= pg_catalog.now()
               ORDER BY s.wake_at LIMIT 10000
     LOOP
-        PERFORM 1 FROM baton._runs AS x WHERE x.id = w.run_id AND x.state = 'running' FOR UPDATE SKIP LOCKED;
+        CONTINUE WHEN NOT baton._wf_try_lock_run(w.run_id);
+        PERFORM 1 FROM baton._runs AS x WHERE x.id = w.run_id AND x.state = 'running';
         CONTINUE WHEN NOT FOUND;
         PERFORM 1 FROM baton._run_steps AS s
           WHERE s.run_id = w.run_id AND s.step = w.step AND s.state = 'waiting' AND s.wake_at <= pg_catalog.now();
@@ -742,6 +917,7 @@ BEGIN
         END IF;
     END LOOP;
     RETURN pg_catalog.jsonb_build_object('woken', woken, 'timed_out', timedout,
+                                         'waits_rechecked', baton._wf_recheck_waits(10000),
                                          'runs_purged', baton._wf_purge(10000));
 END
 $$;

@@ -19,6 +19,21 @@
 
 -- ---- issue 12: races and limits ----
 -- (state changes of this issue go here, in order)
+-- wait_event steps that began waiting while a publisher of their topic was in flight
+ALTER TABLE baton._run_steps ADD COLUMN wait_recheck boolean NOT NULL DEFAULT false;
+CREATE INDEX _run_steps_recheck_idx ON baton._run_steps (run_id) WHERE wait_recheck AND state = 'waiting';
+-- subscription filters that raised at publish time (the publisher goes on)
+CREATE TABLE baton._ev_filter_errors (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    subscription_id bigint NOT NULL,
+    event_id        bigint NOT NULL,
+    sqlstate        text NOT NULL,
+    error           text NOT NULL,
+    at              timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE INDEX _ev_filter_errors_subscription_idx ON baton._ev_filter_errors (subscription_id, at);
+CREATE INDEX _ev_filter_errors_at_idx ON baton._ev_filter_errors (at);
+SELECT pg_catalog.pg_extension_config_dump('baton._ev_filter_errors', '');
 
 
 -- ---- issue 13: through the worker ----

@@ -9,6 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+/* SQLSTATE class of data exceptions (invalid input, out of range, ...): retrying cannot help. */
+#define SQLSTATE_CLASS_DATA_EXCEPTION "22"
+
 enum dstate { D_DOWN, D_CONNECTING, D_SETUP, D_READY };
 enum op { OP_NONE, OP_SETUP, OP_REPORT, OP_HB, OP_CLAIM, OP_REPORT_CLAIM, OP_SEEN, OP_TICK, OP_REGISTER, OP_UNREGISTER };
 
@@ -201,12 +204,14 @@ static void done_reports(void)
                 r->solo = true;
                 report_push(r, false);
             } else if (r->kind == REP_OK) {
-                /* The result itself is refused (e.g. a workflow hook raised): report it as a failure. */
-                r->kind = REP_RETRY;
+                /* The result itself is refused: report it as a failure.  A data
+                   exception (class 22: a result jsonb cannot store, ...) will
+                   fail again, and the handler already did its work: no retry. */
+                r->kind = strncmp(C.sqlstate, SQLSTATE_CLASS_DATA_EXCEPTION, 2) == 0 ? REP_FAIL : REP_RETRY;
                 char *e = r->text;
                 buf b;
                 buf_init(&b);
-                buf_printf(&b, "completing the task failed: %s", C.err);
+                buf_printf(&b, "completing the task failed: %s (SQLSTATE %s)", C.err, C.sqlstate);
                 r->text = buf_steal(&b);
                 free(e);
                 report_push(r, false);
