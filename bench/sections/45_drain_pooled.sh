@@ -41,9 +41,9 @@ pidfile = $pgb_dir/pgbouncer.pid
 INI
 chmod 777 "$BENCH_WORK/logs"
 if [ "$(id -u)" -eq 0 ]; then
-    bg setpriv --reuid=postgres --regid=postgres --clear-groups "$PGBOUNCER" "$pgb_dir/pgbouncer.ini"
+    bg setpriv --reuid=postgres --regid=postgres --clear-groups "$PGBOUNCER" "$pgb_dir/pgbouncer.ini" >/dev/null 2>&1
 else
-    bg "$PGBOUNCER" "$pgb_dir/pgbouncer.ini"
+    bg "$PGBOUNCER" "$pgb_dir/pgbouncer.ini" >/dev/null 2>&1
 fi
 pgb_pid=$BG_PID
 pooled_dsn="host=127.0.0.1 port=$port dbname=$PGDATABASE user=$PGUSER"
