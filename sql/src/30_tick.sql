@@ -84,15 +84,23 @@ COMMENT ON FUNCTION baton._worker_timeout() IS
 -- baton.worker_timeout, claimed before that too (a worker that comes back and
 -- claims before its first worker_seen keeps those claims).  This is the
 -- rescue that does not depend on the claim being bound to a session (behind a
--- transaction pooler).  Returns how many tasks it touched.
+-- transaction pooler).  While the server itself was down nobody could be
+-- seen: for twice the timeout after a (crash) restart, which the oldest live
+-- process (the checkpointer) dates, no worker is judged, so that workers
+-- reconnecting with backoff are not taken for dead.  Returns how many tasks
+-- it touched.
 CREATE FUNCTION baton._rescue_unseen_workers(max_rows integer) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    timeout interval := baton._worker_timeout();
-    cutoff  timestamptz := pg_catalog.now() - timeout;
-    w       record;
-    n       integer := 0;
+    timeout  interval := baton._worker_timeout();
+    cutoff   timestamptz := pg_catalog.now() - timeout;
+    up_since timestamptz := (SELECT pg_catalog.min(a.backend_start) FROM pg_catalog.pg_stat_activity AS a);
+    w        record;
+    n        integer := 0;
 BEGIN
+    IF up_since IS NULL OR up_since > cutoff - timeout THEN
+        RETURN 0;
+    END IF;
     FOR w IN
         SELECT x.worker, x.last_seen, pg_catalog.array_agg(x.id) AS ids FROM (
             SELECT t.id, t.worker, k.last_seen FROM baton._tasks AS t

@@ -250,6 +250,8 @@ for w in load:
     t.is_(w.stop(), 0, "load worker exits cleanly")
 
 # ---- kill -9 of a worker: its tasks run elsewhere within 15 s, default settings ----
+# tick() judges no worker within twice baton.worker_timeout of a server (re)start (the crash above).
+wait_until(lambda: db.sql("SELECT min(backend_start) < now() - interval '21 seconds' FROM pg_stat_activity") == "t", 40)
 flag = os.path.join(d, "hold")
 open(flag, "w").close()
 pidlog = os.path.join(d, "pids")

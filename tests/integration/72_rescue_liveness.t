@@ -7,7 +7,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from worker_helpers import Tap, Db, wait_until
+from worker_helpers import Tap, Db, wait_until, ROOT
 
 t = Tap()
 db = Db("baton_rescue_liveness")
@@ -71,6 +71,9 @@ t.is_(db.sql("SELECT state || ': ' || error FROM baton.tasks WHERE id = %d" % se
 ticker.close()
 
 # ---- issue 14: liveness by the worker registry, whatever the claim's session ----
+# Nobody is judged within twice baton.worker_timeout of a server (re)start: wait for that to pass.
+t.ok(wait_until(lambda: db.sql("SELECT min(backend_start) < now() - interval '21 seconds' FROM pg_stat_activity") == "t", 40),
+     "the server has been up for twice the default baton.worker_timeout")
 db.sql("SELECT baton.create_queue('reg', lease => '10 minutes')")
 a = int(db.sql("SELECT baton.enqueue('reg')"))
 b = int(db.sql("SELECT baton.enqueue('reg')"))
@@ -112,3 +115,20 @@ t.is_(r.stdout.strip(), "1", "baton.worker_timeout = 2s rescues a worker unseen 
 r = subprocess.run(["psql", "-X", "-qtA", "-c", "SELECT baton.tick()"], env=dict(db.env, PGOPTIONS="-c baton.worker_timeout=soon"),
                    capture_output=True, text=True)
 t.ok(r.returncode != 0 and "baton.worker_timeout must be a positive interval" in r.stderr, "a bad baton.worker_timeout is a clear error", r.stderr)
+
+# Right after a server restart nobody is judged: the workers could not reach it while it was down.
+db.sql("SELECT count(*) FROM baton.claim('{reg}', 'w-dead', 1, session_bound => false)")
+db.sql("UPDATE baton._tasks SET started_at = now() - interval '1 minute' WHERE id = %d" % dead_task)
+db.sql("UPDATE baton._workers SET last_seen = now() - interval '1 minute' WHERE id = 'w-dead'")
+db.sql("SELECT baton.worker_seen('w-live')")
+t.is_(db.sql("SELECT baton.tick()->>'rescued'"), "1", "(control: a worker unseen for a minute is rescued)")
+db.sql("SELECT count(*) FROM baton.claim('{reg}', 'w-dead', 1, session_bound => false)")
+db.sql("UPDATE baton._tasks SET started_at = now() - interval '1 minute' WHERE id = %d" % dead_task)
+db.sql("UPDATE baton._workers SET last_seen = now() - interval '1 minute' WHERE id = 'w-dead'")
+r = subprocess.run([os.path.join(ROOT, "scripts", "cluster.sh"), "restart"], capture_output=True, text=True)
+t.ok(r.returncode == 0, "the server restarts", r.stderr)
+wait_until(lambda: subprocess.run(["pg_isready", "-q"], env=db.env).returncode == 0, 60, 0.2)
+db.sql("SELECT baton.worker_seen('w-live')")
+t.is_(db.sql("SELECT baton.tick()->>'rescued'"), "0", "just after a restart a worker unseen for a minute is not judged yet")
+t.ok(wait_until(lambda: db.sql("SELECT baton.worker_seen('w-live'), baton.tick()->>'rescued'") == "t|1", 40, 0.5),
+     "twice baton.worker_timeout later it is")
