@@ -7,6 +7,7 @@ packages=(
     make gcc pkg-config python3
     "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-$PG_MAJOR-pgtap"
     libtap-parser-sourcehandler-pgtap-perl libpq-dev libcurl4-openssl-dev valgrind
+    pgbouncer
 )
 missing=()
 for p in "${packages[@]}"; do

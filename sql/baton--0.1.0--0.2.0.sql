@@ -772,6 +772,117 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton._orphaned_tasks(max_rows integer) RETURNS bigint[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    asked_at timestamptz;
+BEGIN
+    PERFORM pg_catalog.pg_stat_clear_snapshot();
+    asked_at := pg_catalog.clock_timestamp();
+    RETURN (SELECT COALESCE(pg_catalog.array_agg(x.id), '{}') FROM (
+        SELECT t.id FROM baton._tasks AS t
+         WHERE t.state = 'running' AND t.claim_pid IS NOT NULL
+           AND t.claim_session_start < asked_at
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity AS a
+                            WHERE a.pid = t.claim_pid AND a.backend_start = t.claim_session_start)
+         LIMIT max_rows
+           FOR UPDATE OF t SKIP LOCKED) AS x);
+END
+$$;
+
+COMMENT ON FUNCTION baton._orphaned_tasks(integer) IS
+'Running tasks claimed by a database session that has ended, judged on a fresh list of live backends.';
+
+CREATE OR REPLACE FUNCTION baton._worker_timeout() RETURNS interval
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v text := pg_catalog.current_setting('baton.worker_timeout', true);
+    d interval;
+BEGIN
+    IF v IS NULL OR v = '' THEN
+        RETURN interval '10 seconds';
+    END IF;
+    BEGIN
+        d := v::interval;
+    EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR interval_field_overflow THEN
+        d := NULL;
+    END;
+    IF d IS NULL OR d <= interval '0' THEN
+        RAISE EXCEPTION 'baton.tick: setting baton.worker_timeout must be a positive interval (got "%")', v
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN d;
+END
+$$;
+
+COMMENT ON FUNCTION baton._worker_timeout() IS
+'How long a registered worker may go unseen before tick() re-queues its tasks: setting baton.worker_timeout, default 10 seconds.';
+
+CREATE OR REPLACE FUNCTION baton._rescue_unseen_workers(max_rows integer) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    timeout  interval := baton._worker_timeout();
+    cutoff   timestamptz := pg_catalog.now() - timeout;
+    up_since timestamptz := (SELECT pg_catalog.min(a.backend_start) FROM pg_catalog.pg_stat_activity AS a);
+    w        record;
+    n        integer := 0;
+BEGIN
+    IF up_since IS NULL OR up_since > cutoff - timeout THEN
+        RETURN 0;
+    END IF;
+    FOR w IN
+        SELECT x.worker, x.last_seen, pg_catalog.array_agg(x.id) AS ids FROM (
+            SELECT t.id, t.worker, k.last_seen FROM baton._tasks AS t
+              JOIN baton._workers AS k ON k.id = t.worker
+             WHERE t.state = 'running' AND k.last_seen < cutoff AND t.started_at < cutoff
+             LIMIT max_rows
+               FOR UPDATE OF t SKIP LOCKED) AS x
+         GROUP BY x.worker, x.last_seen
+    LOOP
+        n := n + baton._requeue_running(w.ids,
+                 pg_catalog.format('worker %s not seen since %s (baton.worker_timeout = %s)',
+                                   w.worker, w.last_seen, timeout));
+    END LOOP;
+    RETURN n;
+END
+$$;
+
+COMMENT ON FUNCTION baton._rescue_unseen_workers(integer) IS
+'Re-queues running tasks of registered workers not seen for baton.worker_timeout (session-bound or not); returns how many.';
+
+CREATE OR REPLACE FUNCTION baton.tick() RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    promoted integer := 0;
+    n        integer;
+    rescued  integer;
+    expired  integer;
+    purged   integer;
+    summary  jsonb;
+BEGIN
+    -- One tick at a time per database: a concurrent caller returns at once.
+    IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('baton.tick')) THEN
+        RETURN '{"skipped": true}';
+    END IF;
+    LOOP
+        n := baton._promote(NULL, 10000);
+        promoted := promoted + n;
+        EXIT WHEN n < 10000 OR promoted >= 100000;
+    END LOOP;
+    rescued := baton._requeue_running(baton._orphaned_tasks(10000), 'worker session ended')
+             + baton._rescue_unseen_workers(10000);
+    expired := baton._requeue_running(baton._expired_tasks(10000), 'lease expired');
+    purged := baton._apply_retention(10000);
+    summary := pg_catalog.jsonb_build_object('promoted', promoted, 'rescued', rescued,
+                                             'expired', expired, 'purged', purged);
+    summary := summary || baton._wf_tick() || baton._ev_tick() || baton._cron_tick();
+    RETURN summary;
+END
+$$;
+
+COMMENT ON FUNCTION baton.tick() IS
+'Does all time-driven work once: due delayed tasks, tasks of dead worker sessions and of registered workers not seen for baton.worker_timeout (default 10 s), expired leases, workflow and event timers, cron, retention. Safe to call concurrently (one runs, the others return {"skipped": true}). Returns counts of what it did.';
+
 CREATE OR REPLACE FUNCTION baton._ev_passes_safe(subscription_id bigint, filter jsonpath, e baton._events) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -1929,6 +2040,14 @@ SELECT t.id, t.queue,
        COALESCE(t.correlation_id, baton._task_correlation(t.id)) AS correlation_id,
        t.progress
   FROM baton._tasks AS t;
+
+CREATE OR REPLACE VIEW baton.workers AS
+SELECT w.id AS worker, w.host, w.pid, w.queues, w.version, w.started_at, w.last_seen,
+       w.last_seen > pg_catalog.now() - baton._worker_timeout() AS alive,
+       (SELECT pg_catalog.count(*) FROM baton._tasks AS t WHERE t.state = 'running' AND t.worker = w.id) AS running
+  FROM baton._workers AS w;
+
+COMMENT ON VIEW baton.workers IS 'Worker daemons as they registered, with last heartbeat and tasks in flight; alive = seen within baton.worker_timeout (default 10 s).';
 
 -- baton 0.1.0 -> 0.2.0: state changes that need the new code (run after it; see
 -- scripts/upgrade-script.py).  Each as in sql/src.

@@ -36,10 +36,10 @@ COMMENT ON VIEW baton.queue_stats IS 'Per queue: due and delayed depth, running,
 
 CREATE VIEW baton.workers AS
 SELECT w.id AS worker, w.host, w.pid, w.queues, w.version, w.started_at, w.last_seen,
-       w.last_seen > pg_catalog.now() - interval '1 minute' AS alive,
+       w.last_seen > pg_catalog.now() - baton._worker_timeout() AS alive,
        (SELECT pg_catalog.count(*) FROM baton._tasks AS t WHERE t.state = 'running' AND t.worker = w.id) AS running
   FROM baton._workers AS w;
-COMMENT ON VIEW baton.workers IS 'Worker daemons as they registered, with last heartbeat and tasks in flight.';
+COMMENT ON VIEW baton.workers IS 'Worker daemons as they registered, with last heartbeat and tasks in flight; alive = seen within baton.worker_timeout (default 10 s).';
 
 CREATE FUNCTION baton.explain_task(task bigint) RETURNS text
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

@@ -43,17 +43,80 @@ static int     claim_nq, claim_want;
 static int64_t next_poll, next_seen, next_tick, claim_retry_at;
 static bool    have_connected;
 static int     scheduler_seen = -1;   /* tick = auto: did the last look find the scheduler? */
+/* Pooled mode (docs/worker.md "Behind a pooler"): the dsn may hand each
+   transaction to another server session, so nothing may rely on the session:
+   no LISTEN on it, claims not session-bound.  Set by listen = off, by
+   listen_dsn, or when the probe below sees transactions change backends. */
+static bool    pooled;
+static int     setup_pid;             /* backend of the first setup transaction */
+static PGconn *probe;                 /* a second client holding a transaction open during the probe */
+static int     probe_pid;
+
+/* A NOTIFY on baton_tasks named a queue: its tasks may be due. */
+void db_wake(const char *queue)
+{
+    queue_rt *q = queue_find(queue);
+    if (q) {
+        q->maybe_work = true;
+        q->wake_gen++;
+    }
+}
 
 /* Wake-ups: a NOTIFY on baton_tasks names the queue that has due tasks. */
 static void on_notify(void *arg, const char *channel, const char *payload)
 {
     (void)arg;
-    if (strcmp(channel, "baton_tasks")) return;
-    queue_rt *q = queue_find(payload);
-    if (q) {
-        q->maybe_work = true;
-        q->wake_gen++;
+    if (!strcmp(channel, "baton_tasks")) db_wake(payload);
+}
+
+/* True when LISTEN wake-ups arrive (on this session or on listen_dsn's): poll slowly. */
+static bool listening(void)
+{
+    return (W.cfg->listen && !pooled) || listen_ready();
+}
+
+/* How often to claim without a wake-up. */
+static int64_t poll_every(void)
+{
+    return listening() ? W.cfg->poll_interval_ms : MIN(W.cfg->poll_interval_ms, W.cfg->pooled_poll_interval_ms);
+}
+
+/* Says once, plainly, that the worker runs in pooled mode and why. */
+static void go_pooled(const char *why)
+{
+    if (pooled) return;
+    pooled = true;
+    char where[512];
+    db_describe(W.dsn, where, sizeof where);
+    log_warn("database: %s (%s): a transaction pooler such as PgBouncer; pooled mode: no LISTEN on it (polling every "
+             "%lld ms), claims not bound to the session (rescue after baton.worker_timeout). To say so in the config: "
+             "listen = off, and listen_dsn = <a direct conninfo> for instant wake-ups (docs/worker.md, Behind a pooler)",
+             why, where, (long long)poll_every());
+}
+
+/* The probe's second client: connects and opens a transaction (blocking, once per connect).  Behind a
+   transaction pooler it is handed the server session the first setup transaction just gave back. */
+static void probe_open(void)
+{
+    const char *keys[] = {"dbname", "fallback_application_name", "connect_timeout", NULL};
+    const char *vals[] = {W.dsn ? W.dsn : "", "baton-worker probe", "10", NULL};
+    probe_pid = 0;
+    probe = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(probe) == CONNECTION_OK) {
+        PGresult *r = PQexec(probe, "BEGIN");
+        PQclear(r);
+        r = PQexec(probe, "SELECT pg_catalog.pg_backend_pid()");
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) probe_pid = atoi(PQgetvalue(r, 0, 0));
+        PQclear(r);
     }
+    if (!probe_pid) log_warn("database: the pooler probe could not open its second session: %s", PQerrorMessage(probe));
+}
+
+/* Ends the probe's transaction and session. */
+static void probe_close(void)
+{
+    if (probe) PQfinish(probe);
+    probe = NULL;
 }
 
 /* host/port/dbname of a conninfo for logs: never the password. */
@@ -96,6 +159,7 @@ static void lost(void)
 {
     if (C.err) log_warn("database: %s", C.err);
     requeue_sent();
+    probe_close();
     hb_n = 0;
     op = OP_NONE;
     pgc_close(&C);
@@ -174,13 +238,13 @@ static bool prepare_reports(stmt *st)
     st->n = 3;
     switch (kind) {
     case REP_OK:
-        st->sql = "SELECT id FROM baton.complete_many($1::bigint[], $2::integer[], $3::jsonb[]) AS id";
+        st->sql = "SELECT id FROM baton.complete_many($1::bigint[], $2::integer[], $3::pg_catalog.jsonb[]) AS id";
         break;
     case REP_RETRY:
-        st->sql = "SELECT id FROM baton.fail_many($1::bigint[], $2::integer[], $3::text[], true) AS id";
+        st->sql = "SELECT id FROM baton.fail_many($1::bigint[], $2::integer[], $3::pg_catalog.text[], true) AS id";
         break;
     case REP_FAIL:
-        st->sql = "SELECT id FROM baton.fail_many($1::bigint[], $2::integer[], $3::text[], false) AS id";
+        st->sql = "SELECT id FROM baton.fail_many($1::bigint[], $2::integer[], $3::pg_catalog.text[], false) AS id";
         break;
     default:
         st->sql = "SELECT id FROM baton.release_many($1::bigint[], $2::integer[], 'worker shutting down') AS id";
@@ -355,11 +419,11 @@ static bool prepare_claim(int64_t now, stmt *st)
     st->params[0] = st->b[0].data;
     st->params[1] = W.worker_id;
     st->params[2] = st->b[1].data;
-    st->params[3] = W.cfg->listen ? "true" : "false";
+    st->params[3] = pooled ? "false" : "true";
     st->n = 4;
     st->sql = "SELECT id, queue, payload, attempt, run_id, step, correlation_id, max_attempts, "
-              "pg_catalog.date_part('epoch', lease_expires_at - pg_catalog.now()) "
-              "FROM baton.claim($1::text[], $2, $3::integer, $4::boolean)";
+              "pg_catalog.date_part('epoch', lease_expires_at OPERATOR(pg_catalog.-) pg_catalog.now()) "
+              "FROM baton.claim($1::pg_catalog.text[], $2, $3::integer, $4::boolean)";
     return true;
 }
 
@@ -458,23 +522,28 @@ static bool send_register(void)
     char pid[16];
     snprintf(pid, sizeof pid, "%d", (int)getpid());
     const char *params[5] = {W.worker_id, qs.data, W.host, pid, BATON_VERSION};
-    bool ok = pgc_send(&C, "SELECT baton.register_worker($1, $2::text[], $3, $4::integer, $5)", 5, params, NULL);
+    bool ok = pgc_send(&C, "SELECT baton.register_worker($1, $2::pg_catalog.text[], $3, $4::integer, $5)", 5, params, NULL);
     buf_free(&qs);
     if (ok) op = OP_REGISTER;
     return ok;
 }
 
-/* The setup after each (re)connect: search_path, version check, LISTEN, registration. */
+/* The setup after each (re)connect: the pooler probe, version check, LISTEN, registration.  It sets
+   nothing in the session (every statement is schema-qualified): behind a transaction pooler a SET
+   would leak into other clients' transactions. */
 static bool send_setup(void)
 {
     switch (setup_step) {
     case 0:
-        return pgc_send(&C, "SET search_path = pg_catalog", 0, NULL, NULL) && (op = OP_SETUP);
+        return pgc_send(&C, "SELECT pg_catalog.pg_backend_pid()", 0, NULL, NULL) && (op = OP_SETUP);
     case 1:
-        return pgc_send(&C, "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'baton'", 0, NULL, NULL) &&
+        return pgc_send(&C,
+                        "SELECT extversion, pg_catalog.pg_backend_pid() FROM pg_catalog.pg_extension "
+                        "WHERE extname OPERATOR(pg_catalog.=) 'baton'",
+                        0, NULL, NULL) &&
                (op = OP_SETUP);
     case 2:
-        if (W.cfg->listen) return pgc_send(&C, "LISTEN baton_tasks", 0, NULL, NULL) && (op = OP_SETUP);
+        if (!pooled) return pgc_send(&C, "LISTEN baton_tasks", 0, NULL, NULL) && (op = OP_SETUP);
         setup_step++;
         /* fall through */
     default:
@@ -489,8 +558,17 @@ static void done_setup(int64_t now)
         log_error("database setup failed: %s", C.err);
         free(C.err);
         C.err = xstrdup("setup failed");
+        probe_close();
         lost();
         return;
+    }
+    if (setup_step == 0) {
+        /* The pooler probe: a second client opens a transaction now, then the next setup transaction
+           runs.  A session of our own keeps its backend and never lends it; a transaction pooler hands
+           the backend we just released to the other client (or ours to another backend). */
+        setup_pid = PQntuples(C.res) == 1 ? atoi(PQgetvalue(C.res, 0, 0)) : 0;
+        probe_pid = 0;
+        if (!pooled) probe_open();
     }
     if (setup_step == 1) {
         if (PQntuples(C.res) != 1) {
@@ -504,6 +582,13 @@ static void done_setup(int64_t now)
                       v, PQdb(C.conn), BATON_VERSION);
             worker_die(EXIT_VERSION);
         }
+        int pid = atoi(PQgetvalue(C.res, 0, 1));
+        if (!pooled && probe_pid && probe_pid == setup_pid)
+            go_pooled("another client was given this worker's server session between its transactions");
+        else if (!pooled && pid != setup_pid)
+            go_pooled("this worker's transactions run in different server sessions");
+        probe_close();
+        setup_pid = pid;
     }
     if (setup_step >= 3) {
         dstate = D_READY;
@@ -513,7 +598,7 @@ static void done_setup(int64_t now)
         have_connected = true;
         for (queue_rt *q = W.queues; q; q = q->next) q->maybe_work = true;
         next_seen = now + W.cfg->seen_interval_ms;
-        next_poll = now + W.cfg->poll_interval_ms;
+        next_poll = now + poll_every();
         return;
     }
     setup_step++;
@@ -530,16 +615,18 @@ static void pick(int64_t now)
         W.reregister = false;
         if (send_register()) return;
     }
+    if (now >= next_seen && !(W.draining && W.inflight == 0 && W.nreports == 0)) {
+        /* First when due: tick() takes a worker unseen for baton.worker_timeout for dead, so a
+           steady stream of reports must not hold it back.  The backend pid tells a pooler. */
+        const char *params[1] = {W.worker_id};
+        if (pgc_send(&C, "SELECT baton.worker_seen($1), pg_catalog.pg_backend_pid()", 1, params, NULL)) op = OP_SEEN;
+        return;
+    }
     if (W.nreports && send_reports(now)) return;
     if (send_heartbeats(now)) return;
     if (W.draining && W.inflight == 0 && W.nreports == 0) {
         const char *params[1] = {W.worker_id};
         if (pgc_send(&C, "SELECT baton.unregister_worker($1)", 1, params, NULL)) op = OP_UNREGISTER;
-        return;
-    }
-    if (now >= next_seen) {
-        const char *params[1] = {W.worker_id};
-        if (pgc_send(&C, "SELECT baton.worker_seen($1)", 1, params, NULL)) op = OP_SEEN;
         return;
     }
     stmt cl;
@@ -569,7 +656,10 @@ static void done(int64_t now)
     case OP_SEEN:
         next_seen = now + W.cfg->seen_interval_ms;
         if (C.err) log_error("worker_seen failed: %s", C.err);
-        else if (PQntuples(C.res) == 1 && PQgetisnull(C.res, 0, 0)) {
+        else if (PQntuples(C.res) == 1 && !pooled && atoi(PQgetvalue(C.res, 0, 1)) != setup_pid)
+            /* Missed by the probe at connect: from now on claims are not bound to the session. */
+            go_pooled("this worker's transactions run in different server sessions");
+        if (!C.err && PQntuples(C.res) == 1 && PQgetisnull(C.res, 0, 0)) {
             log_info("worker %s is not registered (removed?); registering again", W.worker_id);
             pgc_reset(&C);
             send_register();
@@ -604,6 +694,8 @@ static void done(int64_t now)
 void db_step(int64_t now)
 {
     if (W.db_done) return;
+    /* Configured pooled mode needs no probe and no log line. */
+    if (!W.cfg->listen || *W.cfg->listen_dsn) pooled = true;
     if (dstate == D_DOWN) {
         if (now < reconnect_at) {
             loop_deadline(reconnect_at);
@@ -631,7 +723,7 @@ void db_step(int64_t now)
     if (now >= next_poll && dstate == D_READY) {
         /* The polling fallback: look at every queue now and then, wake-up or not. */
         for (queue_rt *q = W.queues; q; q = q->next) q->maybe_work = true;
-        next_poll = now + W.cfg->poll_interval_ms;
+        next_poll = now + poll_every();
     }
     for (int guard = 0; guard < 4; guard++) {
         if (C.state == PGC_BROKEN) {

@@ -106,6 +106,8 @@ static void reload(void)
     free(c->id);
     c->id = xstrdup(W.cfg->id);
     c->listen = W.cfg->listen;
+    free(c->listen_dsn);
+    c->listen_dsn = xstrdup(W.cfg->listen_dsn);
     free(c->metrics_listen);
     c->metrics_listen = xstrdup(W.cfg->metrics_listen);
     config *old = W.cfg;
@@ -269,12 +271,14 @@ int main(int argc, char **argv)
         http_step(now);
         pgroups_step(now);
         metrics_step(now);
+        listen_step(now);
         db_step(now);
         if (W.draining) loop_deadline(W.drain_deadline > now ? W.drain_deadline : give_up_at);
         loop_watch(sigpipe_fds[0], POLLIN, on_sigpipe, NULL);
         loop_run_once();
     }
     log_info("stopped");
+    listen_close();
     kill_children();
     tasks_reap();
     http_shutdown();

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* S_SETUP: the transaction's statement_timeout (SET LOCAL), right after BEGIN. */
 enum sstep { S_CONNECT, S_SETUP, S_IDLE, S_BEGIN, S_STMT, S_COMPLETE, S_COMMIT, S_ROLLBACK };
 
 typedef struct sqlconn {
@@ -84,7 +85,7 @@ static void advance(sqlconn *s, queue_rt *q)
     char id[24], att[16];
     snprintf(id, sizeof id, "%lld", (long long)s->id);
     snprintf(att, sizeof att, "%d", s->attempt);
-    if (!s->t && (s->step == S_BEGIN || s->step == S_STMT || s->step == S_COMPLETE)) {
+    if (!s->t && (s->step == S_BEGIN || s->step == S_SETUP || s->step == S_STMT || s->step == S_COMPLETE)) {
         /* The task was taken away (lease lost, released): never complete it from here. */
         if (s->step == S_BEGIN) {
             s->step = S_IDLE;
@@ -94,10 +95,12 @@ static void advance(sqlconn *s, queue_rt *q)
     }
     switch (s->step) {
     case S_SETUP: {
+        /* Local to the transaction: behind a transaction pooler a session setting would stay on
+           the server connection and cancel other clients' statements. */
         char to[32];
         snprintf(to, sizeof to, "%lld", (long long)(q->qc ? q->qc->timeout_ms : 30000));
         const char *p[1] = {to};
-        pgc_send(c, "SELECT pg_catalog.set_config('statement_timeout', $1, false)", 1, p, NULL);
+        pgc_send(c, "SELECT pg_catalog.set_config('statement_timeout', $1, true)", 1, p, NULL);
         break;
     }
     case S_BEGIN:
@@ -111,7 +114,7 @@ static void advance(sqlconn *s, queue_rt *q)
     }
     case S_COMPLETE: {
         const char *p[3] = {id, att, s->result};
-        pgc_send(c, "SELECT baton.complete($1::bigint, $2::integer, $3::jsonb)", 3, p, NULL);
+        pgc_send(c, "SELECT baton.complete($1::bigint, $2::integer, $3::pg_catalog.jsonb)", 3, p, NULL);
         break;
     }
     case S_COMMIT:
@@ -128,11 +131,11 @@ static void on_done(sqlconn *s, queue_rt *q)
 {
     pgc *c = &s->c;
     switch (s->step) {
-    case S_SETUP:
-        if (c->err) log_warn("sql queue %s: %s", q->name, c->err);
-        s->step = s->t ? S_BEGIN : S_IDLE;
-        break;
     case S_BEGIN:
+        if (c->err) rollback(s, REP_RETRY, c->err);
+        else s->step = S_SETUP;
+        break;
+    case S_SETUP:
         if (c->err) rollback(s, REP_RETRY, c->err);
         else s->step = S_STMT;
         break;
@@ -259,7 +262,7 @@ void sql_queue_step(queue_rt *q, int64_t now)
             continue;
         }
         if ((!q->qc || q->qc->handler != H_SQL) && !s->t && s->step == S_IDLE) s->dead = true;
-        if (s->step == S_CONNECT && c->state == PGC_READY) s->step = S_SETUP;
+        if (s->step == S_CONNECT && c->state == PGC_READY) s->step = s->t ? S_BEGIN : S_IDLE;
         if (c->state == PGC_DONE) on_done(s, q);
         if (c->state == PGC_READY && s->step != S_IDLE && s->step != S_CONNECT) advance(s, q);
         pgc_watch(c);

@@ -126,6 +126,14 @@ bool db_connected(void);
 int  db_check_version_blocking(const char *dsn, bool print);
 /* Logs where a conninfo points (host, port, dbname; never the password). */
 void db_describe(const char *dsn, char *out, size_t n);
+/* A NOTIFY on baton_tasks named queue: its tasks may be due (db.c, listen.c). */
+void db_wake(const char *queue);
+
+/* ---- the listen_dsn connection (listen.c) ---- */
+void listen_step(int64_t now);
+/* True while the listen_dsn session LISTENs: wake-ups arrive, no need to poll fast. */
+bool listen_ready(void);
+void listen_close(void);
 
 /* Stops the process now: kills children and exits with code (fatal errors). */
 void worker_die(int code) __attribute__((noreturn));
