@@ -11,6 +11,14 @@
 
 enum dstate { D_DOWN, D_CONNECTING, D_SETUP, D_READY };
 enum op { OP_NONE, OP_SETUP, OP_REPORT, OP_HB, OP_CLAIM, OP_REPORT_CLAIM, OP_SEEN, OP_TICK, OP_REGISTER, OP_UNREGISTER };
+/* The statements run after each (re)connect, in this order. */
+enum setup_step { SETUP_SEARCH_PATH, SETUP_VERSION, SETUP_LISTEN, SETUP_REGISTER, SETUP_DONE };
+
+/* The columns of a claimed row, by name (the SELECT in prepare_claim). */
+enum claim_col { CC_ID, CC_QUEUE, CC_PAYLOAD, CC_ATTEMPT, CC_RUN_ID, CC_STEP, CC_CORRELATION_ID, CC_MAX_ATTEMPTS,
+                 CC_LEASE_S, CC_N };
+static const char *const claim_col_names[CC_N] = {"id", "queue", "payload", "attempt", "run_id",
+                                                   "step", "correlation_id", "max_attempts", "lease_s"};
 
 /* One statement to send: its text and parameters (kept in bufs it owns). */
 typedef struct stmt {
@@ -28,7 +36,7 @@ typedef struct idatt {
 static pgc     C;
 static int     dstate = D_DOWN;
 static int     op = OP_NONE;
-static int     setup_step;
+static int     setup_step;         /* enum setup_step */
 static int64_t reconnect_at, backoff_ms;
 static report *sent;               /* the report batch in flight */
 static int     sent_kind;
@@ -353,7 +361,7 @@ static bool prepare_claim(int64_t now, stmt *st)
     st->params[3] = W.cfg->listen ? "true" : "false";
     st->n = 4;
     st->sql = "SELECT id, queue, payload, attempt, run_id, step, correlation_id, max_attempts, "
-              "pg_catalog.date_part('epoch', lease_expires_at - pg_catalog.now()) "
+              "pg_catalog.date_part('epoch', lease_expires_at - pg_catalog.now()) AS lease_s "
               "FROM baton.claim($1::text[], $2, $3::integer, $4::boolean)";
     return true;
 }
@@ -407,6 +415,25 @@ static void done_report_claim(int64_t now)
     done_claim(now);
 }
 
+/* Finds the claim columns by name in a result; false (logged) when one is missing. */
+static bool claim_columns(PGresult *r, int col[CC_N])
+{
+    for (int i = 0; i < CC_N; i++) {
+        col[i] = PQfnumber(r, claim_col_names[i]);
+        if (col[i] < 0) {
+            log_error("claim: the answer has no column \"%s\"", claim_col_names[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A column of a claimed row as text, or NULL when SQL NULL. */
+static const char *claim_value(PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+
 /* Starts the claimed tasks; a short batch means those queues are empty for now. */
 static void done_claim(int64_t now)
 {
@@ -416,11 +443,18 @@ static void done_claim(int64_t now)
         return;
     }
     int rows = PQntuples(C.res);
+    int col[CC_N];
+    if (rows && !claim_columns(C.res, col)) {
+        /* Cannot happen with a matching extension; the leases expire and the tasks are rescued. */
+        claim_retry_at = now + 1000;
+        claim_nq = 0;
+        return;
+    }
     for (int i = 0; i < rows; i++) {
-        const char *qn = PQgetvalue(C.res, i, 1);
+        const char *qn = PQgetvalue(C.res, i, col[CC_QUEUE]);
         queue_rt *q = queue_find(qn);
-        int64_t id = strtoll(PQgetvalue(C.res, i, 0), NULL, 10);
-        int attempt = atoi(PQgetvalue(C.res, i, 3));
+        int64_t id = strtoll(PQgetvalue(C.res, i, col[CC_ID]), NULL, 10);
+        int attempt = atoi(PQgetvalue(C.res, i, col[CC_ATTEMPT]));
         if (!q || !q->qc) {
             /* The queue left the config while the claim was in flight: give the task back. */
             report *r = xcalloc(1, sizeof *r);
@@ -430,10 +464,9 @@ static void done_claim(int64_t now)
             report_push(r, false);
             continue;
         }
-        task_start(q, id, attempt, PQgetvalue(C.res, i, 2), PQgetisnull(C.res, i, 4) ? NULL : PQgetvalue(C.res, i, 4),
-                   PQgetisnull(C.res, i, 5) ? NULL : PQgetvalue(C.res, i, 5),
-                   PQgetisnull(C.res, i, 6) ? NULL : PQgetvalue(C.res, i, 6), atoi(PQgetvalue(C.res, i, 7)),
-                   atof(PQgetvalue(C.res, i, 8)));
+        task_start(q, id, attempt, PQgetvalue(C.res, i, col[CC_PAYLOAD]), claim_value(C.res, i, col[CC_RUN_ID]),
+                   claim_value(C.res, i, col[CC_STEP]), claim_value(C.res, i, col[CC_CORRELATION_ID]),
+                   atoi(PQgetvalue(C.res, i, col[CC_MAX_ATTEMPTS])), atof(PQgetvalue(C.res, i, col[CC_LEASE_S])));
     }
     if (rows < claim_want)
         for (int i = 0; i < claim_nq; i++)
@@ -463,14 +496,14 @@ static bool send_register(void)
 static bool send_setup(void)
 {
     switch (setup_step) {
-    case 0:
+    case SETUP_SEARCH_PATH:
         return pgc_send(&C, "SET search_path = pg_catalog", 0, NULL, NULL) && (op = OP_SETUP);
-    case 1:
+    case SETUP_VERSION:
         return pgc_send(&C, "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'baton'", 0, NULL, NULL) &&
                (op = OP_SETUP);
-    case 2:
+    case SETUP_LISTEN:
         if (W.cfg->listen) return pgc_send(&C, "LISTEN baton_tasks", 0, NULL, NULL) && (op = OP_SETUP);
-        setup_step++;
+        setup_step = SETUP_REGISTER;
         /* fall through */
     default:
         return send_register() && (op = OP_SETUP);
@@ -487,7 +520,7 @@ static void done_setup(int64_t now)
         lost();
         return;
     }
-    if (setup_step == 1) {
+    if (setup_step == SETUP_VERSION) {
         if (PQntuples(C.res) != 1) {
             log_error("extension baton is not installed in database \"%s\" (CREATE EXTENSION baton)", PQdb(C.conn));
             worker_die(EXIT_VERSION);
@@ -500,7 +533,7 @@ static void done_setup(int64_t now)
             worker_die(EXIT_VERSION);
         }
     }
-    if (setup_step >= 3) {
+    if (++setup_step == SETUP_DONE) {
         dstate = D_READY;
         backoff_ms = 0;
         log_info("database: %s to host=%s port=%s dbname=%s as worker %s", have_connected ? "reconnected" : "connected",
@@ -509,9 +542,7 @@ static void done_setup(int64_t now)
         for (queue_rt *q = W.queues; q; q = q->next) q->maybe_work = true;
         next_seen = now + W.cfg->seen_interval_ms;
         next_poll = now + W.cfg->poll_interval_ms;
-        return;
     }
-    setup_step++;
 }
 
 /* Picks the next statement: reports first (they free leases), then heartbeats, registry, claims, tick. */
@@ -617,7 +648,7 @@ void db_step(int64_t now)
     if (dstate == D_CONNECTING) {
         if (C.state == PGC_READY) {
             dstate = D_SETUP;
-            setup_step = 0;
+            setup_step = SETUP_SEARCH_PATH;
         } else if (C.state == PGC_BROKEN) {
             lost();
             return;

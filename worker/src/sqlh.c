@@ -38,13 +38,14 @@ static char *first_value_json(PGresult *r)
     buf b;
     buf_init(&b);
     switch (type) {
-    case 114: case 3802:           /* json, jsonb */
+    case OID_JSON: case OID_JSONB:
         buf_adds(&b, v);
         break;
-    case 16:                       /* bool */
+    case OID_BOOL:
         buf_adds(&b, v[0] == 't' ? "true" : "false");
         break;
-    case 20: case 21: case 23: case 700: case 701: case 1700: /* numbers, unless NaN/Infinity */
+    case OID_INT8: case OID_INT2: case OID_INT4: case OID_FLOAT4: case OID_FLOAT8:
+    case OID_NUMERIC:              /* numbers, unless NaN/Infinity */
         if (json_valid(v, strlen(v))) { buf_adds(&b, v); break; }
         /* fall through */
     default:
@@ -56,8 +57,9 @@ static char *first_value_json(PGresult *r)
 /* SQLSTATE classes worth retrying: connection, resources, operator intervention, lock/serialization. */
 static bool retryable(const char *ss)
 {
-    return !strncmp(ss, "40", 2) || !strncmp(ss, "08", 2) || !strncmp(ss, "53", 2) || !strncmp(ss, "57", 2) ||
-           !strcmp(ss, "55P03");
+    return !strncmp(ss, SQLSTATE_CLASS_TRANSACTION_ROLLBACK, 2) || !strncmp(ss, SQLSTATE_CLASS_CONNECTION, 2) ||
+           !strncmp(ss, SQLSTATE_CLASS_RESOURCES, 2) || !strncmp(ss, SQLSTATE_CLASS_OPERATOR, 2) ||
+           !strcmp(ss, SQLSTATE_LOCK_NOT_AVAILABLE);
 }
 
 /* Ends the task bound to a connection (if it still is) and unbinds it. */
