@@ -63,6 +63,7 @@ static sproc *spawn(queue_rt *q)
         close(pin[0]); close(pin[1]); close(pout[0]); close(pout[1]);
         return NULL;
     }
+    pid_t self = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         close(pin[0]); close(pin[1]); close(pout[0]); close(pout[1]); close(perr[0]); close(perr[1]);
@@ -73,7 +74,7 @@ static sproc *spawn(queue_rt *q)
         dup2(pin[0], 0);
         dup2(pout[1], 1);
         dup2(perr[1], 2);
-        child_exec(qc);
+        child_exec(qc, self);
     }
     setpgid(pid, pid);
     close(pin[0]);

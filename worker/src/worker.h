@@ -109,7 +109,8 @@ void pgroup_kill(pid_t pgid);             /* SIGTERM now, SIGKILL after kill_gra
 void pgroups_step(int64_t now);
 void pgroups_kill_all(void);
 void exec_kill_all(void);                 /* SIGKILL to every exec child's process group */
-_Noreturn void child_exec(const queue_conf *qc);   /* in a forked child: run the queue's command (exec.c) */
+/* In a forked child: run the queue's command (exec.c); parent is the worker's pid (dies with it). */
+_Noreturn void child_exec(const queue_conf *qc, pid_t parent);
 bool stream_child_exited(pid_t pid, int status);
 void stream_queue_step(queue_rt *q, int64_t now);
 void stream_queue_free(queue_rt *q);
