@@ -12,7 +12,7 @@
 enum dstate { D_DOWN, D_CONNECTING, D_SETUP, D_READY };
 enum op { OP_NONE, OP_SETUP, OP_REPORT, OP_HB, OP_CLAIM, OP_REPORT_CLAIM, OP_SEEN, OP_TICK, OP_REGISTER, OP_UNREGISTER };
 /* The statements run after each (re)connect, in this order. */
-enum setup_step { SETUP_SEARCH_PATH, SETUP_VERSION, SETUP_LISTEN, SETUP_REGISTER, SETUP_DONE };
+enum setup_step { SETUP_SEARCH_PATH, SETUP_VERSION, SETUP_LISTEN, SETUP_LISTEN_CANCEL, SETUP_REGISTER, SETUP_DONE };
 
 /* The columns of a claimed row, by name (the SELECT in prepare_claim). */
 enum claim_col { CC_ID, CC_QUEUE, CC_PAYLOAD, CC_ATTEMPT, CC_RUN_ID, CC_STEP, CC_CORRELATION_ID, CC_MAX_ATTEMPTS,
@@ -49,10 +49,28 @@ static int64_t next_poll, next_seen, next_tick, claim_retry_at;
 static bool    have_connected;
 static int     scheduler_seen = -1;   /* tick = auto: did the last look find the scheduler? */
 
+/* baton_cancel names tasks (comma-separated ids) ended from outside their worker: stop ours now. */
+static void on_cancel_notify(const char *payload)
+{
+    const char *p = payload;
+    while (*p) {
+        char *end;
+        long long id = strtoll(p, &end, 10);
+        if (end == p) break;
+        task_cancelled(id);
+        p = *end == ',' ? end + 1 : end;
+        if (end == p) break;
+    }
+}
+
 /* Wake-ups: a NOTIFY on baton_tasks names the queue that has due tasks. */
 static void on_notify(void *arg, const char *channel, const char *payload)
 {
     (void)arg;
+    if (!strcmp(channel, "baton_cancel")) {
+        on_cancel_notify(payload);
+        return;
+    }
     if (strcmp(channel, "baton_tasks")) return;
     queue_rt *q = queue_find(payload);
     if (q) {
@@ -297,7 +315,7 @@ static void done_heartbeats(int64_t now)
         if (!t) continue;
         bool held = rows && bsearch(&t->id, held_ids, (size_t)rows, sizeof *held_ids, cmp_id) != NULL;
         if (held) {
-            t->next_hb = now + MAX(t->lease_ms / 3, 50);
+            t->next_hb = now + task_hb_interval(t);
         } else {
             log_warn("task %lld attempt %d: lease lost or task cancelled; stopping it", (long long)t->id, t->attempt);
             t->cancel = CANCEL_LOST;
@@ -504,7 +522,10 @@ static bool send_setup(void)
     case SETUP_LISTEN:
         if (W.cfg->listen) return pgc_send(&C, "LISTEN baton_tasks", 0, NULL, NULL) && (op = OP_SETUP);
         setup_step = SETUP_REGISTER;
-        /* fall through */
+        return send_register() && (op = OP_SETUP);
+    case SETUP_LISTEN_CANCEL:
+        /* A cancelled task's handler is stopped at once, not at its next heartbeat. */
+        return pgc_send(&C, "LISTEN baton_cancel", 0, NULL, NULL) && (op = OP_SETUP);
     default:
         return send_register() && (op = OP_SETUP);
     }

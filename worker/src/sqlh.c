@@ -204,12 +204,25 @@ static void sql_start(task *t)
     if (s->step == S_IDLE) s->step = S_BEGIN;
 }
 
+/* Asks the server to cancel the statement running on a connection (a short
+   blocking round trip of its own: libpq 15 has no asynchronous cancel). */
+static void sql_cancel_statement(sqlconn *s)
+{
+    PGcancel *cn = PQgetCancel(s->c.conn);
+    char err[256];
+    if (!cn) return;
+    if (!PQcancel(cn, err, sizeof err)) log_warn("sql: cancelling task %lld's statement failed: %s", (long long)s->id, err);
+    PQfreeCancel(cn);
+}
+
 /* Cancellation and a last-resort deadline (statement_timeout fires first). */
 static void sql_step(task *t, int64_t now)
 {
     sqlconn *s = t->h;
     if (t->cancel && s) {
-        /* The transaction runs on; baton.complete() will refuse it (fencing) and it rolls back. */
+        /* Stop the statement now; were it to finish anyway, baton.complete() would refuse it
+           (fencing) and the transaction rolls back. */
+        if (s->c.state == PGC_BUSY) sql_cancel_statement(s);
         s->t = NULL;
         t->h = NULL;
         task_finish(t, REP_RELEASE, t->cancel == CANCEL_LOST ? "lease lost" : "worker shutting down");

@@ -127,8 +127,7 @@ void task_start(queue_rt *q, int64_t id, int attempt, const char *payload, const
     t->started = now_ms();
     t->deadline = t->started + t->qc->timeout_ms;
     t->lease_ms = lease_s > 0 ? (int64_t)(lease_s * 1000) : 60000;
-    /* Heartbeat at a third of the lease: two chances before it runs out. */
-    t->next_hb = t->started + MAX(t->lease_ms / 3, 50);
+    t->next_hb = t->started + task_hb_interval(t);
 
     buf b;
     buf_init(&b);
@@ -219,6 +218,28 @@ void task_finish(task *t, int kind, const char *text)
     r->kind = kind;
     r->text = text ? text_sanitize(text, strlen(text)) : NULL;
     report_push(r, false);
+}
+
+/* Heartbeat at a third of the lease: two chances before it runs out.  Without
+   LISTEN the heartbeat is also how a cancellation reaches the worker (a
+   cancelled task's heartbeat returns false): then at least every poll_interval. */
+int64_t task_hb_interval(const task *t)
+{
+    int64_t i = MAX(t->lease_ms / 3, 50);
+    if (!W.cfg->listen) i = MIN(i, MAX(W.cfg->poll_interval_ms, 50));
+    return i;
+}
+
+/* A NOTIFY baton_cancel named this task: whichever attempt runs here stops, its outcome is dropped. */
+void task_cancelled(int64_t id)
+{
+    for (task *t = W.tasks; t; t = t->next) {
+        if (t->id != id || t->finished || t->cancel == CANCEL_LOST) continue;
+        log_info("task %lld attempt %d: cancelled; stopping it", (long long)t->id, t->attempt);
+        t->cancel = CANCEL_LOST;
+        /* Its handler acts in the next turn of the loop, at once. */
+        loop_deadline(0);
+    }
 }
 
 /* The live task with this lease token, or NULL. */

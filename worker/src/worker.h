@@ -97,6 +97,10 @@ void task_start(queue_rt *q, int64_t id, int attempt, const char *payload, const
  * text is copied. Safe to call from any callback; freeing happens in tasks_reap. */
 void task_finish(task *t, int kind, const char *text);
 task *task_find(int64_t id, int attempt);
+/* Stops a task cancelled from outside (NOTIFY baton_cancel): its handler acts on t->cancel. */
+void task_cancelled(int64_t id);
+/* How often a running task's lease is extended (and, without LISTEN, its cancellation looked for). */
+int64_t task_hb_interval(const task *t);
 void tasks_step(int64_t now);
 void tasks_reap(void);
 void report_push(report *r, bool front);
