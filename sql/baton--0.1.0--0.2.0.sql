@@ -23,6 +23,9 @@
 
 -- ---- issue 13: through the worker ----
 -- (state changes of this issue go here, in order)
+-- claim returns each task's timeout (the worker's execution deadline): a new result column.
+DROP FUNCTION baton.claim(text[], text, integer, boolean);
+DROP FUNCTION baton._claim_from(text[], text, integer, integer, timestamptz);
 
 
 -- ---- issue 14: behind a pooler ----
@@ -249,6 +252,133 @@ BEGIN
     RETURN n;
 END
 $$;
+
+CREATE OR REPLACE FUNCTION baton._claim_from(queues text[], worker text, want integer, pid integer, session_start timestamptz)
+RETURNS TABLE (id bigint, queue text, payload jsonb, attempt integer, lease_expires_at timestamptz,
+               run_id bigint, step text, correlation_id uuid, max_attempts integer, timeout interval)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    corr_prefix text := (SELECT i.task_corr_prefix FROM baton._instance AS i);
+    -- The queues' leases in the order of queues, read once rather than once per task.
+    leases      interval[] := ARRAY(SELECT q.lease FROM pg_catalog.unnest(queues) WITH ORDINALITY AS u(name, n)
+                                      LEFT JOIN baton._queues AS q ON q.name = u.name ORDER BY u.n);
+BEGIN
+    -- Rows come back in claim order (priority, then due time).
+    RETURN QUERY
+    WITH claimed AS (
+    UPDATE baton._tasks AS t
+       SET state = 'running', attempt = t.attempt + 1, worker = _claim_from.worker,
+           started_at = pg_catalog.now(),
+           lease_expires_at = pg_catalog.now() + COALESCE(t.timeout, leases[pg_catalog.array_position(queues, t.queue)]),
+           claim_pid = pid, claim_session_start = session_start
+     WHERE t.ctid = ANY (ARRAY(
+        SELECT c.ctid FROM pg_catalog.unnest(queues) AS uq(name)
+        CROSS JOIN LATERAL (
+            SELECT x.ctid, x.priority, x.run_at, x.id FROM baton._tasks AS x
+             WHERE x.queue = uq.name AND x.state = 'pending'
+             ORDER BY x.priority DESC, x.run_at, x.id
+             LIMIT want
+             FOR UPDATE SKIP LOCKED) AS c
+        ORDER BY c.priority DESC, c.run_at, c.id
+        LIMIT want))
+    RETURNING t.id, t.queue, t.payload, t.attempt, t.lease_expires_at, t.run_id, t.step,
+              -- baton._task_correlation(t.id), without a function call per row
+              COALESCE(t.correlation_id, (corr_prefix || pg_catalog.to_hex(t.id | x'8000000000000000'::bigint))::uuid)
+                  AS correlation_id,
+              t.max_attempts, t.priority, t.run_at, t.timeout)
+    SELECT c.id, c.queue, c.payload, c.attempt, c.lease_expires_at, c.run_id, c.step, c.correlation_id, c.max_attempts,
+           c.timeout
+      FROM claimed AS c
+     ORDER BY c.priority DESC, c.run_at, c.id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton.claim(queues text[], worker text, batch integer DEFAULT 1,
+                            session_bound boolean DEFAULT true)
+RETURNS TABLE (id bigint, queue text, payload jsonb, attempt integer, lease_expires_at timestamptz,
+               run_id bigint, step text, correlation_id uuid, max_attempts integer, timeout interval)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    pid        integer;
+    sess       timestamptz;
+    unlimited  text[] := '{}';
+    found_n    integer;
+    want       integer := batch;
+    got        integer;
+    q          baton._queues;
+    slots      integer;
+    tokens     double precision;
+BEGIN
+    IF queues IS NULL OR pg_catalog.cardinality(queues) = 0 THEN
+        PERFORM baton._bad('claim', 'queues', 'must name at least one queue');
+    END IF;
+    IF worker IS NULL OR worker = '' THEN
+        PERFORM baton._bad('claim', 'worker', 'must not be empty');
+    END IF;
+    IF batch IS NULL OR batch < 1 OR batch > 10000 THEN
+        PERFORM baton._bad('claim', 'batch', pg_catalog.format('must be between 1 and 10000 (got %s)', batch));
+    END IF;
+    IF session_bound THEN
+        pid := pg_catalog.pg_backend_pid();
+        sess := baton._session_start();
+    END IF;
+
+    SELECT pg_catalog.count(*),
+           COALESCE(pg_catalog.array_agg(x.name) FILTER (WHERE NOT x.paused AND x.concurrency IS NULL
+                                                         AND x.rate_limit IS NULL), '{}')
+      INTO found_n, unlimited
+      FROM baton._queues AS x WHERE x.name = ANY (queues);
+    IF found_n < pg_catalog.cardinality(ARRAY(SELECT DISTINCT u FROM pg_catalog.unnest(queues) AS u)) THEN
+        PERFORM baton._queue('claim', u) FROM pg_catalog.unnest(queues) AS u;
+    END IF;
+
+    FOR pass IN 1..2 LOOP
+        -- Limited queues one at a time: the queue row lock serialises their
+        -- claimers, so the concurrency and rate limits hold across all workers.
+        FOR q IN SELECT * FROM baton._queues AS x
+                  WHERE x.name = ANY (queues) AND NOT x.paused
+                    AND (x.concurrency IS NOT NULL OR x.rate_limit IS NOT NULL)
+                  ORDER BY x.name
+                    FOR NO KEY UPDATE
+        LOOP
+            EXIT WHEN want <= 0;
+            slots := want;
+            IF q.concurrency IS NOT NULL THEN
+                SELECT LEAST(slots, q.concurrency - pg_catalog.count(*))::integer INTO slots
+                  FROM baton._tasks AS t WHERE t.queue = q.name AND t.state = 'running';
+            END IF;
+            IF q.rate_limit IS NOT NULL THEN
+                tokens := LEAST(q.rate_limit::float8,
+                                q.rate_tokens + q.rate_limit * pg_catalog.date_part('epoch', pg_catalog.now() - q.rate_updated_at)
+                                              / pg_catalog.date_part('epoch', q.rate_period));
+                slots := LEAST(slots, pg_catalog.floor(tokens)::integer);
+            END IF;
+            CONTINUE WHEN slots <= 0;
+            RETURN QUERY SELECT * FROM baton._claim_from(ARRAY[q.name], worker, slots, pid, sess);
+            GET DIAGNOSTICS got = ROW_COUNT;
+            want := want - got;
+            IF q.rate_limit IS NOT NULL THEN
+                UPDATE baton._queues AS x SET rate_tokens = tokens - got, rate_updated_at = pg_catalog.now()
+                 WHERE x.name = q.name;
+            END IF;
+        END LOOP;
+
+        IF want > 0 AND pg_catalog.cardinality(unlimited) > 0 THEN
+            RETURN QUERY SELECT * FROM baton._claim_from(unlimited, worker, want, pid, sess);
+            GET DIAGNOSTICS got = ROW_COUNT;
+            want := want - got;
+        END IF;
+
+        -- Short of work: make due delayed tasks claimable and look once more,
+        -- so delayed tasks run on time even when nothing calls tick().
+        EXIT WHEN want <= 0 OR pass = 2;
+        EXIT WHEN baton._promote(queues, want) = 0;
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION baton.claim(text[], text, integer, boolean) IS
+'Leases up to batch due tasks from the queues (priority, then due time) to a worker. (id, attempt) is the lease token for complete/fail/heartbeat; timeout is the task''s execution deadline (NULL = the worker''s own). session_bound ties the lease to this database session so a dead worker''s tasks are rescued at the next tick; pass false behind transaction pooling.';
 
 CREATE OR REPLACE FUNCTION baton.fail(id bigint, attempt integer, error text,
                            retry boolean DEFAULT true, retry_in interval DEFAULT NULL)

@@ -192,7 +192,7 @@ $$;
 -- key once per task (15 % of a 1000-task claim with its completion, measured).
 CREATE FUNCTION baton._claim_from(queues text[], worker text, want integer, pid integer, session_start timestamptz)
 RETURNS TABLE (id bigint, queue text, payload jsonb, attempt integer, lease_expires_at timestamptz,
-               run_id bigint, step text, correlation_id uuid, max_attempts integer)
+               run_id bigint, step text, correlation_id uuid, max_attempts integer, timeout interval)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     corr_prefix text := (SELECT i.task_corr_prefix FROM baton._instance AS i);
@@ -222,8 +222,9 @@ BEGIN
               -- baton._task_correlation(t.id), without a function call per row
               COALESCE(t.correlation_id, (corr_prefix || pg_catalog.to_hex(t.id | x'8000000000000000'::bigint))::uuid)
                   AS correlation_id,
-              t.max_attempts, t.priority, t.run_at)
-    SELECT c.id, c.queue, c.payload, c.attempt, c.lease_expires_at, c.run_id, c.step, c.correlation_id, c.max_attempts
+              t.max_attempts, t.priority, t.run_at, t.timeout)
+    SELECT c.id, c.queue, c.payload, c.attempt, c.lease_expires_at, c.run_id, c.step, c.correlation_id, c.max_attempts,
+           c.timeout
       FROM claimed AS c
      ORDER BY c.priority DESC, c.run_at, c.id;
 END
@@ -232,7 +233,7 @@ $$;
 CREATE FUNCTION baton.claim(queues text[], worker text, batch integer DEFAULT 1,
                             session_bound boolean DEFAULT true)
 RETURNS TABLE (id bigint, queue text, payload jsonb, attempt integer, lease_expires_at timestamptz,
-               run_id bigint, step text, correlation_id uuid, max_attempts integer)
+               run_id bigint, step text, correlation_id uuid, max_attempts integer, timeout interval)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     pid        integer;
@@ -313,7 +314,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION baton.claim(text[], text, integer, boolean) IS
-'Leases up to batch due tasks from the queues (priority, then due time) to a worker. (id, attempt) is the lease token for complete/fail/heartbeat. session_bound ties the lease to this database session so a dead worker''s tasks are rescued at the next tick; pass false behind transaction pooling.';
+'Leases up to batch due tasks from the queues (priority, then due time) to a worker. (id, attempt) is the lease token for complete/fail/heartbeat; timeout is the task''s execution deadline (NULL = the worker''s own). session_bound ties the lease to this database session so a dead worker''s tasks are rescued at the next tick; pass false behind transaction pooling.';
 
 -- Called when a task ends (or is retried) and it belongs to a workflow, a
 -- subscription or carries events to emit: the hook into those subsystems.

@@ -23,6 +23,9 @@
 
 -- ---- issue 13: through the worker ----
 -- (state changes of this issue go here, in order)
+-- claim returns each task's timeout (the worker's execution deadline): a new result column.
+DROP FUNCTION baton.claim(text[], text, integer, boolean);
+DROP FUNCTION baton._claim_from(text[], text, integer, integer, timestamptz);
 
 
 -- ---- issue 14: behind a pooler ----

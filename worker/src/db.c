@@ -16,9 +16,9 @@ enum setup_step { SETUP_SEARCH_PATH, SETUP_VERSION, SETUP_LISTEN, SETUP_LISTEN_C
 
 /* The columns of a claimed row, by name (the SELECT in prepare_claim). */
 enum claim_col { CC_ID, CC_QUEUE, CC_PAYLOAD, CC_ATTEMPT, CC_RUN_ID, CC_STEP, CC_CORRELATION_ID, CC_MAX_ATTEMPTS,
-                 CC_LEASE_S, CC_N };
+                 CC_LEASE_S, CC_TIMEOUT_S, CC_N };
 static const char *const claim_col_names[CC_N] = {"id", "queue", "payload", "attempt", "run_id",
-                                                   "step", "correlation_id", "max_attempts", "lease_s"};
+                                                   "step", "correlation_id", "max_attempts", "lease_s", "timeout_s"};
 
 /* One statement to send: its text and parameters (kept in bufs it owns). */
 typedef struct stmt {
@@ -379,7 +379,8 @@ static bool prepare_claim(int64_t now, stmt *st)
     st->params[3] = W.cfg->listen ? "true" : "false";
     st->n = 4;
     st->sql = "SELECT id, queue, payload, attempt, run_id, step, correlation_id, max_attempts, "
-              "pg_catalog.date_part('epoch', lease_expires_at - pg_catalog.now()) AS lease_s "
+              "pg_catalog.date_part('epoch', lease_expires_at - pg_catalog.now()) AS lease_s, "
+              "pg_catalog.date_part('epoch', timeout) AS timeout_s "
               "FROM baton.claim($1::text[], $2, $3::integer, $4::boolean)";
     return true;
 }
@@ -484,7 +485,8 @@ static void done_claim(int64_t now)
         }
         task_start(q, id, attempt, PQgetvalue(C.res, i, col[CC_PAYLOAD]), claim_value(C.res, i, col[CC_RUN_ID]),
                    claim_value(C.res, i, col[CC_STEP]), claim_value(C.res, i, col[CC_CORRELATION_ID]),
-                   atoi(PQgetvalue(C.res, i, col[CC_MAX_ATTEMPTS])), atof(PQgetvalue(C.res, i, col[CC_LEASE_S])));
+                   atoi(PQgetvalue(C.res, i, col[CC_MAX_ATTEMPTS])), atof(PQgetvalue(C.res, i, col[CC_LEASE_S])),
+                   PQgetisnull(C.res, i, col[CC_TIMEOUT_S]) ? 0 : atof(PQgetvalue(C.res, i, col[CC_TIMEOUT_S])));
     }
     if (rows < claim_want)
         for (int i = 0; i < claim_nq; i++)

@@ -279,7 +279,7 @@ static void exec_outcome(task *t, exec_state *e)
         buf_printf(&msg, "output exceeds max_output (%lld bytes)", (long long)t->qc->max_output);
         task_finish(t, REP_FAIL, msg.data);
     } else if (e->kill_at) {
-        buf_printf(&msg, "timed out after %.3gs", (double)t->qc->timeout_ms / 1000.0);
+        buf_printf(&msg, "timed out after %.3gs", (double)t->timeout_ms / 1000.0);
         if (*tail) buf_printf(&msg, "; stderr: %s", tail);
         task_finish(t, REP_RETRY, msg.data);
     } else if (WIFEXITED(e->status) && WEXITSTATUS(e->status) == 0) {

@@ -197,7 +197,7 @@ static void http_start(task *t)
     curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, t->json);
     curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(t->json));
     curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->headers);
-    curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, (long)t->qc->timeout_ms);
+    curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
     curl_easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h->easy, CURLOPT_PRIVATE, (char *)t);
     curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, write_cb);

@@ -107,7 +107,7 @@ static void advance(sqlconn *s, queue_rt *q)
         break;
     case S_STMT: {
         const char *p[2] = {s->t ? s->t->payload : "null", id};
-        const unsigned int types[2] = {3802, 20};   /* jsonb, bigint: typed so an unused $2 is fine */
+        const unsigned int types[2] = {OID_JSONB, OID_INT8};   /* typed so an unused $2 is fine */
         pgc_send(c, s->t ? s->t->qc->statement : "SELECT 1", 2, p, types);
         break;
     }
@@ -228,15 +228,18 @@ static void sql_step(task *t, int64_t now)
         task_finish(t, REP_RELEASE, t->cancel == CANCEL_LOST ? "lease lost" : "worker shutting down");
         return;
     }
-    if (now >= t->deadline + 5000 && s) {
-        /* statement_timeout should have fired; the server is unresponsive. */
+    if (now >= t->deadline && s) {
+        /* The task's execution deadline (its own timeout can be shorter than statement_timeout):
+           cancel the statement; the transaction rolls back on a connection that stays usable. */
+        if (s->c.state == PGC_BUSY) sql_cancel_statement(s);
         s->t = NULL;
         t->h = NULL;
-        s->dead = true;
-        task_finish(t, REP_RETRY, "timed out");
+        char msg[64];
+        snprintf(msg, sizeof msg, "timed out after %.3gs", (double)t->timeout_ms / 1000.0);
+        task_finish(t, REP_RETRY, msg);
         return;
     }
-    loop_deadline(t->deadline + 5000);
+    loop_deadline(t->deadline);
 }
 
 /* Unbinds the task from its connection. */

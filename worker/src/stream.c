@@ -445,7 +445,7 @@ static void stream_step(task *t, int64_t now)
     if (now >= t->deadline) {
         stream_send_cancel(t);
         char msg[64];
-        snprintf(msg, sizeof msg, "timed out after %.3gs", (double)t->qc->timeout_ms / 1000.0);
+        snprintf(msg, sizeof msg, "timed out after %.3gs", (double)t->timeout_ms / 1000.0);
         task_finish(t, REP_RETRY, msg);
         return;
     }

@@ -108,7 +108,7 @@ static const handler_ops *ops_of(int h)
 
 /* Builds the task object and starts its handler. */
 void task_start(queue_rt *q, int64_t id, int attempt, const char *payload, const char *run_id, const char *step,
-                const char *correlation_id, int max_attempts, double lease_s)
+                const char *correlation_id, int max_attempts, double lease_s, double timeout_s)
 {
     task *t = xcalloc(1, sizeof *t);
     t->id = id;
@@ -125,7 +125,10 @@ void task_start(queue_rt *q, int64_t id, int attempt, const char *payload, const
     t->handler = t->qc->handler;
     t->payload = xstrdup(payload);
     t->started = now_ms();
-    t->deadline = t->started + t->qc->timeout_ms;
+    /* A task's (or workflow step's) own timeout is its execution deadline; the
+       lease is only the liveness backstop that heartbeats extend. */
+    t->timeout_ms = timeout_s > 0 ? MAX((int64_t)(timeout_s * 1000), 1) : t->qc->timeout_ms;
+    t->deadline = t->started + t->timeout_ms;
     t->lease_ms = lease_s > 0 ? (int64_t)(lease_s * 1000) : 60000;
     t->next_hb = t->started + task_hb_interval(t);
 

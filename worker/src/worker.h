@@ -44,6 +44,7 @@ typedef struct task {
     char     *json;          /* the task object handed to handlers */
     char     *payload;       /* raw jsonb text */
     int64_t   started, deadline, lease_ms, next_hb;
+    int64_t   timeout_ms;    /* execution deadline: the task's own timeout, else the queue's in the config */
     int       cancel;        /* enum cancel_kind: set by heartbeats or drain, acted on by the handler */
     bool      finished;
     void     *h;             /* handler state */
@@ -92,7 +93,7 @@ queue_rt *queue_find(const char *name);
 void queues_sync(void);
 /* Creates and starts a task from a claimed row; the handler begins at once. */
 void task_start(queue_rt *q, int64_t id, int attempt, const char *payload, const char *run_id, const char *step,
-                const char *correlation_id, int max_attempts, double lease_s);
+                const char *correlation_id, int max_attempts, double lease_s, double timeout_s);
 /* Ends a task with an outcome: queues a report (unless its lease was lost) and frees its slot.
  * text is copied. Safe to call from any callback; freeing happens in tasks_reap. */
 void task_finish(task *t, int kind, const char *text);
