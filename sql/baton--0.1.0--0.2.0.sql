@@ -380,6 +380,133 @@ $$;
 COMMENT ON FUNCTION baton.claim(text[], text, integer, boolean) IS
 'Leases up to batch due tasks from the queues (priority, then due time) to a worker. (id, attempt) is the lease token for complete/fail/heartbeat; timeout is the task''s execution deadline (NULL = the worker''s own). session_bound ties the lease to this database session so a dead worker''s tasks are rescued at the next tick; pass false behind transaction pooling.';
 
+CREATE OR REPLACE FUNCTION baton._wake_freed(queues text[]) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF queues IS NULL OR pg_catalog.cardinality(queues) = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM baton._wake_many(ARRAY(SELECT q.name FROM baton._queues AS q
+                                    WHERE q.name = ANY (queues) AND q.concurrency IS NOT NULL));
+END
+$$;
+
+COMMENT ON FUNCTION baton._wake_freed(text[]) IS
+'Wakes the workers of those queues that have a concurrency limit: a running task of theirs ended, its slot is free.';
+
+CREATE OR REPLACE FUNCTION baton.complete(id bigint, attempt integer, result jsonb DEFAULT NULL) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t baton._tasks;
+    gone_queue text;
+BEGIN
+    -- A queue without history (retention 0): see complete_many.  Looked for
+    -- only when one exists, so other completions find their task once.
+    IF EXISTS (SELECT 1 FROM baton._queues AS q WHERE q.retention = interval '0') THEN
+        DELETE FROM baton._tasks AS x USING baton._queues AS q
+         WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running'
+           AND q.name = x.queue AND q.retention = interval '0'
+           AND x.run_id IS NULL AND x.subscription_id IS NULL
+           AND NOT COALESCE(pg_catalog.jsonb_typeof(complete.result) = 'object' AND complete.result ? 'emit', false)
+        RETURNING x.queue INTO gone_queue;
+        IF FOUND THEN
+            PERFORM baton._wake_freed(ARRAY[gone_queue]);
+            RETURN true;
+        END IF;
+    END IF;
+    UPDATE baton._tasks AS x
+       SET state = 'succeeded', result = complete.result, finished_at = pg_catalog.now(),
+           lease_expires_at = NULL
+     WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running'
+    RETURNING x.* INTO t;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM baton._wake_freed(ARRAY[t.queue]);
+    IF baton._needs_hook(t) THEN
+        PERFORM baton._on_task_end(t);
+    END IF;
+    RETURN true;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton.complete_many(ids bigint[], attempts integer[], results jsonb[] DEFAULT NULL)
+RETURNS SETOF bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t        baton._tasks;
+    accepted bigint[];
+    hooked   bigint[];
+    nohist   text[];
+    dropped  bigint[];
+    limited  text[];
+    freed    text[];
+    freed2   text[];
+BEGIN
+    IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(attempts) THEN
+        PERFORM baton._bad('complete_many', 'attempts', 'must have as many elements as ids');
+    END IF;
+    IF results IS NOT NULL AND pg_catalog.cardinality(results) <> pg_catalog.cardinality(ids) THEN
+        PERFORM baton._bad('complete_many', 'results', 'must have as many elements as ids');
+    END IF;
+    -- Queues that keep no history (retention 0) lose their succeeded tasks at
+    -- once: a delete adds no index entries, the update below adds one per index.
+    -- Tasks with a hook keep the update path: the hook reads the finished row.
+    --
+    -- In both statements the state is compared as text so that the planner
+    -- cannot take the index of running tasks instead of the primary key: that
+    -- scan walks every running task, and every entry that ended tasks left
+    -- there since the last vacuum, for each batch (the profile showed it).
+    -- The generic plan then looks each task up by primary key from the
+    -- unnested arrays (estimated at a few rows, so no sequential scan).
+    nohist := ARRAY(SELECT q.name FROM baton._queues AS q WHERE q.retention = interval '0');
+    -- Queues with a concurrency limit: a finished task frees a slot (_wake_freed).
+    limited := ARRAY(SELECT q.name FROM baton._queues AS q WHERE q.concurrency IS NOT NULL);
+    IF pg_catalog.cardinality(nohist) > 0 THEN
+        WITH gone AS (
+            DELETE FROM baton._tasks AS x
+             USING ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results))
+                       AS u(i, a, r)
+             WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running'
+               AND x.queue = ANY (nohist) AND x.run_id IS NULL AND x.subscription_id IS NULL
+               AND NOT COALESCE(pg_catalog.jsonb_typeof(u.r) = 'object' AND u.r ? 'emit', false)
+            RETURNING x.id, x.queue)
+        SELECT pg_catalog.array_agg(g.id), pg_catalog.array_agg(DISTINCT g.queue) FILTER (WHERE g.queue = ANY (limited))
+          INTO dropped, freed
+          FROM gone AS g;
+    END IF;
+    IF pg_catalog.cardinality(dropped) IS NOT DISTINCT FROM pg_catalog.cardinality(ids) THEN
+        -- Every task went: nothing is left to update.
+        PERFORM baton._wake_many(freed);
+        RETURN QUERY SELECT pg_catalog.unnest(dropped);
+        RETURN;
+    END IF;
+    -- One set-based update; the hook test is inlined (it is what _needs_hook
+    -- says) because a function call per row costs more than the update.
+    WITH done AS (
+        UPDATE baton._tasks AS x
+           SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
+          FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results)) AS u(i, a, r)
+         WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running'
+        RETURNING x.id, x.run_id, x.subscription_id, x.result, x.queue)
+    SELECT pg_catalog.array_agg(d.id),
+           pg_catalog.array_agg(d.id) FILTER (WHERE d.run_id IS NOT NULL OR d.subscription_id IS NOT NULL
+                                              OR (pg_catalog.jsonb_typeof(d.result) = 'object' AND d.result ? 'emit')),
+           pg_catalog.array_agg(DISTINCT d.queue) FILTER (WHERE d.queue = ANY (limited))
+      INTO accepted, hooked, freed2
+      FROM done AS d;
+    PERFORM baton._wake_many(freed || freed2);
+    -- Hooks run in run order, so two batches touching the same runs lock
+    -- them in the same order and cannot deadlock.
+    IF hooked IS NOT NULL THEN
+        FOR t IN SELECT * FROM baton._tasks AS x WHERE x.id = ANY (hooked) ORDER BY x.run_id NULLS FIRST, x.id LOOP
+            PERFORM baton._on_task_end(t);
+        END LOOP;
+    END IF;
+    RETURN QUERY SELECT pg_catalog.unnest(dropped || accepted);
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton.fail(id bigint, attempt integer, error text,
                            retry boolean DEFAULT true, retry_in interval DEFAULT NULL)
 RETURNS boolean
@@ -398,6 +525,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
+    PERFORM baton._wake_freed(ARRAY[t.queue]);
     IF COALESCE(retry, true) AND t.attempt < t.max_attempts THEN
         SELECT * INTO q FROM baton._queues AS x WHERE x.name = t.queue;
         delay := COALESCE(retry_in, baton._backoff(t.attempt, COALESCE(t.backoff_base, q.backoff_base),
@@ -453,6 +581,7 @@ BEGIN
     END IF;
     IF t.state = 'running' THEN
         PERFORM baton._cancelled(ARRAY[t.id]);
+        PERFORM baton._wake_freed(ARRAY[t.queue]);
     END IF;
     UPDATE baton._tasks AS x
        SET state = 'cancelled', finished_at = pg_catalog.now(), lease_expires_at = NULL
@@ -464,6 +593,9 @@ BEGIN
     RETURN true;
 END
 $$;
+
+COMMENT ON FUNCTION baton.cancel(bigint) IS
+'Cancels a live task. A running attempt is told at once (NOTIFY baton_cancel; its heartbeat and completion return false). Returns false when the task had already ended.';
 
 CREATE OR REPLACE FUNCTION baton.retry(task bigint) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

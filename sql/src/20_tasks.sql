@@ -331,6 +331,23 @@ BEGIN
 END
 $$;
 
+-- A running task of a queue with a concurrency limit ended (or was retried):
+-- its slot is free, so the workers serving the queue may claim again now
+-- rather than at their next poll.  Unlimited queues need no wake-up: their
+-- workers claim again when their own slot frees.
+CREATE FUNCTION baton._wake_freed(queues text[]) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF queues IS NULL OR pg_catalog.cardinality(queues) = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM baton._wake_many(ARRAY(SELECT q.name FROM baton._queues AS q
+                                    WHERE q.name = ANY (queues) AND q.concurrency IS NOT NULL));
+END
+$$;
+COMMENT ON FUNCTION baton._wake_freed(text[]) IS
+'Wakes the workers of those queues that have a concurrency limit: a running task of theirs ended, its slot is free.';
+
 -- True when a finished task must be passed to _on_task_end.
 CREATE FUNCTION baton._needs_hook(task baton._tasks) RETURNS boolean
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -342,6 +359,7 @@ CREATE FUNCTION baton.complete(id bigint, attempt integer, result jsonb DEFAULT 
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t baton._tasks;
+    gone_queue text;
 BEGIN
     -- A queue without history (retention 0): see complete_many.  Looked for
     -- only when one exists, so other completions find their task once.
@@ -350,8 +368,10 @@ BEGIN
          WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running'
            AND q.name = x.queue AND q.retention = interval '0'
            AND x.run_id IS NULL AND x.subscription_id IS NULL
-           AND NOT COALESCE(pg_catalog.jsonb_typeof(complete.result) = 'object' AND complete.result ? 'emit', false);
+           AND NOT COALESCE(pg_catalog.jsonb_typeof(complete.result) = 'object' AND complete.result ? 'emit', false)
+        RETURNING x.queue INTO gone_queue;
         IF FOUND THEN
+            PERFORM baton._wake_freed(ARRAY[gone_queue]);
             RETURN true;
         END IF;
     END IF;
@@ -363,6 +383,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
+    PERFORM baton._wake_freed(ARRAY[t.queue]);
     IF baton._needs_hook(t) THEN
         PERFORM baton._on_task_end(t);
     END IF;
@@ -381,6 +402,9 @@ DECLARE
     hooked   bigint[];
     nohist   text[];
     dropped  bigint[];
+    limited  text[];
+    freed    text[];
+    freed2   text[];
 BEGIN
     IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(attempts) THEN
         PERFORM baton._bad('complete_many', 'attempts', 'must have as many elements as ids');
@@ -399,6 +423,8 @@ BEGIN
     -- The generic plan then looks each task up by primary key from the
     -- unnested arrays (estimated at a few rows, so no sequential scan).
     nohist := ARRAY(SELECT q.name FROM baton._queues AS q WHERE q.retention = interval '0');
+    -- Queues with a concurrency limit: a finished task frees a slot (_wake_freed).
+    limited := ARRAY(SELECT q.name FROM baton._queues AS q WHERE q.concurrency IS NOT NULL);
     IF pg_catalog.cardinality(nohist) > 0 THEN
         WITH gone AS (
             DELETE FROM baton._tasks AS x
@@ -407,11 +433,14 @@ BEGIN
              WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running'
                AND x.queue = ANY (nohist) AND x.run_id IS NULL AND x.subscription_id IS NULL
                AND NOT COALESCE(pg_catalog.jsonb_typeof(u.r) = 'object' AND u.r ? 'emit', false)
-            RETURNING x.id)
-        SELECT pg_catalog.array_agg(g.id) INTO dropped FROM gone AS g;
+            RETURNING x.id, x.queue)
+        SELECT pg_catalog.array_agg(g.id), pg_catalog.array_agg(DISTINCT g.queue) FILTER (WHERE g.queue = ANY (limited))
+          INTO dropped, freed
+          FROM gone AS g;
     END IF;
     IF pg_catalog.cardinality(dropped) IS NOT DISTINCT FROM pg_catalog.cardinality(ids) THEN
         -- Every task went: nothing is left to update.
+        PERFORM baton._wake_many(freed);
         RETURN QUERY SELECT pg_catalog.unnest(dropped);
         RETURN;
     END IF;
@@ -422,12 +451,14 @@ BEGIN
            SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
           FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results)) AS u(i, a, r)
          WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running'
-        RETURNING x.id, x.run_id, x.subscription_id, x.result)
+        RETURNING x.id, x.run_id, x.subscription_id, x.result, x.queue)
     SELECT pg_catalog.array_agg(d.id),
            pg_catalog.array_agg(d.id) FILTER (WHERE d.run_id IS NOT NULL OR d.subscription_id IS NOT NULL
-                                              OR (pg_catalog.jsonb_typeof(d.result) = 'object' AND d.result ? 'emit'))
-      INTO accepted, hooked
+                                              OR (pg_catalog.jsonb_typeof(d.result) = 'object' AND d.result ? 'emit')),
+           pg_catalog.array_agg(DISTINCT d.queue) FILTER (WHERE d.queue = ANY (limited))
+      INTO accepted, hooked, freed2
       FROM done AS d;
+    PERFORM baton._wake_many(freed || freed2);
     -- Hooks run in run order, so two batches touching the same runs lock
     -- them in the same order and cannot deadlock.
     IF hooked IS NOT NULL THEN
@@ -459,6 +490,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
+    PERFORM baton._wake_freed(ARRAY[t.queue]);
     IF COALESCE(retry, true) AND t.attempt < t.max_attempts THEN
         SELECT * INTO q FROM baton._queues AS x WHERE x.name = t.queue;
         delay := COALESCE(retry_in, baton._backoff(t.attempt, COALESCE(t.backoff_base, q.backoff_base),
@@ -617,6 +649,7 @@ BEGIN
     END IF;
     IF t.state = 'running' THEN
         PERFORM baton._cancelled(ARRAY[t.id]);
+        PERFORM baton._wake_freed(ARRAY[t.queue]);
     END IF;
     UPDATE baton._tasks AS x
        SET state = 'cancelled', finished_at = pg_catalog.now(), lease_expires_at = NULL
@@ -629,7 +662,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION baton.cancel(bigint) IS
-'Cancels a live task. A running attempt learns it at its next heartbeat or completion (both return false). Returns false when the task had already ended.';
+'Cancels a live task. A running attempt is told at once (NOTIFY baton_cancel; its heartbeat and completion return false). Returns false when the task had already ended.';
 
 CREATE FUNCTION baton.retry(task bigint) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

@@ -39,7 +39,7 @@ for line in sys.stdin:
         out = json.dumps({"id": req["id"], "attempt": 7, "ok": True})
     else:
         if first and do == "late":
-            time.sleep(1.5)            # past the 1 s timeout: this answer comes late
+            time.sleep(5)              # past the 3 s timeout: this answer comes late
         out = json.dumps({"id": req["id"], "attempt": req["attempt"], "ok": True,
                           "result": {"attempt": task["attempt"]}})
     sys.stdout.write(out + "\n")
@@ -53,7 +53,7 @@ poll_interval = 100ms
 handler = stream
 command = %s
 processes = 1
-timeout = 1s
+timeout = 3s
 max_output = 16KiB
 """ % co)
 
@@ -107,7 +107,7 @@ t.ok("response for an attempt it was not given" in w.logtext(), "the log says so
 t.is_(nprocs(), 6, "another restart")
 
 late = enqueue("late")
-t.ok(wait_until(lambda: row(late) == "succeeded 2", 10), "a task past its timeout is retried", w.logtext())
+t.ok(wait_until(lambda: row(late) == "succeeded 2", 30), "a task past its timeout is retried", w.logtext())
 t.is_(db.sql("SELECT result::text FROM baton.tasks WHERE id = %d" % late), '{"attempt": 2}',
       "attempt 1's late answer (it echoes its attempt) is not taken for attempt 2's, which follows it on the same "
       "co-process", w.logtext())

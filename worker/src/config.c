@@ -92,7 +92,7 @@ static const opt options[] = {
      Q(headers), NULL, 0, 0, M_HTTP},
     {SEC_QUEUE, "statement", T_STRING, NULL, true,
      "SQL run with $1 = payload (jsonb), $2 = task id (bigint); required for sql", Q(statement), NULL, 0, 0, M_SQL},
-    {SEC_QUEUE, "timeout", T_DURATION, "30s", true, "longest run of one task; then it fails for retry",
+    {SEC_QUEUE, "timeout", T_DURATION, "30s", true, "longest run of a task without its own timeout; then it is stopped and fails for retry",
      Q(timeout_ms), NULL, 1, 604800000, M_ALL},
     {SEC_QUEUE, "concurrency", T_INT, "0", true, "tasks of this queue in flight; 0 = the [worker] concurrency",
      Q(concurrency), NULL, 0, 100000, M_ALL},

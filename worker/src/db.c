@@ -10,7 +10,8 @@
 #include <unistd.h>
 
 enum dstate { D_DOWN, D_CONNECTING, D_SETUP, D_READY };
-enum op { OP_NONE, OP_SETUP, OP_REPORT, OP_HB, OP_CLAIM, OP_REPORT_CLAIM, OP_SEEN, OP_TICK, OP_REGISTER, OP_UNREGISTER };
+enum op { OP_NONE, OP_SETUP, OP_REPORT, OP_HB, OP_CLAIM, OP_REPORT_CLAIM, OP_SEEN, OP_TICK, OP_REGISTER, OP_UNREGISTER,
+          OP_QCHECK };
 /* The statements run after each (re)connect, in this order. */
 enum setup_step { SETUP_SEARCH_PATH, SETUP_VERSION, SETUP_LISTEN, SETUP_LISTEN_CANCEL, SETUP_REGISTER, SETUP_DONE };
 
@@ -45,7 +46,7 @@ static int     hb_n, hb_cap;
 static queue_rt **claim_q;
 static unsigned  *claim_gen;
 static int     claim_nq, claim_want;
-static int64_t next_poll, next_seen, next_tick, claim_retry_at;
+static int64_t next_poll, next_seen, next_tick, claim_retry_at, next_qcheck;
 static bool    have_connected;
 static int     scheduler_seen = -1;   /* tick = auto: did the last look find the scheduler? */
 
@@ -410,15 +411,16 @@ static bool send_reports(int64_t now)
 }
 
 static void done_claim(int64_t now);
+static void claim_failed(int64_t now, const char *err, const char *sqlstate);
 
 /* Handles a report batch and a claim that ran in one transaction: they stand or fall together. */
 static void done_report_claim(int64_t now)
 {
     if (C.err2 && !C.aborted2) {
         /* The claim (or the commit) failed and undid the report: it goes again, alone. */
-        log_error("claim failed: %s", C.err2);
         requeue_sent();
-        claim_retry_at = now + 1000;
+        claim_failed(now, C.err2, NULL);
+        W.qcheck = true;   /* the pair's SQLSTATE is not kept: look the queues up, it is one cheap query */
         claim_nq = 0;
         return;
     }
@@ -453,12 +455,30 @@ static const char *claim_value(PGresult *r, int row, int col)
     return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
 }
 
+/* A claim failed: try again in a second; a missing queue (dropped since the
+   last check) is looked for at once, so that the others go on being served. */
+static void claim_failed(int64_t now, const char *err, const char *sqlstate)
+{
+    log_error("claim failed: %s", err);
+    claim_retry_at = now + 1000;
+    if (sqlstate && !strcmp(sqlstate, SQLSTATE_UNDEFINED_OBJECT)) W.qcheck = true;
+}
+
+/* After a short claim of a rate-limited queue that had work: claim again when
+   its bucket holds the next token, not at the next poll (idle queues stop after
+   one rate period without tasks). */
+static void rate_timer(queue_rt *q, int64_t now)
+{
+    if (q->rate_limit <= 0 || now >= q->rate_active_until) return;
+    int64_t token_ms = (int64_t)((double)q->rate_period_ms / q->rate_limit);
+    q->rate_retry_at = now + MAX(token_ms, 5);
+}
+
 /* Starts the claimed tasks; a short batch means those queues are empty for now. */
 static void done_claim(int64_t now)
 {
     if (C.err) {
-        log_error("claim failed: %s", C.err);
-        claim_retry_at = now + 1000;
+        claim_failed(now, C.err, C.sqlstate);
         return;
     }
     int rows = PQntuples(C.res);
@@ -488,10 +508,76 @@ static void done_claim(int64_t now)
                    atoi(PQgetvalue(C.res, i, col[CC_MAX_ATTEMPTS])), atof(PQgetvalue(C.res, i, col[CC_LEASE_S])),
                    PQgetisnull(C.res, i, col[CC_TIMEOUT_S]) ? 0 : atof(PQgetvalue(C.res, i, col[CC_TIMEOUT_S])));
     }
-    if (rows < claim_want)
-        for (int i = 0; i < claim_nq; i++)
-            if (claim_q[i]->wake_gen == claim_gen[i]) claim_q[i]->maybe_work = false;
+    for (int i = 0; i < claim_nq; i++) {
+        queue_rt *q = claim_q[i];
+        int got = 0;
+        if (q->rate_limit > 0)
+            for (int r = 0; r < rows; r++)
+                if (!strcmp(PQgetvalue(C.res, r, col[CC_QUEUE]), q->name)) got++;
+        if (got > 0) q->rate_active_until = now + q->rate_period_ms;
+        if (rows < claim_want) {
+            if (q->wake_gen == claim_gen[i]) q->maybe_work = false;
+            rate_timer(q, now);
+        }
+    }
     claim_nq = 0;
+}
+
+/* Looks up every served queue in the database: which exist, and their rate limits. */
+static bool send_qcheck(void)
+{
+    buf qs;
+    buf_init(&qs);
+    buf_adds(&qs, "{");
+    int i = 0;
+    for (queue_rt *q = W.queues; q; q = q->next)
+        if (q->qc) pg_array_add(&qs, q->name, i++ == 0);
+    buf_adds(&qs, "}");
+    const char *params[1] = {qs.data};
+    bool ok = pgc_send(&C,
+                       "SELECT u.name, q.queue IS NOT NULL AS present, COALESCE(q.rate_limit, 0) AS rate_limit, "
+                       "pg_catalog.date_part('epoch', q.rate_period) * 1000 AS rate_period_ms "
+                       "FROM pg_catalog.unnest($1::text[]) AS u(name) LEFT JOIN baton.queues AS q ON q.queue = u.name",
+                       1, params, NULL);
+    buf_free(&qs);
+    if (ok) op = OP_QCHECK;
+    return ok;
+}
+
+/* A missing queue is that queue's problem: logged by name, not claimed, looked for again
+   every poll_interval; the other queues are served meanwhile. */
+static void done_qcheck(int64_t now)
+{
+    next_qcheck = 0;
+    if (C.err) {
+        log_error("looking up the served queues failed: %s", C.err);
+        next_qcheck = now + 1000;
+        return;
+    }
+    int cn = PQfnumber(C.res, "name"), cp = PQfnumber(C.res, "present"), cr = PQfnumber(C.res, "rate_limit"),
+        cperiod = PQfnumber(C.res, "rate_period_ms");
+    if (cn < 0 || cp < 0 || cr < 0 || cperiod < 0) {
+        log_error("looking up the served queues: unexpected answer");
+        return;
+    }
+    bool any_missing = false;
+    for (int i = 0; i < PQntuples(C.res); i++) {
+        queue_rt *q = queue_find(PQgetvalue(C.res, i, cn));
+        if (!q) continue;
+        bool present = PQgetvalue(C.res, i, cp)[0] == 't';
+        if (!present && (!q->missing || !q->checked))
+            log_error("queue \"%s\" does not exist in the database (create it with baton.create_queue); "
+                      "serving the other queues, looking for it every poll_interval", q->name);
+        else if (present && q->missing)
+            log_info("queue \"%s\" exists now; serving it", q->name);
+        if (present && q->missing) q->maybe_work = true;
+        q->missing = !present;
+        q->checked = true;
+        any_missing |= !present;
+        q->rate_limit = present ? atof(PQgetvalue(C.res, i, cr)) : 0;
+        q->rate_period_ms = present && !PQgetisnull(C.res, i, cperiod) ? (int64_t)atof(PQgetvalue(C.res, i, cperiod)) : 1000;
+    }
+    if (any_missing) next_qcheck = now + W.cfg->poll_interval_ms;
 }
 
 /* Registers this worker (start, reconnect, or when worker_seen says it is unknown). */
@@ -563,6 +649,7 @@ static void done_setup(int64_t now)
                  PQhost(C.conn), PQport(C.conn), PQdb(C.conn), W.worker_id);
         have_connected = true;
         for (queue_rt *q = W.queues; q; q = q->next) q->maybe_work = true;
+        W.qcheck = true;
         next_seen = now + W.cfg->seen_interval_ms;
         next_poll = now + W.cfg->poll_interval_ms;
     }
@@ -578,6 +665,11 @@ static void pick(int64_t now)
     if (W.reregister) {
         W.reregister = false;
         if (send_register()) return;
+    }
+    if (W.qcheck || (next_qcheck && now >= next_qcheck)) {
+        W.qcheck = false;
+        next_qcheck = 0;
+        if (send_qcheck()) return;
     }
     if (W.nreports && send_reports(now)) return;
     if (send_heartbeats(now)) return;
@@ -645,6 +737,7 @@ static void done(int64_t now)
         if (C.err) log_error("unregister_worker failed: %s", C.err);
         W.db_done = true;
         break;
+    case OP_QCHECK: done_qcheck(now); break;
     }
     pgc_reset(&C);
 }
@@ -677,6 +770,11 @@ void db_step(int64_t now)
             return;
         }
     }
+    for (queue_rt *q = W.queues; q; q = q->next)
+        if (q->rate_retry_at && now >= q->rate_retry_at) {
+            q->rate_retry_at = 0;
+            q->maybe_work = true;
+        }
     if (now >= next_poll && dstate == D_READY) {
         /* The polling fallback: look at every queue now and then, wake-up or not. */
         for (queue_rt *q = W.queues; q; q = q->next) q->maybe_work = true;
@@ -705,6 +803,9 @@ void db_step(int64_t now)
         loop_deadline(next_seen);
         if (W.cfg->tick != TICK_OFF && !W.draining) loop_deadline(next_tick);
         if (claim_retry_at > now) loop_deadline(claim_retry_at);
+        if (next_qcheck) loop_deadline(next_qcheck);
+        for (queue_rt *q = W.queues; q; q = q->next)
+            if (q->rate_retry_at) loop_deadline(q->rate_retry_at);
         for (task *t = W.tasks; t; t = t->next)
             if (!t->finished && !t->cancel) loop_deadline(t->next_hb);
     }
@@ -746,6 +847,50 @@ int db_check_version_blocking(const char *dsn, bool print)
         rc = EXIT_VERSION;
     } else if (print) {
         printf("extension baton %s in database \"%s\": matches\n", PQgetvalue(r, 0, 0), PQdb(c));
+    }
+    PQclear(r);
+    PQfinish(c);
+    return rc;
+}
+
+/* --check-config: when the database is reachable, every queue of the file must exist there.
+   Returns 0 (all there, or no database to ask) or 2 (missing ones, each named on stderr). */
+int db_check_queues_blocking(const char *dsn, const config *cfg)
+{
+    const char *keys[] = {"dbname", "fallback_application_name", "connect_timeout", NULL};
+    const char *vals[] = {dsn ? dsn : "", "baton-worker", "5", NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(c) != CONNECTION_OK) {
+        char where[512];
+        db_describe(dsn, where, sizeof where);
+        fprintf(stderr, "baton-worker: database not reachable (%s): queues not checked\n", where);
+        PQfinish(c);
+        return 0;
+    }
+    buf qs;
+    buf_init(&qs);
+    buf_adds(&qs, "{");
+    int i = 0;
+    for (queue_conf *qc = cfg->queues; qc; qc = qc->next) pg_array_add(&qs, qc->name, i++ == 0);
+    buf_adds(&qs, "}");
+    const char *params[1] = {qs.data};
+    PGresult *r = PQexecParams(c,
+                               "SELECT u.name FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY AS u(name, n) "
+                               "WHERE NOT EXISTS (SELECT FROM baton.queues AS q WHERE q.queue = u.name) ORDER BY u.n",
+                               1, NULL, params, NULL, NULL, 0);
+    buf_free(&qs);
+    int rc = 0;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "baton-worker: cannot look up the queues in database \"%s\": %s", PQdb(c), PQerrorMessage(c));
+        rc = 2;
+    } else {
+        for (int k = 0; k < PQntuples(r); k++) {
+            const char *name = PQgetvalue(r, k, 0);
+            const queue_conf *qc = config_queue((config *)cfg, name);
+            fprintf(stderr, "%s:%d: queue \"%s\" does not exist in database \"%s\" (create it with baton.create_queue)\n",
+                    cfg->path, qc ? qc->line : 0, name, PQdb(c));
+            rc = 2;
+        }
     }
     PQclear(r);
     PQfinish(c);

@@ -35,13 +35,14 @@ void queues_sync(void)
         q->maybe_work = true;
         q->next = W.queues;
         W.queues = q;
+        W.qcheck = true;
     }
 }
 
 /* Room left under the queue's own concurrency (0 for a removed queue). */
 int free_slots(queue_rt *q)
 {
-    if (!q->qc) return 0;
+    if (!q->qc || q->missing) return 0;
     int limit = q->qc->concurrency ? q->qc->concurrency : W.cfg->concurrency;
     return MAX(0, limit - q->inflight);
 }

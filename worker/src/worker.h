@@ -27,6 +27,12 @@ typedef struct queue_rt {
     void       *hstream;     /* stream handler: the co-processes of this queue */
     queue_conf *snap;        /* the settings new tasks start with: a copy of qc they share */
     void       *hsql;        /* sql handler: the connections of this queue */
+    bool        missing;     /* the database has no such queue (yet): not claimed, looked for again */
+    bool        checked;     /* the queue check has seen it since it was added */
+    double      rate_limit;  /* the queue's rate limit in the database (0 = none), per rate_period_ms */
+    int64_t     rate_period_ms;
+    int64_t     rate_active_until; /* a rate-limited queue with work: claim when the next token is due */
+    int64_t     rate_retry_at;
     uint64_t    claimed, succeeded, failed, retried, released;
     struct queue_rt *next;
 } queue_rt;
@@ -84,6 +90,7 @@ typedef struct worker_state {
     int       exit_code;
     bool      exiting;
     bool      reregister;     /* the queue list changed: register_worker again */
+    bool      qcheck;         /* look up the served queues in the database (existence, rate limit) */
 } worker_state;
 
 extern worker_state W;
@@ -130,6 +137,8 @@ void db_step(int64_t now);
 bool db_connected(void);
 /* Blocking check used by --version: prints the extension version; returns an exit code. */
 int  db_check_version_blocking(const char *dsn, bool print);
+/* --check-config: names each queue of cfg missing from a reachable database; 0 or 2. */
+int  db_check_queues_blocking(const char *dsn, const config *cfg);
 /* Logs where a conninfo points (host, port, dbname; never the password). */
 void db_describe(const char *dsn, char *out, size_t n);
 
