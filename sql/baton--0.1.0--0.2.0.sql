@@ -26,6 +26,12 @@
 -- claim returns each task's timeout (the worker's execution deadline): a new result column.
 DROP FUNCTION baton.claim(text[], text, integer, boolean);
 DROP FUNCTION baton._claim_from(text[], text, integer, integer, timestamptz);
+-- Issue 12 item 9: per-queue payload and result size limits (existing queues get the 16 MiB default).
+ALTER TABLE baton._queues
+    ADD COLUMN max_payload_size integer NOT NULL DEFAULT 16777216 CHECK (max_payload_size > 0),
+    ADD COLUMN max_result_size  integer NOT NULL DEFAULT 16777216 CHECK (max_result_size > 0);
+DROP FUNCTION baton.create_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, boolean);
+DROP FUNCTION baton.alter_queue(text, integer, integer, interval, interval, interval, integer, interval, interval);
 
 
 -- ---- issue 14: behind a pooler ----
@@ -92,6 +98,72 @@ $$;
 COMMENT ON FUNCTION baton._cancelled(bigint[]) IS
 'Tells the workers holding these tasks that they were cancelled (NOTIFY baton_cancel with the ids, at commit).';
 
+CREATE OR REPLACE FUNCTION baton._check_size_limits(fn text, max_payload_size integer, max_result_size integer) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF max_payload_size NOT BETWEEN 1 AND 1073741823 THEN
+        PERFORM baton._bad(fn, 'max_payload_size',
+                           pg_catalog.format('must be between 1 and 1073741823 bytes (got %s)', max_payload_size));
+    END IF;
+    IF max_result_size NOT BETWEEN 1 AND 1073741823 THEN
+        PERFORM baton._bad(fn, 'max_result_size',
+                           pg_catalog.format('must be between 1 and 1073741823 bytes (got %s)', max_result_size));
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION baton._check_size_limits(text, integer, integer) IS
+'Raises 22023 naming fn and the field when a payload or result size limit is out of range.';
+
+CREATE OR REPLACE FUNCTION baton.create_queue(queue text,
+                                   concurrency integer DEFAULT NULL,
+                                   max_attempts integer DEFAULT 5,
+                                   lease interval DEFAULT '5 minutes',
+                                   backoff_base interval DEFAULT '1 second',
+                                   backoff_cap interval DEFAULT '1 hour',
+                                   rate_limit integer DEFAULT NULL,
+                                   rate_period interval DEFAULT '1 second',
+                                   retention interval DEFAULT '7 days',
+                                   if_not_exists boolean DEFAULT false,
+                                   max_payload_size integer DEFAULT 16777216,
+                                   max_result_size integer DEFAULT 16777216)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM baton._check_queue_name('create_queue', queue);
+    IF max_attempts IS NULL THEN PERFORM baton._bad('create_queue', 'max_attempts', 'must not be NULL'); END IF;
+    IF lease IS NULL THEN PERFORM baton._bad('create_queue', 'lease', 'must not be NULL'); END IF;
+    IF backoff_base IS NULL THEN PERFORM baton._bad('create_queue', 'backoff_base', 'must not be NULL'); END IF;
+    IF backoff_cap IS NULL THEN PERFORM baton._bad('create_queue', 'backoff_cap', 'must not be NULL'); END IF;
+    IF rate_period IS NULL THEN PERFORM baton._bad('create_queue', 'rate_period', 'must not be NULL'); END IF;
+    IF retention IS NULL THEN PERFORM baton._bad('create_queue', 'retention', 'must not be NULL'); END IF;
+    IF max_payload_size IS NULL THEN PERFORM baton._bad('create_queue', 'max_payload_size', 'must not be NULL'); END IF;
+    IF max_result_size IS NULL THEN PERFORM baton._bad('create_queue', 'max_result_size', 'must not be NULL'); END IF;
+    PERFORM baton._check_queue_options('create_queue', concurrency, max_attempts, lease, backoff_base,
+                                       backoff_cap, rate_limit, rate_period, retention);
+    PERFORM baton._check_size_limits('create_queue', max_payload_size, max_result_size);
+    -- The first queue fixes this database's correlation prefix (see baton._instance).
+    INSERT INTO baton._instance (task_corr_prefix)
+    SELECT pg_catalog.left(r.hex, 12) || '8' || pg_catalog.substr(r.hex, 14, 3)
+      FROM pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', '') AS r(hex)
+    ON CONFLICT (singleton) DO NOTHING;
+    INSERT INTO baton._queues AS q (name, concurrency, max_attempts, lease, backoff_base, backoff_cap,
+                                    rate_limit, rate_period, rate_tokens, retention, max_payload_size,
+                                    max_result_size)
+    VALUES (queue, NULLIF(concurrency, 0), max_attempts, lease, backoff_base, backoff_cap,
+            NULLIF(rate_limit, 0), rate_period, COALESCE(NULLIF(rate_limit, 0), 0), retention, max_payload_size,
+            max_result_size)
+    ON CONFLICT (name) DO NOTHING;
+    IF NOT FOUND AND NOT if_not_exists THEN
+        RAISE EXCEPTION 'baton.create_queue: queue "%" already exists', queue
+            USING ERRCODE = 'duplicate_object', COLUMN = 'queue';
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION baton.create_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, boolean, integer, integer) IS
+'Creates a queue. concurrency: global limit of running tasks across all workers (NULL = none); max_attempts and lease: defaults for its tasks; backoff_base/backoff_cap: exponential retry delay with jitter; rate_limit tasks per rate_period; retention: how long finished tasks are kept; max_payload_size/max_result_size: largest payload and result in bytes of jsonb (16 MiB by default).';
+
 CREATE OR REPLACE FUNCTION baton.alter_queue(queue text,
                                   concurrency integer DEFAULT NULL,
                                   max_attempts integer DEFAULT NULL,
@@ -100,13 +172,16 @@ CREATE OR REPLACE FUNCTION baton.alter_queue(queue text,
                                   backoff_cap interval DEFAULT NULL,
                                   rate_limit integer DEFAULT NULL,
                                   rate_period interval DEFAULT NULL,
-                                  retention interval DEFAULT NULL)
+                                  retention interval DEFAULT NULL,
+                                  max_payload_size integer DEFAULT NULL,
+                                  max_result_size integer DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM baton._queue('alter_queue', queue);
     PERFORM baton._check_queue_options('alter_queue', concurrency, max_attempts, lease, backoff_base,
                                        backoff_cap, rate_limit, rate_period, retention);
+    PERFORM baton._check_size_limits('alter_queue', max_payload_size, max_result_size);
     UPDATE baton._queues AS q SET
         concurrency  = CASE WHEN alter_queue.concurrency IS NULL THEN q.concurrency
                             ELSE NULLIF(alter_queue.concurrency, 0) END,
@@ -117,11 +192,16 @@ BEGIN
         rate_limit   = CASE WHEN alter_queue.rate_limit IS NULL THEN q.rate_limit
                             ELSE NULLIF(alter_queue.rate_limit, 0) END,
         rate_period  = COALESCE(alter_queue.rate_period, q.rate_period),
-        retention    = COALESCE(alter_queue.retention, q.retention)
+        retention    = COALESCE(alter_queue.retention, q.retention),
+        max_payload_size = COALESCE(alter_queue.max_payload_size, q.max_payload_size),
+        max_result_size  = COALESCE(alter_queue.max_result_size, q.max_result_size)
     WHERE q.name = alter_queue.queue;
     PERFORM baton._wake(queue);
 END
 $$;
+
+COMMENT ON FUNCTION baton.alter_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, integer, integer) IS
+'Changes queue options; NULL leaves an option as it is, 0 removes a concurrency or rate limit.';
 
 CREATE OR REPLACE FUNCTION baton.resume_queue(queue text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -131,6 +211,21 @@ BEGIN
     PERFORM baton._wake(queue);
 END
 $$;
+
+CREATE OR REPLACE FUNCTION baton._check_payload_size(fn text, field text, q baton._queues, payload jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    size integer := pg_catalog.pg_column_size(payload);
+BEGIN
+    IF size > q.max_payload_size THEN
+        PERFORM baton._bad(fn, field, pg_catalog.format('is %s bytes, more than max_payload_size of queue "%s" (%s bytes)',
+                                                        size, q.name, q.max_payload_size));
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION baton._check_payload_size(text, text, baton._queues, jsonb) IS
+'Raises 22023 naming fn and field when a payload is larger than its queue''s max_payload_size.';
 
 CREATE OR REPLACE FUNCTION baton.enqueue(queue text,
                               payload jsonb DEFAULT '{}',
@@ -158,6 +253,7 @@ BEGIN
                                       enqueue.dedup_key, enqueue.timeout, enqueue.backoff_base,
                                       enqueue.backoff_cap, enqueue.priority);
     q := baton._queue('enqueue', enqueue.queue);
+    PERFORM baton._check_payload_size('enqueue', 'payload', q, enqueue.payload);
     due := COALESCE(enqueue.run_at, pg_catalog.now() + enqueue.delay, pg_catalog.now());
     LOOP
         INSERT INTO baton._tasks (queue, state, priority, run_at, max_attempts, payload, dedup_key,
@@ -202,6 +298,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     q   baton._queues;
     due timestamptz;
+    big record;
 BEGIN
     IF jsonb_typeof(enqueue_many.payloads) IS DISTINCT FROM 'array' THEN
         PERFORM baton._bad('enqueue_many', 'payloads',
@@ -212,6 +309,16 @@ BEGIN
                                       enqueue_many.max_attempts, NULL, enqueue_many.timeout, NULL, NULL,
                                       enqueue_many.priority);
     q := baton._queue('enqueue_many', enqueue_many.queue);
+    -- No element is larger than the whole array: look at elements only when it is.
+    IF pg_catalog.pg_column_size(enqueue_many.payloads) > q.max_payload_size THEN
+        SELECT e.n, e.p INTO big
+          FROM pg_catalog.jsonb_array_elements(enqueue_many.payloads) WITH ORDINALITY AS e(p, n)
+         WHERE pg_catalog.pg_column_size(e.p) > q.max_payload_size
+         ORDER BY e.n LIMIT 1;
+        IF FOUND THEN
+            PERFORM baton._check_payload_size('enqueue_many', pg_catalog.format('payloads[%s]', big.n - 1), q, big.p);
+        END IF;
+    END IF;
     due := COALESCE(enqueue_many.run_at, pg_catalog.now() + enqueue_many.delay, pg_catalog.now());
     RETURN QUERY
     INSERT INTO baton._tasks (queue, state, priority, run_at, max_attempts, payload, timeout, correlation_id)
@@ -394,12 +501,39 @@ $$;
 COMMENT ON FUNCTION baton._wake_freed(text[]) IS
 'Wakes the workers of those queues that have a concurrency limit: a running task of theirs ended, its slot is free.';
 
+CREATE OR REPLACE FUNCTION baton._check_result_sizes(fn text, ids bigint[], results jsonb[]) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    biggest integer;
+    big     record;
+BEGIN
+    SELECT pg_catalog.max(pg_catalog.pg_column_size(r)) INTO biggest FROM pg_catalog.unnest(results) AS r;
+    IF biggest IS NULL OR biggest <= (SELECT pg_catalog.min(q.max_result_size) FROM baton._queues AS q) THEN
+        RETURN;
+    END IF;
+    SELECT u.i, pg_catalog.pg_column_size(u.r) AS size, q.name, q.max_result_size INTO big
+      FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(results)) AS u(i, r)
+      JOIN baton._tasks AS x ON x.id = u.i
+      JOIN baton._queues AS q ON q.name = x.queue
+     WHERE pg_catalog.pg_column_size(u.r) > q.max_result_size
+     LIMIT 1;
+    IF FOUND THEN
+        PERFORM baton._bad(fn, 'result', pg_catalog.format('of task %s is %s bytes, more than max_result_size of queue "%s" (%s bytes)',
+                                                           big.i, big.size, big.name, big.max_result_size));
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION baton._check_result_sizes(text, bigint[], jsonb[]) IS
+'Raises 22023 naming fn and the result when a task''s result is larger than its queue''s max_result_size.';
+
 CREATE OR REPLACE FUNCTION baton.complete(id bigint, attempt integer, result jsonb DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t baton._tasks;
     gone_queue text;
 BEGIN
+    PERFORM baton._check_result_sizes('complete', ARRAY[complete.id], ARRAY[complete.result]);
     -- A queue without history (retention 0): see complete_many.  Looked for
     -- only when one exists, so other completions find their task once.
     IF EXISTS (SELECT 1 FROM baton._queues AS q WHERE q.retention = interval '0') THEN
@@ -449,6 +583,7 @@ BEGIN
     IF results IS NOT NULL AND pg_catalog.cardinality(results) <> pg_catalog.cardinality(ids) THEN
         PERFORM baton._bad('complete_many', 'results', 'must have as many elements as ids');
     END IF;
+    PERFORM baton._check_result_sizes('complete_many', ids, results);
     -- Queues that keep no history (retention 0) lose their succeeded tasks at
     -- once: a delete adds no index entries, the update below adds one per index.
     -- Tasks with a hook keep the update path: the hook reads the finished row.
@@ -936,6 +1071,11 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE VIEW baton.queues AS
+SELECT q.name AS queue, q.concurrency, q.max_attempts, q.lease, q.backoff_base, q.backoff_cap,
+       q.rate_limit, q.rate_period, q.retention, q.paused, q.created_at, q.max_payload_size, q.max_result_size
+  FROM baton._queues AS q;
+
 -- ---- privileges, as the install script sets them (idempotent) ----
 GRANT USAGE ON SCHEMA baton TO baton_admin, baton_producer, baton_worker;
 GRANT EXECUTE ON FUNCTION baton.publish(text, jsonb, text, uuid, bigint) TO baton_producer;
@@ -998,8 +1138,8 @@ GRANT EXECUTE ON FUNCTION
     baton.tick()
   TO baton_worker;
 GRANT EXECUTE ON FUNCTION
-    baton.create_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, boolean),
-    baton.alter_queue(text, integer, integer, interval, interval, interval, integer, interval, interval),
+    baton.create_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, boolean, integer, integer),
+    baton.alter_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, integer, integer),
     baton.drop_queue(text, boolean),
     baton.pause_queue(text),
     baton.resume_queue(text),

@@ -38,6 +38,21 @@ BEGIN
 END
 $$;
 
+-- Refuses a payload larger than its queue allows (bytes of jsonb, as stored).
+CREATE FUNCTION baton._check_payload_size(fn text, field text, q baton._queues, payload jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    size integer := pg_catalog.pg_column_size(payload);
+BEGIN
+    IF size > q.max_payload_size THEN
+        PERFORM baton._bad(fn, field, pg_catalog.format('is %s bytes, more than max_payload_size of queue "%s" (%s bytes)',
+                                                        size, q.name, q.max_payload_size));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION baton._check_payload_size(text, text, baton._queues, jsonb) IS
+'Raises 22023 naming fn and field when a payload is larger than its queue''s max_payload_size.';
+
 -- The correlation id of a task enqueued without one: this database's random
 -- prefix and the task id with the RFC 9562 variant bits, a UUID version 8 that
 -- _task_of_correlation maps back to the task.  Nothing is stored or indexed.
@@ -83,6 +98,7 @@ BEGIN
                                       enqueue.dedup_key, enqueue.timeout, enqueue.backoff_base,
                                       enqueue.backoff_cap, enqueue.priority);
     q := baton._queue('enqueue', enqueue.queue);
+    PERFORM baton._check_payload_size('enqueue', 'payload', q, enqueue.payload);
     due := COALESCE(enqueue.run_at, pg_catalog.now() + enqueue.delay, pg_catalog.now());
     LOOP
         INSERT INTO baton._tasks (queue, state, priority, run_at, max_attempts, payload, dedup_key,
@@ -129,6 +145,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     q   baton._queues;
     due timestamptz;
+    big record;
 BEGIN
     IF jsonb_typeof(enqueue_many.payloads) IS DISTINCT FROM 'array' THEN
         PERFORM baton._bad('enqueue_many', 'payloads',
@@ -139,6 +156,16 @@ BEGIN
                                       enqueue_many.max_attempts, NULL, enqueue_many.timeout, NULL, NULL,
                                       enqueue_many.priority);
     q := baton._queue('enqueue_many', enqueue_many.queue);
+    -- No element is larger than the whole array: look at elements only when it is.
+    IF pg_catalog.pg_column_size(enqueue_many.payloads) > q.max_payload_size THEN
+        SELECT e.n, e.p INTO big
+          FROM pg_catalog.jsonb_array_elements(enqueue_many.payloads) WITH ORDINALITY AS e(p, n)
+         WHERE pg_catalog.pg_column_size(e.p) > q.max_payload_size
+         ORDER BY e.n LIMIT 1;
+        IF FOUND THEN
+            PERFORM baton._check_payload_size('enqueue_many', pg_catalog.format('payloads[%s]', big.n - 1), q, big.p);
+        END IF;
+    END IF;
     due := COALESCE(enqueue_many.run_at, pg_catalog.now() + enqueue_many.delay, pg_catalog.now());
     RETURN QUERY
     INSERT INTO baton._tasks (queue, state, priority, run_at, max_attempts, payload, timeout, correlation_id)
@@ -348,6 +375,34 @@ $$;
 COMMENT ON FUNCTION baton._wake_freed(text[]) IS
 'Wakes the workers of those queues that have a concurrency limit: a running task of theirs ended, its slot is free.';
 
+-- Refuses a result larger than its task's queue allows (bytes of jsonb).  The
+-- usual batch costs one pass over its results and one look at the smallest
+-- limit; the tasks are looked up only when a result is larger than that.
+CREATE FUNCTION baton._check_result_sizes(fn text, ids bigint[], results jsonb[]) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    biggest integer;
+    big     record;
+BEGIN
+    SELECT pg_catalog.max(pg_catalog.pg_column_size(r)) INTO biggest FROM pg_catalog.unnest(results) AS r;
+    IF biggest IS NULL OR biggest <= (SELECT pg_catalog.min(q.max_result_size) FROM baton._queues AS q) THEN
+        RETURN;
+    END IF;
+    SELECT u.i, pg_catalog.pg_column_size(u.r) AS size, q.name, q.max_result_size INTO big
+      FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(results)) AS u(i, r)
+      JOIN baton._tasks AS x ON x.id = u.i
+      JOIN baton._queues AS q ON q.name = x.queue
+     WHERE pg_catalog.pg_column_size(u.r) > q.max_result_size
+     LIMIT 1;
+    IF FOUND THEN
+        PERFORM baton._bad(fn, 'result', pg_catalog.format('of task %s is %s bytes, more than max_result_size of queue "%s" (%s bytes)',
+                                                           big.i, big.size, big.name, big.max_result_size));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION baton._check_result_sizes(text, bigint[], jsonb[]) IS
+'Raises 22023 naming fn and the result when a task''s result is larger than its queue''s max_result_size.';
+
 -- True when a finished task must be passed to _on_task_end.
 CREATE FUNCTION baton._needs_hook(task baton._tasks) RETURNS boolean
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -361,6 +416,7 @@ DECLARE
     t baton._tasks;
     gone_queue text;
 BEGIN
+    PERFORM baton._check_result_sizes('complete', ARRAY[complete.id], ARRAY[complete.result]);
     -- A queue without history (retention 0): see complete_many.  Looked for
     -- only when one exists, so other completions find their task once.
     IF EXISTS (SELECT 1 FROM baton._queues AS q WHERE q.retention = interval '0') THEN
@@ -412,6 +468,7 @@ BEGIN
     IF results IS NOT NULL AND pg_catalog.cardinality(results) <> pg_catalog.cardinality(ids) THEN
         PERFORM baton._bad('complete_many', 'results', 'must have as many elements as ids');
     END IF;
+    PERFORM baton._check_result_sizes('complete_many', ids, results);
     -- Queues that keep no history (retention 0) lose their succeeded tasks at
     -- once: a delete adds no index entries, the update below adds one per index.
     -- Tasks with a hook keep the update path: the hook reads the finished row.

@@ -26,6 +26,12 @@
 -- claim returns each task's timeout (the worker's execution deadline): a new result column.
 DROP FUNCTION baton.claim(text[], text, integer, boolean);
 DROP FUNCTION baton._claim_from(text[], text, integer, integer, timestamptz);
+-- Issue 12 item 9: per-queue payload and result size limits (existing queues get the 16 MiB default).
+ALTER TABLE baton._queues
+    ADD COLUMN max_payload_size integer NOT NULL DEFAULT 16777216 CHECK (max_payload_size > 0),
+    ADD COLUMN max_result_size  integer NOT NULL DEFAULT 16777216 CHECK (max_result_size > 0);
+DROP FUNCTION baton.create_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, boolean);
+DROP FUNCTION baton.alter_queue(text, integer, integer, interval, interval, interval, integer, interval, interval);
 
 
 -- ---- issue 14: behind a pooler ----

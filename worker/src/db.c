@@ -228,8 +228,11 @@ static void done_reports(void)
                 r->solo = true;
                 report_push(r, false);
             } else if (r->kind == REP_OK) {
-                /* The result itself is refused (e.g. a workflow hook raised): report it as a failure. */
-                r->kind = REP_RETRY;
+                /* The result itself is refused (e.g. a workflow hook raised): report it as a failure.
+                   A data exception (SQLSTATE class 22: a result over max_result_size, a number
+                   jsonb cannot hold) is the result's own fault: running the handler again would
+                   repeat its side effects for the same refusal, so it fails without retry. */
+                r->kind = !strncmp(C.sqlstate, SQLSTATE_CLASS_DATA_EXCEPTION, 2) ? REP_FAIL : REP_RETRY;
                 char *e = r->text;
                 buf b;
                 buf_init(&b);

@@ -152,7 +152,7 @@ static void on_stdin(void *arg, int fd, short rev)
     task *t = arg;
     exec_state *e = t->h;
     (void)fd;
-    size_t len = strlen(t->json);
+    size_t len = t->json_len;   /* not strlen: this runs once per pipe buffer of a large payload */
     if (rev & (POLLERR | POLLHUP)) { close_fd(&e->in_fd); return; }
     while (e->in_off < len) {
         ssize_t n = write(e->in_fd, t->json + e->in_off, len - e->in_off);

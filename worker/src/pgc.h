@@ -39,6 +39,7 @@ typedef struct pgc {
 
 /* SQLSTATEs and classes the worker acts on (PostgreSQL's errcodes.txt). */
 #define SQLSTATE_CLASS_TRANSACTION_ROLLBACK "40"
+#define SQLSTATE_CLASS_DATA_EXCEPTION       "22"
 #define SQLSTATE_CLASS_CONNECTION           "08"
 #define SQLSTATE_CLASS_RESOURCES            "53"
 #define SQLSTATE_CLASS_OPERATOR             "57"

@@ -124,7 +124,9 @@ void task_start(queue_rt *q, int64_t id, int attempt, const char *payload, const
     t->qc = q->snap;
     t->qc->refs++;
     t->handler = t->qc->handler;
-    t->payload = xstrdup(payload);
+    /* Only the sql handler needs the payload apart from the task JSON: the
+       others keep one copy of it per task (a large payload bounds memory). */
+    t->payload = t->handler == H_SQL ? xstrdup(payload) : NULL;
     t->started = now_ms();
     /* A task's (or workflow step's) own timeout is its execution deadline; the
        lease is only the liveness backstop that heartbeats extend. */
@@ -157,6 +159,7 @@ void task_start(queue_rt *q, int64_t id, int attempt, const char *payload, const
     if (correlation_id) json_add_string(&b, correlation_id, strlen(correlation_id));
     else buf_adds(&b, "null");
     buf_addc(&b, '}');
+    t->json_len = b.len;
     t->json = buf_steal(&b);
 
     t->next = W.tasks;

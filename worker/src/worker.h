@@ -48,7 +48,8 @@ typedef struct task {
     int       handler;       /* snapshot: a reload does not change a running task */
     queue_conf *qc;          /* the settings it started with (a shared, counted copy) */
     char     *json;          /* the task object handed to handlers */
-    char     *payload;       /* raw jsonb text */
+    size_t    json_len;
+    char     *payload;       /* raw jsonb text: kept for the sql handler only (memory: one copy per task) */
     int64_t   started, deadline, lease_ms, next_hb;
     int64_t   timeout_ms;    /* execution deadline: the task's own timeout, else the queue's in the config */
     int       cancel;        /* enum cancel_kind: set by heartbeats or drain, acted on by the handler */
