@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 enum dstate { D_DOWN, D_CONNECTING, D_SETUP, D_READY };
-enum op { OP_NONE, OP_SETUP, OP_REPORT, OP_HB, OP_CLAIM, OP_REPORT_CLAIM, OP_SEEN, OP_TICK, OP_REGISTER, OP_UNREGISTER,
+enum op { OP_NONE, OP_SETUP, OP_REPORT, OP_HB, OP_CLAIM, OP_REPORT_CLAIM, OP_SEEN, OP_REGISTER, OP_UNREGISTER,
           OP_QCHECK };
 /* The statements run after each (re)connect, in this order. */
 enum setup_step { SETUP_SEARCH_PATH, SETUP_VERSION, SETUP_LISTEN, SETUP_LISTEN_CANCEL, SETUP_REGISTER, SETUP_DONE };
@@ -46,9 +46,8 @@ static int     hb_n, hb_cap;
 static queue_rt **claim_q;
 static unsigned  *claim_gen;
 static int     claim_nq, claim_want;
-static int64_t next_poll, next_seen, next_tick, claim_retry_at, next_qcheck;
+static int64_t next_poll, next_seen, claim_retry_at, next_qcheck;
 static bool    have_connected;
-static int     scheduler_seen = -1;   /* tick = auto: did the last look find the scheduler? */
 
 /* baton_cancel names tasks (comma-separated ids) ended from outside their worker: stop ours now. */
 static void on_cancel_notify(const char *payload)
@@ -658,7 +657,7 @@ static void done_setup(int64_t now)
     }
 }
 
-/* Picks the next statement: reports first (they free leases), then heartbeats, registry, claims, tick. */
+/* Picks the next statement: reports first (they free leases), then heartbeats, registry, claims. */
 static void pick(int64_t now)
 {
     if (dstate == D_SETUP) {
@@ -686,17 +685,10 @@ static void pick(int64_t now)
         if (pgc_send(&C, "SELECT baton.worker_seen($1)", 1, params, NULL)) op = OP_SEEN;
         return;
     }
+    /* baton.tick() runs on a session of its own (tick.c): a long tick here would hold up
+       every report behind it (the stream handler's latency tail). */
     stmt cl;
-    if (prepare_claim(now, &cl) && send_stmt(&cl, OP_CLAIM)) return;
-    if (W.cfg->tick != TICK_OFF && now >= next_tick && !W.draining) {
-        const char *params[1] = {W.cfg->tick == TICK_AUTO ? "true" : "false"};
-        if (pgc_send(&C,
-                     /* scheduler_running() is SECURITY DEFINER: a plain baton_worker login
-                        cannot see other users' backend_type in pg_stat_activity. */
-                     "SELECT CASE WHEN $1::boolean AND baton.scheduler_running() THEN NULL ELSE baton.tick() END",
-                     1, params, NULL))
-            op = OP_TICK;
-    }
+    if (prepare_claim(now, &cl)) send_stmt(&cl, OP_CLAIM);
 }
 
 /* Dispatches a finished statement to its handler. */
@@ -722,19 +714,6 @@ static void done(int64_t now)
         break;
     case OP_REGISTER:
         if (C.err) log_error("register_worker failed: %s", C.err);
-        break;
-    case OP_TICK:
-        next_tick = now + W.cfg->tick_interval_ms;
-        if (C.err) log_error("tick failed: %s", C.err);
-        else if (PQntuples(C.res) == 1) {
-            int sched = PQgetisnull(C.res, 0, 0);
-            if (sched != scheduler_seen && W.cfg->tick == TICK_AUTO)
-                log_info(sched ? "tick = auto: the baton scheduler runs for this database; not calling tick()"
-                               : "tick = auto: no baton scheduler for this database; calling tick() every %lld ms",
-                         (long long)W.cfg->tick_interval_ms);
-            scheduler_seen = sched;
-            if (!sched) log_debug("tick: %s", PQgetvalue(C.res, 0, 0));
-        }
         break;
     case OP_UNREGISTER:
         if (C.err) log_error("unregister_worker failed: %s", C.err);
@@ -804,7 +783,6 @@ void db_step(int64_t now)
     if (dstate == D_READY && op == OP_NONE && C.state == PGC_READY) {
         loop_deadline(next_poll);
         loop_deadline(next_seen);
-        if (W.cfg->tick != TICK_OFF && !W.draining) loop_deadline(next_tick);
         if (claim_retry_at > now) loop_deadline(claim_retry_at);
         if (next_qcheck) loop_deadline(next_qcheck);
         for (queue_rt *q = W.queues; q; q = q->next)

@@ -273,11 +273,13 @@ int main(int argc, char **argv)
         pgroups_step(now);
         metrics_step(now);
         db_step(now);
+        tick_step(now);
         if (W.draining) loop_deadline(W.drain_deadline > now ? W.drain_deadline : give_up_at);
         loop_watch(sigpipe_fds[0], POLLIN, on_sigpipe, NULL);
         loop_run_once();
     }
     log_info("stopped");
+    tick_close();
     kill_children();
     tasks_reap();
     http_shutdown();

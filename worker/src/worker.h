@@ -133,6 +133,10 @@ int  http_init(void);
 void http_step(int64_t now);
 void http_shutdown(void);
 
+/* ---- time-driven work on a session of its own (tick.c) ---- */
+void tick_step(int64_t now);
+void tick_close(void);
+
 /* ---- database (db.c) ---- */
 void db_step(int64_t now);
 bool db_connected(void);
