@@ -38,6 +38,15 @@ SELECT pg_catalog.pg_extension_config_dump('baton._ev_filter_errors', '');
 
 -- ---- issue 13: through the worker ----
 -- (state changes of this issue go here, in order)
+-- claim returns each task's timeout (the worker's execution deadline): a new result column.
+DROP FUNCTION baton.claim(text[], text, integer, boolean);
+DROP FUNCTION baton._claim_from(text[], text, integer, integer, timestamptz);
+-- Issue 12 item 9: per-queue payload and result size limits (existing queues get the 16 MiB default).
+ALTER TABLE baton._queues
+    ADD COLUMN max_payload_size integer NOT NULL DEFAULT 16777216 CHECK (max_payload_size > 0),
+    ADD COLUMN max_result_size  integer NOT NULL DEFAULT 16777216 CHECK (max_result_size > 0);
+DROP FUNCTION baton.create_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, boolean);
+DROP FUNCTION baton.alter_queue(text, integer, integer, interval, interval, interval, integer, interval, interval);
 
 
 -- ---- issue 14: behind a pooler ----
@@ -124,6 +133,72 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton._check_size_limits(fn text, max_payload_size integer, max_result_size integer) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF max_payload_size NOT BETWEEN 1 AND 1073741823 THEN
+        PERFORM baton._bad(fn, 'max_payload_size',
+                           pg_catalog.format('must be between 1 and 1073741823 bytes (got %s)', max_payload_size));
+    END IF;
+    IF max_result_size NOT BETWEEN 1 AND 1073741823 THEN
+        PERFORM baton._bad(fn, 'max_result_size',
+                           pg_catalog.format('must be between 1 and 1073741823 bytes (got %s)', max_result_size));
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION baton._check_size_limits(text, integer, integer) IS
+'Raises 22023 naming fn and the field when a payload or result size limit is out of range.';
+
+CREATE OR REPLACE FUNCTION baton.create_queue(queue text,
+                                   concurrency integer DEFAULT NULL,
+                                   max_attempts integer DEFAULT 5,
+                                   lease interval DEFAULT '5 minutes',
+                                   backoff_base interval DEFAULT '1 second',
+                                   backoff_cap interval DEFAULT '1 hour',
+                                   rate_limit integer DEFAULT NULL,
+                                   rate_period interval DEFAULT '1 second',
+                                   retention interval DEFAULT '7 days',
+                                   if_not_exists boolean DEFAULT false,
+                                   max_payload_size integer DEFAULT 16777216,
+                                   max_result_size integer DEFAULT 16777216)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM baton._check_queue_name('create_queue', queue);
+    IF max_attempts IS NULL THEN PERFORM baton._bad('create_queue', 'max_attempts', 'must not be NULL'); END IF;
+    IF lease IS NULL THEN PERFORM baton._bad('create_queue', 'lease', 'must not be NULL'); END IF;
+    IF backoff_base IS NULL THEN PERFORM baton._bad('create_queue', 'backoff_base', 'must not be NULL'); END IF;
+    IF backoff_cap IS NULL THEN PERFORM baton._bad('create_queue', 'backoff_cap', 'must not be NULL'); END IF;
+    IF rate_period IS NULL THEN PERFORM baton._bad('create_queue', 'rate_period', 'must not be NULL'); END IF;
+    IF retention IS NULL THEN PERFORM baton._bad('create_queue', 'retention', 'must not be NULL'); END IF;
+    IF max_payload_size IS NULL THEN PERFORM baton._bad('create_queue', 'max_payload_size', 'must not be NULL'); END IF;
+    IF max_result_size IS NULL THEN PERFORM baton._bad('create_queue', 'max_result_size', 'must not be NULL'); END IF;
+    PERFORM baton._check_queue_options('create_queue', concurrency, max_attempts, lease, backoff_base,
+                                       backoff_cap, rate_limit, rate_period, retention);
+    PERFORM baton._check_size_limits('create_queue', max_payload_size, max_result_size);
+    -- The first queue fixes this database's correlation prefix (see baton._instance).
+    INSERT INTO baton._instance (task_corr_prefix)
+    SELECT pg_catalog.left(r.hex, 12) || '8' || pg_catalog.substr(r.hex, 14, 3)
+      FROM pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', '') AS r(hex)
+    ON CONFLICT (singleton) DO NOTHING;
+    INSERT INTO baton._queues AS q (name, concurrency, max_attempts, lease, backoff_base, backoff_cap,
+                                    rate_limit, rate_period, rate_tokens, retention, max_payload_size,
+                                    max_result_size)
+    VALUES (queue, NULLIF(concurrency, 0), max_attempts, lease, backoff_base, backoff_cap,
+            NULLIF(rate_limit, 0), rate_period, COALESCE(NULLIF(rate_limit, 0), 0), retention, max_payload_size,
+            max_result_size)
+    ON CONFLICT (name) DO NOTHING;
+    IF NOT FOUND AND NOT if_not_exists THEN
+        RAISE EXCEPTION 'baton.create_queue: queue "%" already exists', queue
+            USING ERRCODE = 'duplicate_object', COLUMN = 'queue';
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION baton.create_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, boolean, integer, integer) IS
+'Creates a queue. concurrency: global limit of running tasks across all workers (NULL = none); max_attempts and lease: defaults for its tasks; backoff_base/backoff_cap: exponential retry delay with jitter; rate_limit tasks per rate_period; retention: how long finished tasks are kept; max_payload_size/max_result_size: largest payload and result in bytes of jsonb (16 MiB by default).';
+
 CREATE OR REPLACE FUNCTION baton.alter_queue(queue text,
                                   concurrency integer DEFAULT NULL,
                                   max_attempts integer DEFAULT NULL,
@@ -132,13 +207,16 @@ CREATE OR REPLACE FUNCTION baton.alter_queue(queue text,
                                   backoff_cap interval DEFAULT NULL,
                                   rate_limit integer DEFAULT NULL,
                                   rate_period interval DEFAULT NULL,
-                                  retention interval DEFAULT NULL)
+                                  retention interval DEFAULT NULL,
+                                  max_payload_size integer DEFAULT NULL,
+                                  max_result_size integer DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM baton._queue('alter_queue', queue);
     PERFORM baton._check_queue_options('alter_queue', concurrency, max_attempts, lease, backoff_base,
                                        backoff_cap, rate_limit, rate_period, retention);
+    PERFORM baton._check_size_limits('alter_queue', max_payload_size, max_result_size);
     UPDATE baton._queues AS q SET
         concurrency  = CASE WHEN alter_queue.concurrency IS NULL THEN q.concurrency
                             ELSE NULLIF(alter_queue.concurrency, 0) END,
@@ -149,11 +227,16 @@ BEGIN
         rate_limit   = CASE WHEN alter_queue.rate_limit IS NULL THEN q.rate_limit
                             ELSE NULLIF(alter_queue.rate_limit, 0) END,
         rate_period  = COALESCE(alter_queue.rate_period, q.rate_period),
-        retention    = COALESCE(alter_queue.retention, q.retention)
+        retention    = COALESCE(alter_queue.retention, q.retention),
+        max_payload_size = COALESCE(alter_queue.max_payload_size, q.max_payload_size),
+        max_result_size  = COALESCE(alter_queue.max_result_size, q.max_result_size)
     WHERE q.name = alter_queue.queue;
     PERFORM baton._wake(queue);
 END
 $$;
+
+COMMENT ON FUNCTION baton.alter_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, integer, integer) IS
+'Changes queue options; NULL leaves an option as it is, 0 removes a concurrency or rate limit.';
 
 CREATE OR REPLACE FUNCTION baton.resume_queue(queue text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -190,6 +273,21 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton._check_payload_size(fn text, field text, q baton._queues, payload jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    size integer := pg_catalog.pg_column_size(payload);
+BEGIN
+    IF size > q.max_payload_size THEN
+        PERFORM baton._bad(fn, field, pg_catalog.format('is %s bytes, more than max_payload_size of queue "%s" (%s bytes)',
+                                                        size, q.name, q.max_payload_size));
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION baton._check_payload_size(text, text, baton._queues, jsonb) IS
+'Raises 22023 naming fn and field when a payload is larger than its queue''s max_payload_size.';
+
 CREATE OR REPLACE FUNCTION baton.enqueue(queue text,
                               payload jsonb DEFAULT '{}',
                               run_at timestamptz DEFAULT NULL,
@@ -216,6 +314,7 @@ BEGIN
                                       enqueue.dedup_key, enqueue.timeout, enqueue.backoff_base,
                                       enqueue.backoff_cap, enqueue.priority);
     q := baton._queue('enqueue', enqueue.queue);
+    PERFORM baton._check_payload_size('enqueue', 'payload', q, enqueue.payload);
     due := COALESCE(enqueue.run_at, pg_catalog.now() + enqueue.delay, pg_catalog.now());
     LOOP
         INSERT INTO baton._tasks (queue, state, priority, run_at, max_attempts, payload, dedup_key,
@@ -260,6 +359,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     q   baton._queues;
     due timestamptz;
+    big record;
 BEGIN
     IF jsonb_typeof(enqueue_many.payloads) IS DISTINCT FROM 'array' THEN
         PERFORM baton._bad('enqueue_many', 'payloads',
@@ -270,6 +370,16 @@ BEGIN
                                       enqueue_many.max_attempts, NULL, enqueue_many.timeout, NULL, NULL,
                                       enqueue_many.priority);
     q := baton._queue('enqueue_many', enqueue_many.queue);
+    -- No element is larger than the whole array: look at elements only when it is.
+    IF pg_catalog.pg_column_size(enqueue_many.payloads) > q.max_payload_size THEN
+        SELECT e.n, e.p INTO big
+          FROM pg_catalog.jsonb_array_elements(enqueue_many.payloads) WITH ORDINALITY AS e(p, n)
+         WHERE pg_catalog.pg_column_size(e.p) > q.max_payload_size
+         ORDER BY e.n LIMIT 1;
+        IF FOUND THEN
+            PERFORM baton._check_payload_size('enqueue_many', pg_catalog.format('payloads[%s]', big.n - 1), q, big.p);
+        END IF;
+    END IF;
     due := COALESCE(enqueue_many.run_at, pg_catalog.now() + enqueue_many.delay, pg_catalog.now());
     RETURN QUERY
     INSERT INTO baton._tasks (queue, state, priority, run_at, max_attempts, payload, timeout, correlation_id)
@@ -311,10 +421,50 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton._claim_from(queues text[], worker text, want integer, pid integer, session_start timestamptz)
+RETURNS TABLE (id bigint, queue text, payload jsonb, attempt integer, lease_expires_at timestamptz,
+               run_id bigint, step text, correlation_id uuid, max_attempts integer, timeout interval)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    corr_prefix text := (SELECT i.task_corr_prefix FROM baton._instance AS i);
+    -- The queues' leases in the order of queues, read once rather than once per task.
+    leases      interval[] := ARRAY(SELECT q.lease FROM pg_catalog.unnest(queues) WITH ORDINALITY AS u(name, n)
+                                      LEFT JOIN baton._queues AS q ON q.name = u.name ORDER BY u.n);
+BEGIN
+    -- Rows come back in claim order (priority, then due time).
+    RETURN QUERY
+    WITH claimed AS (
+    UPDATE baton._tasks AS t
+       SET state = 'running', attempt = t.attempt + 1, worker = _claim_from.worker,
+           started_at = pg_catalog.now(),
+           lease_expires_at = pg_catalog.now() + COALESCE(t.timeout, leases[pg_catalog.array_position(queues, t.queue)]),
+           claim_pid = pid, claim_session_start = session_start
+     WHERE t.ctid = ANY (ARRAY(
+        SELECT c.ctid FROM pg_catalog.unnest(queues) AS uq(name)
+        CROSS JOIN LATERAL (
+            SELECT x.ctid, x.priority, x.run_at, x.id FROM baton._tasks AS x
+             WHERE x.queue = uq.name AND x.state = 'pending'
+             ORDER BY x.priority DESC, x.run_at, x.id
+             LIMIT want
+             FOR UPDATE SKIP LOCKED) AS c
+        ORDER BY c.priority DESC, c.run_at, c.id
+        LIMIT want))
+    RETURNING t.id, t.queue, t.payload, t.attempt, t.lease_expires_at, t.run_id, t.step,
+              -- baton._task_correlation(t.id), without a function call per row
+              COALESCE(t.correlation_id, (corr_prefix || pg_catalog.to_hex(t.id | x'8000000000000000'::bigint))::uuid)
+                  AS correlation_id,
+              t.max_attempts, t.priority, t.run_at, t.timeout)
+    SELECT c.id, c.queue, c.payload, c.attempt, c.lease_expires_at, c.run_id, c.step, c.correlation_id, c.max_attempts,
+           c.timeout
+      FROM claimed AS c
+     ORDER BY c.priority DESC, c.run_at, c.id;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton.claim(queues text[], worker text, batch integer DEFAULT 1,
                             session_bound boolean DEFAULT true)
 RETURNS TABLE (id bigint, queue text, payload jsonb, attempt integer, lease_expires_at timestamptz,
-               run_id bigint, step text, correlation_id uuid, max_attempts integer)
+               run_id bigint, step text, correlation_id uuid, max_attempts integer, timeout interval)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     pid        integer;
@@ -396,6 +546,9 @@ BEGIN
 END
 $$;
 
+COMMENT ON FUNCTION baton.claim(text[], text, integer, boolean) IS
+'Leases up to batch due tasks from the queues (priority, then due time) to a worker. (id, attempt) is the lease token for complete/fail/heartbeat; timeout is the task''s execution deadline (NULL = the worker''s own). session_bound ties the lease to this database session so a dead worker''s tasks are rescued at the next tick; pass false behind transaction pooling.';
+
 CREATE OR REPLACE FUNCTION baton._lock_task_run(task bigint) RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -467,11 +620,53 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton._wake_freed(queues text[]) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF queues IS NULL OR pg_catalog.cardinality(queues) = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM baton._wake_many(ARRAY(SELECT q.name FROM baton._queues AS q
+                                    WHERE q.name = ANY (queues) AND q.concurrency IS NOT NULL));
+END
+$$;
+
+COMMENT ON FUNCTION baton._wake_freed(text[]) IS
+'Wakes the workers of those queues that have a concurrency limit: a running task of theirs ended, its slot is free.';
+
+CREATE OR REPLACE FUNCTION baton._check_result_sizes(fn text, ids bigint[], results jsonb[]) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    biggest integer;
+    big     record;
+BEGIN
+    SELECT pg_catalog.max(pg_catalog.pg_column_size(r)) INTO biggest FROM pg_catalog.unnest(results) AS r;
+    IF biggest IS NULL OR biggest <= (SELECT pg_catalog.min(q.max_result_size) FROM baton._queues AS q) THEN
+        RETURN;
+    END IF;
+    SELECT u.i, pg_catalog.pg_column_size(u.r) AS size, q.name, q.max_result_size INTO big
+      FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(results)) AS u(i, r)
+      JOIN baton._tasks AS x ON x.id = u.i
+      JOIN baton._queues AS q ON q.name = x.queue
+     WHERE pg_catalog.pg_column_size(u.r) > q.max_result_size
+     LIMIT 1;
+    IF FOUND THEN
+        PERFORM baton._bad(fn, 'result', pg_catalog.format('of task %s is %s bytes, more than max_result_size of queue "%s" (%s bytes)',
+                                                           big.i, big.size, big.name, big.max_result_size));
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION baton._check_result_sizes(text, bigint[], jsonb[]) IS
+'Raises 22023 naming fn and the result when a task''s result is larger than its queue''s max_result_size.';
+
 CREATE OR REPLACE FUNCTION baton.complete(id bigint, attempt integer, result jsonb DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t baton._tasks;
+    gone_queue text;
 BEGIN
+    PERFORM baton._check_result_sizes('complete', ARRAY[complete.id], ARRAY[complete.result]);
     -- A queue without history (retention 0): see complete_many.  Looked for
     -- only when one exists, so other completions find their task once.
     IF EXISTS (SELECT 1 FROM baton._queues AS q WHERE q.retention = interval '0') THEN
@@ -479,8 +674,10 @@ BEGIN
          WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running'
            AND q.name = x.queue AND q.retention = interval '0'
            AND x.run_id IS NULL AND x.subscription_id IS NULL
-           AND NOT COALESCE(pg_catalog.jsonb_typeof(complete.result) = 'object' AND complete.result ? 'emit', false);
+           AND NOT COALESCE(pg_catalog.jsonb_typeof(complete.result) = 'object' AND complete.result ? 'emit', false)
+        RETURNING x.queue INTO gone_queue;
         IF FOUND THEN
+            PERFORM baton._wake_freed(ARRAY[gone_queue]);
             RETURN true;
         END IF;
     END IF;
@@ -503,6 +700,7 @@ BEGIN
             RETURN false;
         END IF;
     END IF;
+    PERFORM baton._wake_freed(ARRAY[t.queue]);
     IF baton._needs_hook(t) THEN
         PERFORM baton._on_tasks_succeeded(ARRAY[t.id]);
     END IF;
@@ -522,6 +720,9 @@ DECLARE
     hooked   bigint[];
     nohist   text[];
     dropped  bigint[];
+    limited  text[];
+    freed    text[];
+    freed2   text[];
 BEGIN
     IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(attempts) THEN
         PERFORM baton._bad('complete_many', 'attempts', 'must have as many elements as ids');
@@ -529,6 +730,7 @@ BEGIN
     IF results IS NOT NULL AND pg_catalog.cardinality(results) <> pg_catalog.cardinality(ids) THEN
         PERFORM baton._bad('complete_many', 'results', 'must have as many elements as ids');
     END IF;
+    PERFORM baton._check_result_sizes('complete_many', ids, results);
     -- Queues that keep no history (retention 0) lose their succeeded tasks at
     -- once: a delete adds no index entries, the update below adds one per index.
     -- Tasks with a hook keep the update path: the hook reads the finished row.
@@ -540,6 +742,8 @@ BEGIN
     -- The generic plan then looks each task up by primary key from the
     -- unnested arrays (estimated at a few rows, so no sequential scan).
     nohist := ARRAY(SELECT q.name FROM baton._queues AS q WHERE q.retention = interval '0');
+    -- Queues with a concurrency limit: a finished task frees a slot (_wake_freed).
+    limited := ARRAY(SELECT q.name FROM baton._queues AS q WHERE q.concurrency IS NOT NULL);
     IF pg_catalog.cardinality(nohist) > 0 THEN
         WITH gone AS (
             DELETE FROM baton._tasks AS x
@@ -548,11 +752,14 @@ BEGIN
              WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running'
                AND x.queue = ANY (nohist) AND x.run_id IS NULL AND x.subscription_id IS NULL
                AND NOT COALESCE(pg_catalog.jsonb_typeof(u.r) = 'object' AND u.r ? 'emit', false)
-            RETURNING x.id)
-        SELECT pg_catalog.array_agg(g.id) INTO dropped FROM gone AS g;
+            RETURNING x.id, x.queue)
+        SELECT pg_catalog.array_agg(g.id), pg_catalog.array_agg(DISTINCT g.queue) FILTER (WHERE g.queue = ANY (limited))
+          INTO dropped, freed
+          FROM gone AS g;
     END IF;
     IF pg_catalog.cardinality(dropped) IS NOT DISTINCT FROM pg_catalog.cardinality(ids) THEN
         -- Every task went: nothing is left to update.
+        PERFORM baton._wake_many(freed);
         RETURN QUERY SELECT pg_catalog.unnest(dropped);
         RETURN;
     END IF;
@@ -565,11 +772,12 @@ BEGIN
            SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
           FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results)) AS u(i, a, r)
          WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running' AND x.run_id IS NULL
-        RETURNING x.id, x.subscription_id, x.result)
+        RETURNING x.id, x.subscription_id, x.result, x.queue)
     SELECT pg_catalog.array_agg(d.id),
            pg_catalog.array_agg(d.id) FILTER (WHERE d.subscription_id IS NOT NULL
-                                              OR (pg_catalog.jsonb_typeof(d.result) = 'object' AND d.result ? 'emit'))
-      INTO accepted, hooked
+                                              OR (pg_catalog.jsonb_typeof(d.result) = 'object' AND d.result ? 'emit')),
+           pg_catalog.array_agg(DISTINCT d.queue) FILTER (WHERE d.queue = ANY (limited))
+      INTO accepted, hooked, freed2
       FROM done AS d;
     IF COALESCE(pg_catalog.cardinality(dropped), 0) + COALESCE(pg_catalog.cardinality(accepted), 0)
        < pg_catalog.cardinality(ids) THEN
@@ -583,12 +791,15 @@ BEGIN
               FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results))
                        AS u(i, a, r)
              WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running' AND x.run_id IS NOT NULL
-            RETURNING x.id)
+            RETURNING x.id, x.queue)
         SELECT COALESCE(accepted, '{}') || pg_catalog.array_agg(d.id),
-               COALESCE(hooked, '{}') || pg_catalog.array_agg(d.id)
-          INTO accepted, hooked
+               COALESCE(hooked, '{}') || pg_catalog.array_agg(d.id),
+               COALESCE(freed2, '{}') || pg_catalog.array_agg(DISTINCT d.queue) FILTER (WHERE d.queue = ANY (limited))
+          INTO accepted, hooked, freed2
           FROM done AS d;
     END IF;
+    -- Slots freed in concurrency-limited queues: their workers may claim again now.
+    PERFORM baton._wake_many(freed || freed2);
     -- Hooks run in run order, so two batches touching the same runs lock
     -- them in the same order and cannot deadlock.
     IF hooked IS NOT NULL THEN
@@ -619,6 +830,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
+    PERFORM baton._wake_freed(ARRAY[t.queue]);
     IF COALESCE(retry, true) AND t.attempt < t.max_attempts THEN
         SELECT * INTO q FROM baton._queues AS x WHERE x.name = t.queue;
         delay := COALESCE(retry_in, baton._backoff(t.attempt, COALESCE(t.backoff_base, q.backoff_base),
@@ -675,6 +887,7 @@ BEGIN
     END IF;
     IF t.state = 'running' THEN
         PERFORM baton._cancelled(ARRAY[t.id]);
+        PERFORM baton._wake_freed(ARRAY[t.queue]);
     END IF;
     UPDATE baton._tasks AS x
        SET state = 'cancelled', finished_at = pg_catalog.now(), lease_expires_at = NULL
@@ -688,7 +901,7 @@ END
 $$;
 
 COMMENT ON FUNCTION baton.cancel(bigint) IS
-'Cancels a live task. The worker holding a running attempt is told (NOTIFY baton_cancel) and its heartbeat and completion return false. Returns false when the task had already ended.';
+'Cancels a live task. A running attempt is told at once (NOTIFY baton_cancel; its heartbeat and completion return false). Returns false when the task had already ended.';
 
 CREATE OR REPLACE FUNCTION baton.retry(task bigint) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -2041,6 +2254,11 @@ SELECT t.id, t.queue,
        t.progress
   FROM baton._tasks AS t;
 
+CREATE OR REPLACE VIEW baton.queues AS
+SELECT q.name AS queue, q.concurrency, q.max_attempts, q.lease, q.backoff_base, q.backoff_cap,
+       q.rate_limit, q.rate_period, q.retention, q.paused, q.created_at, q.max_payload_size, q.max_result_size
+  FROM baton._queues AS q;
+
 CREATE OR REPLACE VIEW baton.workers AS
 SELECT w.id AS worker, w.host, w.pid, w.queues, w.version, w.started_at, w.last_seen,
        w.last_seen > pg_catalog.now() - baton._worker_timeout() AS alive,
@@ -2127,8 +2345,8 @@ GRANT EXECUTE ON FUNCTION
     baton.tick()
   TO baton_worker;
 GRANT EXECUTE ON FUNCTION
-    baton.create_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, boolean),
-    baton.alter_queue(text, integer, integer, interval, interval, interval, integer, interval, interval),
+    baton.create_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, boolean, integer, integer),
+    baton.alter_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, integer, integer),
     baton.drop_queue(text, boolean),
     baton.pause_queue(text),
     baton.resume_queue(text),

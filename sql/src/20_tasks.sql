@@ -39,6 +39,21 @@ BEGIN
 END
 $$;
 
+-- Refuses a payload larger than its queue allows (bytes of jsonb, as stored).
+CREATE FUNCTION baton._check_payload_size(fn text, field text, q baton._queues, payload jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    size integer := pg_catalog.pg_column_size(payload);
+BEGIN
+    IF size > q.max_payload_size THEN
+        PERFORM baton._bad(fn, field, pg_catalog.format('is %s bytes, more than max_payload_size of queue "%s" (%s bytes)',
+                                                        size, q.name, q.max_payload_size));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION baton._check_payload_size(text, text, baton._queues, jsonb) IS
+'Raises 22023 naming fn and field when a payload is larger than its queue''s max_payload_size.';
+
 -- The correlation id of a task enqueued without one: this database's random
 -- prefix and the task id with the RFC 9562 variant bits, a UUID version 8 that
 -- _task_of_correlation maps back to the task.  Nothing is stored or indexed.
@@ -84,6 +99,7 @@ BEGIN
                                       enqueue.dedup_key, enqueue.timeout, enqueue.backoff_base,
                                       enqueue.backoff_cap, enqueue.priority);
     q := baton._queue('enqueue', enqueue.queue);
+    PERFORM baton._check_payload_size('enqueue', 'payload', q, enqueue.payload);
     due := COALESCE(enqueue.run_at, pg_catalog.now() + enqueue.delay, pg_catalog.now());
     LOOP
         INSERT INTO baton._tasks (queue, state, priority, run_at, max_attempts, payload, dedup_key,
@@ -130,6 +146,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     q   baton._queues;
     due timestamptz;
+    big record;
 BEGIN
     IF jsonb_typeof(enqueue_many.payloads) IS DISTINCT FROM 'array' THEN
         PERFORM baton._bad('enqueue_many', 'payloads',
@@ -140,6 +157,16 @@ BEGIN
                                       enqueue_many.max_attempts, NULL, enqueue_many.timeout, NULL, NULL,
                                       enqueue_many.priority);
     q := baton._queue('enqueue_many', enqueue_many.queue);
+    -- No element is larger than the whole array: look at elements only when it is.
+    IF pg_catalog.pg_column_size(enqueue_many.payloads) > q.max_payload_size THEN
+        SELECT e.n, e.p INTO big
+          FROM pg_catalog.jsonb_array_elements(enqueue_many.payloads) WITH ORDINALITY AS e(p, n)
+         WHERE pg_catalog.pg_column_size(e.p) > q.max_payload_size
+         ORDER BY e.n LIMIT 1;
+        IF FOUND THEN
+            PERFORM baton._check_payload_size('enqueue_many', pg_catalog.format('payloads[%s]', big.n - 1), q, big.p);
+        END IF;
+    END IF;
     due := COALESCE(enqueue_many.run_at, pg_catalog.now() + enqueue_many.delay, pg_catalog.now());
     RETURN QUERY
     INSERT INTO baton._tasks (queue, state, priority, run_at, max_attempts, payload, timeout, correlation_id)
@@ -193,7 +220,7 @@ $$;
 -- key once per task (15 % of a 1000-task claim with its completion, measured).
 CREATE FUNCTION baton._claim_from(queues text[], worker text, want integer, pid integer, session_start timestamptz)
 RETURNS TABLE (id bigint, queue text, payload jsonb, attempt integer, lease_expires_at timestamptz,
-               run_id bigint, step text, correlation_id uuid, max_attempts integer)
+               run_id bigint, step text, correlation_id uuid, max_attempts integer, timeout interval)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     corr_prefix text := (SELECT i.task_corr_prefix FROM baton._instance AS i);
@@ -223,8 +250,9 @@ BEGIN
               -- baton._task_correlation(t.id), without a function call per row
               COALESCE(t.correlation_id, (corr_prefix || pg_catalog.to_hex(t.id | x'8000000000000000'::bigint))::uuid)
                   AS correlation_id,
-              t.max_attempts, t.priority, t.run_at)
-    SELECT c.id, c.queue, c.payload, c.attempt, c.lease_expires_at, c.run_id, c.step, c.correlation_id, c.max_attempts
+              t.max_attempts, t.priority, t.run_at, t.timeout)
+    SELECT c.id, c.queue, c.payload, c.attempt, c.lease_expires_at, c.run_id, c.step, c.correlation_id, c.max_attempts,
+           c.timeout
       FROM claimed AS c
      ORDER BY c.priority DESC, c.run_at, c.id;
 END
@@ -233,7 +261,7 @@ $$;
 CREATE FUNCTION baton.claim(queues text[], worker text, batch integer DEFAULT 1,
                             session_bound boolean DEFAULT true)
 RETURNS TABLE (id bigint, queue text, payload jsonb, attempt integer, lease_expires_at timestamptz,
-               run_id bigint, step text, correlation_id uuid, max_attempts integer)
+               run_id bigint, step text, correlation_id uuid, max_attempts integer, timeout interval)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     pid        integer;
@@ -315,7 +343,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION baton.claim(text[], text, integer, boolean) IS
-'Leases up to batch due tasks from the queues (priority, then due time) to a worker. (id, attempt) is the lease token for complete/fail/heartbeat. session_bound ties the lease to this database session so a dead worker''s tasks are rescued at the next tick; pass false behind transaction pooling.';
+'Leases up to batch due tasks from the queues (priority, then due time) to a worker. (id, attempt) is the lease token for complete/fail/heartbeat; timeout is the task''s execution deadline (NULL = the worker''s own). session_bound ties the lease to this database session so a dead worker''s tasks are rescued at the next tick; pass false behind transaction pooling.';
 
 -- Called when a task ends (or is retried) and it belongs to a workflow, a
 -- subscription or carries events to emit: the hook into those subsystems.
@@ -415,6 +443,51 @@ BEGIN
 END
 $$;
 
+-- A running task of a queue with a concurrency limit ended (or was retried):
+-- its slot is free, so the workers serving the queue may claim again now
+-- rather than at their next poll.  Unlimited queues need no wake-up: their
+-- workers claim again when their own slot frees.
+CREATE FUNCTION baton._wake_freed(queues text[]) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF queues IS NULL OR pg_catalog.cardinality(queues) = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM baton._wake_many(ARRAY(SELECT q.name FROM baton._queues AS q
+                                    WHERE q.name = ANY (queues) AND q.concurrency IS NOT NULL));
+END
+$$;
+COMMENT ON FUNCTION baton._wake_freed(text[]) IS
+'Wakes the workers of those queues that have a concurrency limit: a running task of theirs ended, its slot is free.';
+
+-- Refuses a result larger than its task's queue allows (bytes of jsonb).  The
+-- usual batch costs one pass over its results and one look at the smallest
+-- limit; the tasks are looked up only when a result is larger than that.
+CREATE FUNCTION baton._check_result_sizes(fn text, ids bigint[], results jsonb[]) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    biggest integer;
+    big     record;
+BEGIN
+    SELECT pg_catalog.max(pg_catalog.pg_column_size(r)) INTO biggest FROM pg_catalog.unnest(results) AS r;
+    IF biggest IS NULL OR biggest <= (SELECT pg_catalog.min(q.max_result_size) FROM baton._queues AS q) THEN
+        RETURN;
+    END IF;
+    SELECT u.i, pg_catalog.pg_column_size(u.r) AS size, q.name, q.max_result_size INTO big
+      FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(results)) AS u(i, r)
+      JOIN baton._tasks AS x ON x.id = u.i
+      JOIN baton._queues AS q ON q.name = x.queue
+     WHERE pg_catalog.pg_column_size(u.r) > q.max_result_size
+     LIMIT 1;
+    IF FOUND THEN
+        PERFORM baton._bad(fn, 'result', pg_catalog.format('of task %s is %s bytes, more than max_result_size of queue "%s" (%s bytes)',
+                                                           big.i, big.size, big.name, big.max_result_size));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION baton._check_result_sizes(text, bigint[], jsonb[]) IS
+'Raises 22023 naming fn and the result when a task''s result is larger than its queue''s max_result_size.';
+
 -- True when a finished task must be passed to _on_task_end.
 CREATE FUNCTION baton._needs_hook(task baton._tasks) RETURNS boolean
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -426,7 +499,9 @@ CREATE FUNCTION baton.complete(id bigint, attempt integer, result jsonb DEFAULT 
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t baton._tasks;
+    gone_queue text;
 BEGIN
+    PERFORM baton._check_result_sizes('complete', ARRAY[complete.id], ARRAY[complete.result]);
     -- A queue without history (retention 0): see complete_many.  Looked for
     -- only when one exists, so other completions find their task once.
     IF EXISTS (SELECT 1 FROM baton._queues AS q WHERE q.retention = interval '0') THEN
@@ -434,8 +509,10 @@ BEGIN
          WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running'
            AND q.name = x.queue AND q.retention = interval '0'
            AND x.run_id IS NULL AND x.subscription_id IS NULL
-           AND NOT COALESCE(pg_catalog.jsonb_typeof(complete.result) = 'object' AND complete.result ? 'emit', false);
+           AND NOT COALESCE(pg_catalog.jsonb_typeof(complete.result) = 'object' AND complete.result ? 'emit', false)
+        RETURNING x.queue INTO gone_queue;
         IF FOUND THEN
+            PERFORM baton._wake_freed(ARRAY[gone_queue]);
             RETURN true;
         END IF;
     END IF;
@@ -458,6 +535,7 @@ BEGIN
             RETURN false;
         END IF;
     END IF;
+    PERFORM baton._wake_freed(ARRAY[t.queue]);
     IF baton._needs_hook(t) THEN
         PERFORM baton._on_tasks_succeeded(ARRAY[t.id]);
     END IF;
@@ -476,6 +554,9 @@ DECLARE
     hooked   bigint[];
     nohist   text[];
     dropped  bigint[];
+    limited  text[];
+    freed    text[];
+    freed2   text[];
 BEGIN
     IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(attempts) THEN
         PERFORM baton._bad('complete_many', 'attempts', 'must have as many elements as ids');
@@ -483,6 +564,7 @@ BEGIN
     IF results IS NOT NULL AND pg_catalog.cardinality(results) <> pg_catalog.cardinality(ids) THEN
         PERFORM baton._bad('complete_many', 'results', 'must have as many elements as ids');
     END IF;
+    PERFORM baton._check_result_sizes('complete_many', ids, results);
     -- Queues that keep no history (retention 0) lose their succeeded tasks at
     -- once: a delete adds no index entries, the update below adds one per index.
     -- Tasks with a hook keep the update path: the hook reads the finished row.
@@ -494,6 +576,8 @@ BEGIN
     -- The generic plan then looks each task up by primary key from the
     -- unnested arrays (estimated at a few rows, so no sequential scan).
     nohist := ARRAY(SELECT q.name FROM baton._queues AS q WHERE q.retention = interval '0');
+    -- Queues with a concurrency limit: a finished task frees a slot (_wake_freed).
+    limited := ARRAY(SELECT q.name FROM baton._queues AS q WHERE q.concurrency IS NOT NULL);
     IF pg_catalog.cardinality(nohist) > 0 THEN
         WITH gone AS (
             DELETE FROM baton._tasks AS x
@@ -502,11 +586,14 @@ BEGIN
              WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running'
                AND x.queue = ANY (nohist) AND x.run_id IS NULL AND x.subscription_id IS NULL
                AND NOT COALESCE(pg_catalog.jsonb_typeof(u.r) = 'object' AND u.r ? 'emit', false)
-            RETURNING x.id)
-        SELECT pg_catalog.array_agg(g.id) INTO dropped FROM gone AS g;
+            RETURNING x.id, x.queue)
+        SELECT pg_catalog.array_agg(g.id), pg_catalog.array_agg(DISTINCT g.queue) FILTER (WHERE g.queue = ANY (limited))
+          INTO dropped, freed
+          FROM gone AS g;
     END IF;
     IF pg_catalog.cardinality(dropped) IS NOT DISTINCT FROM pg_catalog.cardinality(ids) THEN
         -- Every task went: nothing is left to update.
+        PERFORM baton._wake_many(freed);
         RETURN QUERY SELECT pg_catalog.unnest(dropped);
         RETURN;
     END IF;
@@ -519,11 +606,12 @@ BEGIN
            SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
           FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results)) AS u(i, a, r)
          WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running' AND x.run_id IS NULL
-        RETURNING x.id, x.subscription_id, x.result)
+        RETURNING x.id, x.subscription_id, x.result, x.queue)
     SELECT pg_catalog.array_agg(d.id),
            pg_catalog.array_agg(d.id) FILTER (WHERE d.subscription_id IS NOT NULL
-                                              OR (pg_catalog.jsonb_typeof(d.result) = 'object' AND d.result ? 'emit'))
-      INTO accepted, hooked
+                                              OR (pg_catalog.jsonb_typeof(d.result) = 'object' AND d.result ? 'emit')),
+           pg_catalog.array_agg(DISTINCT d.queue) FILTER (WHERE d.queue = ANY (limited))
+      INTO accepted, hooked, freed2
       FROM done AS d;
     IF COALESCE(pg_catalog.cardinality(dropped), 0) + COALESCE(pg_catalog.cardinality(accepted), 0)
        < pg_catalog.cardinality(ids) THEN
@@ -537,12 +625,15 @@ BEGIN
               FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results))
                        AS u(i, a, r)
              WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running' AND x.run_id IS NOT NULL
-            RETURNING x.id)
+            RETURNING x.id, x.queue)
         SELECT COALESCE(accepted, '{}') || pg_catalog.array_agg(d.id),
-               COALESCE(hooked, '{}') || pg_catalog.array_agg(d.id)
-          INTO accepted, hooked
+               COALESCE(hooked, '{}') || pg_catalog.array_agg(d.id),
+               COALESCE(freed2, '{}') || pg_catalog.array_agg(DISTINCT d.queue) FILTER (WHERE d.queue = ANY (limited))
+          INTO accepted, hooked, freed2
           FROM done AS d;
     END IF;
+    -- Slots freed in concurrency-limited queues: their workers may claim again now.
+    PERFORM baton._wake_many(freed || freed2);
     -- Hooks run in run order, so two batches touching the same runs lock
     -- them in the same order and cannot deadlock.
     IF hooked IS NOT NULL THEN
@@ -575,6 +666,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
+    PERFORM baton._wake_freed(ARRAY[t.queue]);
     IF COALESCE(retry, true) AND t.attempt < t.max_attempts THEN
         SELECT * INTO q FROM baton._queues AS x WHERE x.name = t.queue;
         delay := COALESCE(retry_in, baton._backoff(t.attempt, COALESCE(t.backoff_base, q.backoff_base),
@@ -734,6 +826,7 @@ BEGIN
     END IF;
     IF t.state = 'running' THEN
         PERFORM baton._cancelled(ARRAY[t.id]);
+        PERFORM baton._wake_freed(ARRAY[t.queue]);
     END IF;
     UPDATE baton._tasks AS x
        SET state = 'cancelled', finished_at = pg_catalog.now(), lease_expires_at = NULL
@@ -746,7 +839,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION baton.cancel(bigint) IS
-'Cancels a live task. The worker holding a running attempt is told (NOTIFY baton_cancel) and its heartbeat and completion return false. Returns false when the task had already ended.';
+'Cancels a live task. A running attempt is told at once (NOTIFY baton_cancel; its heartbeat and completion return false). Returns false when the task had already ended.';
 
 CREATE FUNCTION baton.retry(task bigint) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

@@ -14,7 +14,7 @@ COMMENT ON VIEW baton.tasks IS 'Every task with its state: pending (due or delay
 
 CREATE VIEW baton.queues AS
 SELECT q.name AS queue, q.concurrency, q.max_attempts, q.lease, q.backoff_base, q.backoff_cap,
-       q.rate_limit, q.rate_period, q.retention, q.paused, q.created_at
+       q.rate_limit, q.rate_period, q.retention, q.paused, q.created_at, q.max_payload_size, q.max_result_size
   FROM baton._queues AS q;
 COMMENT ON VIEW baton.queues IS 'Queues and their options.';
 

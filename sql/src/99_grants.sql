@@ -37,8 +37,8 @@ GRANT EXECUTE ON FUNCTION
   TO baton_worker;
 
 GRANT EXECUTE ON FUNCTION
-    baton.create_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, boolean),
-    baton.alter_queue(text, integer, integer, interval, interval, interval, integer, interval, interval),
+    baton.create_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, boolean, integer, integer),
+    baton.alter_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, integer, integer),
     baton.drop_queue(text, boolean),
     baton.pause_queue(text),
     baton.resume_queue(text),

@@ -38,6 +38,15 @@ SELECT pg_catalog.pg_extension_config_dump('baton._ev_filter_errors', '');
 
 -- ---- issue 13: through the worker ----
 -- (state changes of this issue go here, in order)
+-- claim returns each task's timeout (the worker's execution deadline): a new result column.
+DROP FUNCTION baton.claim(text[], text, integer, boolean);
+DROP FUNCTION baton._claim_from(text[], text, integer, integer, timestamptz);
+-- Issue 12 item 9: per-queue payload and result size limits (existing queues get the 16 MiB default).
+ALTER TABLE baton._queues
+    ADD COLUMN max_payload_size integer NOT NULL DEFAULT 16777216 CHECK (max_payload_size > 0),
+    ADD COLUMN max_result_size  integer NOT NULL DEFAULT 16777216 CHECK (max_result_size > 0);
+DROP FUNCTION baton.create_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, boolean);
+DROP FUNCTION baton.alter_queue(text, integer, integer, interval, interval, interval, integer, interval, interval);
 
 
 -- ---- issue 14: behind a pooler ----

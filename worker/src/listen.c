@@ -1,4 +1,4 @@
-/* listen.c — the optional direct connection (listen_dsn) that only LISTENs for wake-ups while the main one goes through a pooler. */
+/* listen.c — the optional direct connection (listen_dsn) that only LISTENs for wake-ups and cancellations while the main one goes through a pooler. */
 #include "worker.h"
 #include "pgc.h"
 #include "log.h"
@@ -6,18 +6,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum lstate { L_DOWN, L_CONNECTING, L_LISTENING, L_READY };
+enum lstate { L_DOWN, L_CONNECTING, L_LISTENING, L_LISTENING_CANCEL, L_READY };
 
 static pgc     L;
 static int     lstate = L_DOWN;
 static int64_t reconnect_at, backoff_ms;
 static bool    was_ready;
 
-/* Wake-ups: a NOTIFY on baton_tasks names the queue that has due tasks. */
+/* Wake-ups (baton_tasks names a queue with due tasks) and cancellations (baton_cancel names tasks). */
 static void on_notify(void *arg, const char *channel, const char *payload)
 {
     (void)arg;
-    if (!strcmp(channel, "baton_tasks")) db_wake(payload);
+    db_notify(channel, payload);
 }
 
 /* Drops the connection and schedules a reconnect; meanwhile the worker polls at pooled_poll_interval. */
@@ -35,7 +35,7 @@ static void lost(void)
     was_ready = false;
 }
 
-/* Advances the listen connection one turn: connect, LISTEN, then only read notifications. */
+/* Advances the listen connection one turn: connect, LISTEN (wake-ups, cancellations), then only read notifications. */
 void listen_step(int64_t now)
 {
     if (!*W.cfg->listen_dsn || W.db_done) return;
@@ -63,6 +63,19 @@ void listen_step(int64_t now)
         lstate = L_LISTENING;
     }
     if (lstate == L_LISTENING && L.state == PGC_DONE) {
+        if (L.err) {
+            lost();
+            return;
+        }
+        pgc_reset(&L);
+        /* A cancelled task's handler is stopped at once, not at its next heartbeat. */
+        if (!pgc_send(&L, "LISTEN baton_cancel", 0, NULL, NULL)) {
+            lost();
+            return;
+        }
+        lstate = L_LISTENING_CANCEL;
+    }
+    if (lstate == L_LISTENING_CANCEL && L.state == PGC_DONE) {
         if (L.err) {
             lost();
             return;

@@ -51,7 +51,8 @@ static void usage(FILE *f)
             "Runs tasks of the baton queues named in FILE ([queue NAME] sections).\n"
             "  --config FILE     the configuration file (INI: [worker] and [queue NAME] sections)\n"
             "  --dsn CONNINFO    libpq connection string or URI (default: [worker] dsn, then PG* environment)\n"
-            "  --check-config    validate FILE and exit (0 = valid, 2 = errors, each with file:line)\n"
+            "  --check-config    validate FILE and, if the database is reachable, that its queues exist;\n"
+            "                    exit 0 = valid, 2 = errors (each with file:line)\n"
             "  --print-config    print the table of every config key (Markdown) and exit\n"
             "  --version         print the version and check the extension's version in the database\n"
             "  --help            this text\n"
@@ -187,9 +188,11 @@ int main(int argc, char **argv)
         return 2;
     }
     if (check) {
-        printf("%s: OK (%d queue%s)\n", path, W.cfg->nqueues, W.cfg->nqueues == 1 ? "" : "s");
+        /* The file is valid; a database that can be reached must also have its queues. */
+        int rc = db_check_queues_blocking(dsn ? dsn : W.cfg->dsn, W.cfg);
+        if (rc == 0) printf("%s: OK (%d queue%s)\n", path, W.cfg->nqueues, W.cfg->nqueues == 1 ? "" : "s");
         config_free(W.cfg);
-        return 0;
+        return rc;
     }
     log_setup(W.cfg->log_level, W.cfg->log_format == 1);
     W.dsn = dsn ? dsn : W.cfg->dsn;
@@ -273,12 +276,14 @@ int main(int argc, char **argv)
         metrics_step(now);
         listen_step(now);
         db_step(now);
+        tick_step(now);
         if (W.draining) loop_deadline(W.drain_deadline > now ? W.drain_deadline : give_up_at);
         loop_watch(sigpipe_fds[0], POLLIN, on_sigpipe, NULL);
         loop_run_once();
     }
     log_info("stopped");
     listen_close();
+    tick_close();
     kill_children();
     tasks_reap();
     http_shutdown();

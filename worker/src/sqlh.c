@@ -39,13 +39,14 @@ static char *first_value_json(PGresult *r)
     buf b;
     buf_init(&b);
     switch (type) {
-    case 114: case 3802:           /* json, jsonb */
+    case OID_JSON: case OID_JSONB:
         buf_adds(&b, v);
         break;
-    case 16:                       /* bool */
+    case OID_BOOL:
         buf_adds(&b, v[0] == 't' ? "true" : "false");
         break;
-    case 20: case 21: case 23: case 700: case 701: case 1700: /* numbers, unless NaN/Infinity */
+    case OID_INT8: case OID_INT2: case OID_INT4: case OID_FLOAT4: case OID_FLOAT8:
+    case OID_NUMERIC:              /* numbers, unless NaN/Infinity */
         if (json_valid(v, strlen(v))) { buf_adds(&b, v); break; }
         /* fall through */
     default:
@@ -57,8 +58,9 @@ static char *first_value_json(PGresult *r)
 /* SQLSTATE classes worth retrying: connection, resources, operator intervention, lock/serialization. */
 static bool retryable(const char *ss)
 {
-    return !strncmp(ss, "40", 2) || !strncmp(ss, "08", 2) || !strncmp(ss, "53", 2) || !strncmp(ss, "57", 2) ||
-           !strcmp(ss, "55P03");
+    return !strncmp(ss, SQLSTATE_CLASS_TRANSACTION_ROLLBACK, 2) || !strncmp(ss, SQLSTATE_CLASS_CONNECTION, 2) ||
+           !strncmp(ss, SQLSTATE_CLASS_RESOURCES, 2) || !strncmp(ss, SQLSTATE_CLASS_OPERATOR, 2) ||
+           !strcmp(ss, SQLSTATE_LOCK_NOT_AVAILABLE);
 }
 
 /* Ends the task bound to a connection (if it still is) and unbinds it. */
@@ -108,7 +110,7 @@ static void advance(sqlconn *s, queue_rt *q)
         break;
     case S_STMT: {
         const char *p[2] = {s->t ? s->t->payload : "null", id};
-        const unsigned int types[2] = {3802, 20};   /* jsonb, bigint: typed so an unused $2 is fine */
+        const unsigned int types[2] = {OID_JSONB, OID_INT8};   /* typed so an unused $2 is fine */
         pgc_send(c, s->t ? s->t->qc->statement : "SELECT 1", 2, p, types);
         break;
     }
@@ -205,26 +207,42 @@ static void sql_start(task *t)
     if (s->step == S_IDLE) s->step = S_BEGIN;
 }
 
+/* Asks the server to cancel the statement running on a connection (a short
+   blocking round trip of its own: libpq 15 has no asynchronous cancel). */
+static void sql_cancel_statement(sqlconn *s)
+{
+    PGcancel *cn = PQgetCancel(s->c.conn);
+    char err[256];
+    if (!cn) return;
+    if (!PQcancel(cn, err, sizeof err)) log_warn("sql: cancelling task %lld's statement failed: %s", (long long)s->id, err);
+    PQfreeCancel(cn);
+}
+
 /* Cancellation and a last-resort deadline (statement_timeout fires first). */
 static void sql_step(task *t, int64_t now)
 {
     sqlconn *s = t->h;
     if (t->cancel && s) {
-        /* The transaction runs on; baton.complete() will refuse it (fencing) and it rolls back. */
+        /* Stop the statement now; were it to finish anyway, baton.complete() would refuse it
+           (fencing) and the transaction rolls back. */
+        if (s->c.state == PGC_BUSY) sql_cancel_statement(s);
         s->t = NULL;
         t->h = NULL;
         task_finish(t, REP_RELEASE, t->cancel == CANCEL_LOST ? "lease lost" : "worker shutting down");
         return;
     }
-    if (now >= t->deadline + 5000 && s) {
-        /* statement_timeout should have fired; the server is unresponsive. */
+    if (now >= t->deadline && s) {
+        /* The task's execution deadline (its own timeout can be shorter than statement_timeout):
+           cancel the statement; the transaction rolls back on a connection that stays usable. */
+        if (s->c.state == PGC_BUSY) sql_cancel_statement(s);
         s->t = NULL;
         t->h = NULL;
-        s->dead = true;
-        task_finish(t, REP_RETRY, "timed out");
+        char msg[64];
+        snprintf(msg, sizeof msg, "timed out after %.3gs", (double)t->timeout_ms / 1000.0);
+        task_finish(t, REP_RETRY, msg);
         return;
     }
-    loop_deadline(t->deadline + 5000);
+    loop_deadline(t->deadline);
 }
 
 /* Unbinds the task from its connection. */
