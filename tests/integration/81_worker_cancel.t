@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # 81_worker_cancel.t — cancellation reaches the handler: baton.cancel() of a running task stops an exec process
 # group, tells a stream co-process ({"cancel": id}), aborts an http transfer and cancels a sql statement, through
-# NOTIFY baton_cancel; with listen = off, through heartbeats at most every poll_interval.
+# NOTIFY baton_cancel; in pooled mode through NOTIFY on listen_dsn's direct connection, and without it through
+# heartbeats every pooled_poll_interval.
 import json
 import os
 import socket
@@ -134,5 +135,53 @@ t.ok(wait_until(lambda: os.path.exists(pidfile) and open(pidfile).read().strip()
 pid = int(open(pidfile).read().split()[0])
 db.sql("SELECT baton.cancel(%d)" % i)
 t.ok(wait_until(lambda: not pid_alive(pid), 10), "listen = off: the cancelled child is gone (heartbeat returned false)",
+     w.logtext())
+t.is_(w.stop(), 0, "clean exit")
+
+
+def cancel_one(conf, what):
+    """Starts a worker, cancels its running 30 s exec task; returns (seconds until the child was gone, the worker)."""
+    if os.path.exists(pidfile):
+        os.remove(pidfile)
+    w = Worker(db, conf)
+    i = int(db.sql("SELECT baton.enqueue('co', '{}')"))
+    t.ok(wait_until(lambda: os.path.exists(pidfile) and open(pidfile).read().strip(), 60), what + ": the child started",
+         w.logtext())
+    pid = int(open(pidfile).read().split()[0])
+    t0 = time.time()
+    db.sql("SELECT baton.cancel(%d)" % i)
+    t.ok(wait_until(lambda: not pid_alive(pid), 10), what + ": the cancelled child is gone", w.logtext())
+    return time.time() - t0, w
+
+
+# Pooled mode with listen_dsn (issue 14): the NOTIFY baton_cancel arrives on the direct LISTEN connection.
+# poll_interval = 60s and a 10 minute lease: no heartbeat comes within the bound, only the notification.
+direct_dsn = "host=%s port=%s dbname=%s user=%s" % (os.environ["PGHOST"], os.environ.get("PGPORT", "5432"), db.name,
+                                                     os.environ.get("PGUSER", "postgres"))
+elapsed, w = cancel_one("""[worker]
+listen_dsn = %s
+poll_interval = 60s
+kill_grace = 300ms
+[queue co]
+handler = exec
+command = %s
+timeout = 10min
+""" % (direct_dsn, svc), "pooled + listen_dsn")
+t.ok("cancelled; stopping it" in w.logtext(), "pooled + listen_dsn: told by NOTIFY on listen_dsn (%.2f s)" % elapsed,
+     w.logtext())
+t.is_(w.stop(), 0, "clean exit")
+
+# Pooled mode without listen_dsn: heartbeats every pooled_poll_interval find it, even with a long poll_interval.
+elapsed, w = cancel_one("""[worker]
+listen = off
+poll_interval = 60s
+pooled_poll_interval = 300ms
+kill_grace = 300ms
+[queue co]
+handler = exec
+command = %s
+timeout = 10min
+""" % svc, "pooled, no listen_dsn")
+t.ok("lease lost or task cancelled" in w.logtext(), "pooled, no listen_dsn: found by a heartbeat (%.2f s)" % elapsed,
      w.logtext())
 t.is_(w.stop(), 0, "clean exit")
