@@ -1264,6 +1264,50 @@ $$;
 COMMENT ON FUNCTION baton._wf_wait_lock_key(text) IS
 'Second key of the wait_event advisory lock of a topic (the first is hashtext(''baton.wait_event'')).';
 
+CREATE OR REPLACE FUNCTION baton._wf_item_holes(tmpl jsonb, at text[] DEFAULT '{}')
+RETURNS TABLE (loc text[], expr text, small boolean)
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t text := pg_catalog.jsonb_typeof(tmpl);
+    s text;
+BEGIN
+    IF t = 'string' THEN
+        s := tmpl #>> '{}';
+        IF pg_catalog.left(s, 2) = '$.' AND s ~ '\$\.(item|index)\M' THEN
+            RETURN QUERY SELECT at, s, s !~ '\$\.(input|steps)\M';
+        END IF;
+    ELSIF t = 'object' THEN
+        RETURN QUERY SELECT h.* FROM pg_catalog.jsonb_each(tmpl) AS e(k, v),
+                                     baton._wf_item_holes(e.v, at || e.k) AS h;
+    ELSIF t = 'array' THEN
+        RETURN QUERY SELECT h.* FROM pg_catalog.jsonb_array_elements(tmpl) WITH ORDINALITY AS e(v, n),
+                                     baton._wf_item_holes(e.v, at || (e.n - 1)::text) AS h;
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_render_item(partial jsonb, holes jsonb, item jsonb, idx integer, ctx jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    h     jsonb;
+    doc   jsonb := pg_catalog.jsonb_build_object('item', item, 'index', idx);
+    v     jsonb;
+    loc   text[];
+    res   jsonb := partial;
+BEGIN
+    FOR h IN SELECT x FROM pg_catalog.jsonb_array_elements(holes) AS x LOOP
+        v := COALESCE(pg_catalog.jsonb_path_query_first(
+                          CASE WHEN (h ->> 'small')::boolean THEN doc ELSE ctx || doc END,
+                          (h ->> 'expr')::jsonpath, '{}', true),
+                      'null'::jsonb);
+        loc := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(h -> 'loc'));
+        res := CASE WHEN pg_catalog.cardinality(loc) = 0 THEN v ELSE pg_catalog.jsonb_set(res, loc, v) END;
+    END LOOP;
+    RETURN res;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton._wf_compensate_next(run_id bigint) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1374,6 +1418,8 @@ DECLARE
     wkey  text;
     ev    baton._events;
     alone boolean;
+    partial jsonb;
+    holes   jsonb;
 BEGIN
     SELECT * INTO r FROM baton._runs AS x WHERE x.id = _wf_activate.run_id;
     IF r.state <> 'running'
@@ -1430,15 +1476,23 @@ BEGIN
         UPDATE baton._run_steps AS s SET map_total = n, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
         INSERT INTO baton._run_map_counts (run_id, step, bucket, pending)
         SELECT r.id, d.step, b, LEAST(100, n - b * 100) FROM pg_catalog.generate_series(0, (n - 1) / 100) AS b;
+        -- The input template is rendered once for the step; per element only
+        -- its $.item / $.index places are filled in (O(elements), however
+        -- large the run's input: no copy of the context per element).
+        IF spec ? 'input' THEN
+            partial := baton._wf_render(spec -> 'input', ctx || '{"item": null, "index": null}'::jsonb);
+            holes := COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                                          'loc', pg_catalog.to_jsonb(h.loc), 'expr', h.expr, 'small', h.small))
+                                 FROM baton._wf_item_holes(spec -> 'input') AS h), '[]');
+        END IF;
         -- One set-based insert for the whole fan-out.
         INSERT INTO baton._tasks (queue, priority, max_attempts, payload, timeout, run_id, step, map_index,
                                   correlation_id)
         SELECT q.name, COALESCE((spec ->> 'priority')::integer, 0),
                COALESCE((spec ->> 'max_attempts')::integer, q.max_attempts),
-               CASE WHEN spec ? 'input'
-                    THEN baton._wf_render(spec -> 'input',
-                                          ctx || pg_catalog.jsonb_build_object('item', e.v, 'index', e.i - 1))
-                    ELSE e.v END,
+               CASE WHEN NOT spec ? 'input' THEN e.v
+                    WHEN holes = '[]' THEN partial
+                    ELSE baton._wf_render_item(partial, holes, e.v, (e.i - 1)::integer, ctx) END,
                (spec ->> 'timeout')::interval, r.id, d.step, (e.i - 1)::integer, r.correlation_id
           FROM pg_catalog.jsonb_array_elements(arr) WITH ORDINALITY AS e(v, i)
          ORDER BY e.i;
