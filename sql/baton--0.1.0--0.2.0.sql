@@ -34,6 +34,9 @@ CREATE TABLE baton._ev_filter_errors (
 CREATE INDEX _ev_filter_errors_subscription_idx ON baton._ev_filter_errors (subscription_id, at);
 CREATE INDEX _ev_filter_errors_at_idx ON baton._ev_filter_errors (at);
 SELECT pg_catalog.pg_extension_config_dump('baton._ev_filter_errors', '');
+-- the workflow-level "timeout" (issue 13 item 5, workflow side)
+ALTER TABLE baton._runs ADD COLUMN deadline timestamptz;
+CREATE INDEX _runs_deadline_idx ON baton._runs (deadline) WHERE state = 'running' AND deadline IS NOT NULL;
 
 
 -- ---- issue 13: through the worker ----
@@ -997,8 +1000,8 @@ BEGIN
                                                       COALESCE(pg_catalog.jsonb_typeof(definition), 'NULL')));
     END IF;
     FOR k IN SELECT x FROM pg_catalog.jsonb_object_keys(definition) AS x ORDER BY x LOOP
-        IF k NOT IN ('steps', 'output') THEN
-            PERFORM baton._wf_bad(NULL, pg_catalog.format('unknown key "%s" in definition (use "steps" and "output")', k));
+        IF k NOT IN ('steps', 'output', 'timeout') THEN
+            PERFORM baton._wf_bad(NULL, pg_catalog.format('unknown key "%s" in definition (use "steps", "output" and "timeout")', k));
         END IF;
     END LOOP;
     steps := definition -> 'steps';
@@ -1012,6 +1015,9 @@ BEGIN
     END IF;
     IF definition ? 'output' THEN
         PERFORM baton._wf_check_template(NULL, 'output', definition -> 'output');
+    END IF;
+    IF definition ? 'timeout' THEN
+        PERFORM baton._wf_check_interval(NULL, 'timeout', definition -> 'timeout');
     END IF;
 
     names := ARRAY(SELECT x FROM pg_catalog.jsonb_object_keys(steps) AS x ORDER BY x);
@@ -1553,6 +1559,53 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton._wf_start(workflow text, input jsonb, idempotency_key text, correlation_id uuid,
+                                cause_event_id bigint, subscription_id bigint,
+                                parent_run_id bigint, parent_step text)
+RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w      baton._workflows;
+    new_run bigint;
+BEGIN
+    SELECT * INTO w FROM baton._workflows AS x WHERE x.name = _wf_start.workflow ORDER BY x.version DESC LIMIT 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'baton.start: workflow "%" does not exist', _wf_start.workflow
+            USING ERRCODE = 'undefined_object', COLUMN = 'workflow',
+                  HINT = 'Define it with baton.define_workflow().';
+    END IF;
+    LOOP
+        INSERT INTO baton._runs (workflow, version, input, idempotency_key, correlation_id, parent_run_id,
+                                 parent_step, cause_event_id, subscription_id, steps_left, deadline)
+        VALUES (w.name, w.version, _wf_start.input, _wf_start.idempotency_key,
+                COALESCE(_wf_start.correlation_id, pg_catalog.gen_random_uuid()), _wf_start.parent_run_id,
+                _wf_start.parent_step, _wf_start.cause_event_id, _wf_start.subscription_id, w.step_count,
+                pg_catalog.now() + (w.definition ->> 'timeout')::interval)
+        ON CONFLICT ON CONSTRAINT _runs_workflow_idempotency_key_key DO NOTHING
+        RETURNING id INTO new_run;
+        EXIT WHEN new_run IS NOT NULL;
+        SELECT x.id INTO new_run FROM baton._runs AS x
+         WHERE x.workflow = w.name AND x.idempotency_key = _wf_start.idempotency_key;
+        IF new_run IS NOT NULL THEN
+            RETURN new_run;    -- same key: the same run
+        END IF;
+    END LOOP;
+    PERFORM 1 FROM baton._runs AS x WHERE x.id = new_run FOR UPDATE;
+    IF _wf_start.parent_run_id IS NOT NULL THEN
+        UPDATE baton._run_steps AS s SET child_run_id = new_run
+         WHERE s.run_id = _wf_start.parent_run_id AND s.step = _wf_start.parent_step;
+    END IF;
+    INSERT INTO baton._run_steps (run_id, step, kind, ord, deps_left)
+    SELECT new_run, d.step, d.kind, d.ord, pg_catalog.cardinality(d.after)
+      FROM baton._wf_steps AS d WHERE d.workflow = w.name AND d.version = w.version;
+    PERFORM baton._wf_advance(new_run,
+        ARRAY(SELECT d.step FROM baton._wf_steps AS d
+               WHERE d.workflow = w.name AND d.version = w.version AND pg_catalog.cardinality(d.after) = 0
+               ORDER BY d.ord));
+    RETURN new_run;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton.start(workflow text, input jsonb DEFAULT '{}', idempotency_key text DEFAULT NULL,
                             correlation_id uuid DEFAULT NULL, cause_event_id bigint DEFAULT NULL,
                             subscription_id bigint DEFAULT NULL)
@@ -1625,6 +1678,28 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton._wf_time_out_runs(max_rows integer) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    x record;
+    n integer := 0;
+BEGIN
+    FOR x IN SELECT r.id, w.definition ->> 'timeout' AS timeout FROM baton._runs AS r
+               JOIN baton._workflows AS w ON w.name = r.workflow AND w.version = r.version
+              WHERE r.state = 'running' AND r.deadline IS NOT NULL AND r.deadline <= pg_catalog.now()
+              ORDER BY r.deadline LIMIT max_rows
+    LOOP
+        CONTINUE WHEN NOT baton._wf_try_lock_run(x.id);
+        PERFORM 1 FROM baton._runs AS r WHERE r.id = x.id AND r.state = 'running';
+        CONTINUE WHEN NOT FOUND;
+        n := n + 1;
+        PERFORM baton._wf_end_run(x.id, 'failed',
+            pg_catalog.format('timed out: the workflow''s "timeout" of %s has passed', x.timeout), NULL);
+    END LOOP;
+    RETURN n;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton._wf_recheck_waits(max_rows integer) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1694,10 +1769,20 @@ BEGIN
         END IF;
     END LOOP;
     RETURN pg_catalog.jsonb_build_object('woken', woken, 'timed_out', timedout,
+                                         'runs_timed_out', baton._wf_time_out_runs(10000),
                                          'waits_rechecked', baton._wf_recheck_waits(10000),
                                          'runs_purged', baton._wf_purge(10000));
 END
 $$;
+
+CREATE OR REPLACE VIEW baton.runs AS
+SELECT r.id, r.workflow, r.version, r.state, r.input, r.output, r.error, r.created_at, r.finished_at,
+       r.correlation_id, r.parent_run_id, r.parent_step, r.cause_event_id, r.subscription_id,
+       r.idempotency_key, r.compensation, r.steps_left, r.deadline
+  FROM baton._runs AS r;
+
+COMMENT ON VIEW baton.runs IS
+'Workflow runs: state running, succeeded, failed or cancelled; compensation is NULL (nothing to undo), running or done; deadline: when the workflow''s "timeout" fails the run (NULL: none).';
 
 -- ---- privileges, as the install script sets them (idempotent) ----
 GRANT USAGE ON SCHEMA baton TO baton_admin, baton_producer, baton_worker;

@@ -48,6 +48,7 @@ CREATE TABLE baton._runs (
     compensation    text CHECK (compensation IN ('running', 'done')),
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     finished_at     timestamptz,
+    deadline        timestamptz,            -- the definition's "timeout" after the start
     FOREIGN KEY (workflow, version) REFERENCES baton._workflows (name, version),
     UNIQUE (workflow, idempotency_key)
 );
@@ -56,6 +57,8 @@ CREATE INDEX _runs_parent_idx ON baton._runs (parent_run_id) WHERE parent_run_id
 CREATE INDEX _runs_running_idx ON baton._runs (workflow) WHERE state = 'running';
 -- Retention: ended runs by age.
 CREATE INDEX _runs_finished_idx ON baton._runs (finished_at) WHERE state <> 'running';
+-- The tick fails running runs whose deadline has passed.
+CREATE INDEX _runs_deadline_idx ON baton._runs (deadline) WHERE state = 'running' AND deadline IS NOT NULL;
 
 -- Settings of the workflow engine: at most one row, written by set_run_retention.
 -- No row means the defaults; the script inserts none, so that pg_dump/restore
@@ -679,10 +682,11 @@ BEGIN
     END IF;
     LOOP
         INSERT INTO baton._runs (workflow, version, input, idempotency_key, correlation_id, parent_run_id,
-                                 parent_step, cause_event_id, subscription_id, steps_left)
+                                 parent_step, cause_event_id, subscription_id, steps_left, deadline)
         VALUES (w.name, w.version, _wf_start.input, _wf_start.idempotency_key,
                 COALESCE(_wf_start.correlation_id, pg_catalog.gen_random_uuid()), _wf_start.parent_run_id,
-                _wf_start.parent_step, _wf_start.cause_event_id, _wf_start.subscription_id, w.step_count)
+                _wf_start.parent_step, _wf_start.cause_event_id, _wf_start.subscription_id, w.step_count,
+                pg_catalog.now() + (w.definition ->> 'timeout')::interval)
         ON CONFLICT ON CONSTRAINT _runs_workflow_idempotency_key_key DO NOTHING
         RETURNING id INTO new_run;
         EXIT WHEN new_run IS NOT NULL;
@@ -904,6 +908,32 @@ BEGIN
 END
 $$;
 
+-- Fails running runs whose workflow "timeout" has passed: their running steps
+-- and tasks are cancelled (the workers are told), their child runs cancelled,
+-- and the saga compensates, as for any failed run.  Never waits: a run that
+-- is busy now is failed at the next tick.  Returns how many.
+CREATE FUNCTION baton._wf_time_out_runs(max_rows integer) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    x record;
+    n integer := 0;
+BEGIN
+    FOR x IN SELECT r.id, w.definition ->> 'timeout' AS timeout FROM baton._runs AS r
+               JOIN baton._workflows AS w ON w.name = r.workflow AND w.version = r.version
+              WHERE r.state = 'running' AND r.deadline IS NOT NULL AND r.deadline <= pg_catalog.now()
+              ORDER BY r.deadline LIMIT max_rows
+    LOOP
+        CONTINUE WHEN NOT baton._wf_try_lock_run(x.id);
+        PERFORM 1 FROM baton._runs AS r WHERE r.id = x.id AND r.state = 'running';
+        CONTINUE WHEN NOT FOUND;
+        n := n + 1;
+        PERFORM baton._wf_end_run(x.id, 'failed',
+            pg_catalog.format('timed out: the workflow''s "timeout" of %s has passed', x.timeout), NULL);
+    END LOOP;
+    RETURN n;
+END
+$$;
+
 -- Looks again for the event of wait_event steps that began waiting while a
 -- publisher of their topic was in flight (or that a publisher could not
 -- complete because their run was busy); returns how many it completed.
@@ -942,8 +972,9 @@ END
 $$;
 
 -- Time-driven work: wakes sleep steps whose time has come and times out
--- wait_event steps, re-checks waits (see _wf_recheck_waits), applies run
--- retention; returns {"woken": n, "timed_out": m, "waits_rechecked": c, "runs_purged": k}.
+-- wait_event steps, fails runs past their timeout, re-checks waits (see
+-- _wf_recheck_waits), applies run retention; returns {"woken": n,
+-- "timed_out": m, "runs_timed_out": t, "waits_rechecked": c, "runs_purged": k}.
 CREATE FUNCTION baton._wf_tick() RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -980,6 +1011,7 @@ BEGIN
         END IF;
     END LOOP;
     RETURN pg_catalog.jsonb_build_object('woken', woken, 'timed_out', timedout,
+                                         'runs_timed_out', baton._wf_time_out_runs(10000),
                                          'waits_rechecked', baton._wf_recheck_waits(10000),
                                          'runs_purged', baton._wf_purge(10000));
 END
