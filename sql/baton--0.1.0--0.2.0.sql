@@ -1214,22 +1214,40 @@ COMMENT ON FUNCTION baton.define_workflow(text, jsonb) IS
 CREATE OR REPLACE FUNCTION baton._wf_lock_runs(runs bigint[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    r record;
+    run    bigint;
+    chain  bigint[];
+    p      bigint;
+    roots  bigint[] := '{}';
+    depths integer[] := '{}';
+    ids    bigint[] := '{}';
+    x      record;
 BEGIN
-    FOR r IN
-        WITH RECURSIVE up(leaf, id, parent, lvl) AS (
-            SELECT x.id, x.id, x.parent_run_id, 0 FROM baton._runs AS x WHERE x.id = ANY (runs)
-            UNION ALL
-            SELECT up.leaf, p.id, p.parent_run_id, up.lvl + 1
-              FROM up JOIN baton._runs AS p ON p.id = up.parent),
-        chain AS (
-            SELECT up.id,
-                   pg_catalog.first_value(up.id) OVER (PARTITION BY up.leaf ORDER BY up.lvl DESC) AS root,
-                   pg_catalog.max(up.lvl) OVER (PARTITION BY up.leaf) - up.lvl AS depth
-              FROM up)
-        SELECT DISTINCT c.id, c.root, c.depth FROM chain AS c ORDER BY c.root, c.depth, c.id
+    FOREACH run IN ARRAY COALESCE(runs, '{}') LOOP
+        -- Up the parents (unlocked reads: a run's parent never changes).
+        chain := ARRAY[run];
+        LOOP
+            SELECT r.parent_run_id INTO p FROM baton._runs AS r WHERE r.id = chain[1];
+            EXIT WHEN p IS NULL OR NOT EXISTS (SELECT 1 FROM baton._runs AS r WHERE r.id = p);
+            chain := p || chain;
+        END LOOP;
+        IF pg_catalog.cardinality(runs) = 1 THEN
+            FOREACH run IN ARRAY chain LOOP
+                PERFORM 1 FROM baton._runs AS r WHERE r.id = run FOR UPDATE;
+            END LOOP;
+            RETURN;
+        END IF;
+        FOR i IN 1 .. pg_catalog.cardinality(chain) LOOP
+            roots := roots || chain[1];
+            depths := depths || i;
+            ids := ids || chain[i];
+        END LOOP;
+    END LOOP;
+    FOR x IN SELECT DISTINCT u.root, u.depth, u.id
+               FROM ROWS FROM (pg_catalog.unnest(roots), pg_catalog.unnest(depths), pg_catalog.unnest(ids))
+                    AS u(root, depth, id)
+              ORDER BY u.root, u.depth, u.id
     LOOP
-        PERFORM 1 FROM baton._runs AS x WHERE x.id = r.id FOR UPDATE;
+        PERFORM 1 FROM baton._runs AS r WHERE r.id = x.id FOR UPDATE;
     END LOOP;
 END
 $$;
@@ -1409,23 +1427,160 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
      ORDER BY e.id LIMIT 1
 $$;
 
+CREATE OR REPLACE FUNCTION baton._wf_activate_task(r baton._runs, d baton._wf_steps, q baton._queues, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tid bigint;
+BEGIN
+    INSERT INTO baton._tasks (queue, priority, max_attempts, payload, timeout, run_id, step, correlation_id)
+    VALUES (q.name, COALESCE((d.spec ->> 'priority')::integer, 0),
+            COALESCE((d.spec ->> 'max_attempts')::integer, q.max_attempts),
+            CASE WHEN d.spec ? 'input' THEN baton._wf_render(d.spec -> 'input', ctx) ELSE r.input END,
+            (d.spec ->> 'timeout')::interval, r.id, d.step, r.correlation_id)
+    RETURNING id INTO tid;
+    UPDATE baton._run_steps AS s SET task_id = tid WHERE s.run_id = r.id AND s.step = d.step;
+    PERFORM baton._wake(q.name);
+    RETURN '{}';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_activate_map(r baton._runs, d baton._wf_steps, q baton._queues, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    spec    jsonb := d.spec;
+    arr     jsonb;
+    n       integer;
+    partial jsonb;
+    holes   jsonb;
+BEGIN
+    arr := pg_catalog.jsonb_path_query_first(ctx, (spec ->> 'map')::jsonpath, '{}', true);
+    IF pg_catalog.jsonb_typeof(arr) IS DISTINCT FROM 'array' THEN
+        PERFORM baton._wf_step_failed(r.id, d.step,
+            pg_catalog.format('map: %s is not an array (got %s)', spec ->> 'map',
+                              COALESCE(pg_catalog.jsonb_typeof(arr), 'nothing')));
+        RETURN '{}';
+    END IF;
+    n := pg_catalog.jsonb_array_length(arr);
+    IF n = 0 THEN
+        UPDATE baton._run_steps AS s SET map_total = 0, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
+        RETURN baton._wf_step_done(r.id, d.step, '[]', 'succeeded');
+    END IF;
+    UPDATE baton._run_steps AS s SET map_total = n, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
+    INSERT INTO baton._run_map_counts (run_id, step, bucket, pending)
+    SELECT r.id, d.step, b, LEAST(100, n - b * 100) FROM pg_catalog.generate_series(0, (n - 1) / 100) AS b;
+    -- The input template is rendered once for the step; per element only
+    -- its $.item / $.index places are filled in (O(elements), however
+    -- large the run's input: no copy of the context per element).
+    IF spec ? 'input' THEN
+        partial := baton._wf_render(spec -> 'input', ctx || '{"item": null, "index": null}'::jsonb);
+        holes := COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                                      'loc', pg_catalog.to_jsonb(h.loc), 'expr', h.expr, 'small', h.small))
+                             FROM baton._wf_item_holes(spec -> 'input') AS h), '[]');
+    END IF;
+    -- One set-based insert for the whole fan-out.
+    INSERT INTO baton._tasks (queue, priority, max_attempts, payload, timeout, run_id, step, map_index,
+                              correlation_id)
+    SELECT q.name, COALESCE((spec ->> 'priority')::integer, 0),
+           COALESCE((spec ->> 'max_attempts')::integer, q.max_attempts),
+           CASE WHEN NOT spec ? 'input' THEN e.v
+                WHEN holes = '[]' THEN partial
+                ELSE baton._wf_render_item(partial, holes, e.v, (e.i - 1)::integer, ctx) END,
+           (spec ->> 'timeout')::interval, r.id, d.step, (e.i - 1)::integer, r.correlation_id
+      FROM pg_catalog.jsonb_array_elements(arr) WITH ORDINALITY AS e(v, i)
+     ORDER BY e.i;
+    PERFORM baton._wake(q.name);
+    RETURN '{}';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_activate_publish(r baton._runs, d baton._wf_steps, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    eid bigint;
+BEGIN
+    eid := baton._publish(d.spec ->> 'topic',
+                          CASE WHEN d.spec ? 'payload' THEN baton._wf_render(d.spec -> 'payload', ctx) ELSE r.input END,
+                          CASE WHEN d.spec ? 'key' THEN baton._wf_key(d.spec -> 'key', ctx) END,
+                          r.correlation_id, NULL, r.id, d.step);
+    RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('event_id', eid), 'succeeded');
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_activate_wait_event(r baton._runs, d baton._wf_steps, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    wkey  text := CASE WHEN d.spec ? 'key' THEN baton._wf_key(d.spec -> 'key', ctx) END;
+    alone boolean;
+    ev    baton._events;
+BEGIN
+    -- Exclusive when no publisher of the topic is in flight: publishers
+    -- then wait for this transaction and see the step waiting.  Else one
+    -- may commit an event this query cannot see yet: the tick looks again.
+    alone := pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('baton.wait_event'),
+                                                  baton._wf_wait_lock_key(d.spec ->> 'topic'));
+    ev := baton._wf_wait_match(r, d.spec ->> 'topic', wkey);
+    IF ev.id IS NOT NULL THEN
+        RETURN baton._wf_step_done(r.id, d.step, ev.payload, 'succeeded');
+    END IF;
+    UPDATE baton._run_steps AS s
+       SET wait_topic = d.spec ->> 'topic', wait_key = wkey,
+           wake_at = pg_catalog.now() + (d.spec ->> 'timeout')::interval, wait_recheck = NOT alone
+     WHERE s.run_id = r.id AND s.step = d.step;
+    RETURN '{}';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_activate_sleep(r baton._runs, d baton._wf_steps, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    until timestamptz;
+BEGIN
+    IF d.spec ? 'duration' THEN
+        until := pg_catalog.now() + (d.spec ->> 'duration')::interval;
+    ELSE
+        BEGIN
+            until := (baton._wf_render(d.spec -> 'until', ctx) #>> '{}')::timestamptz;
+        EXCEPTION WHEN OTHERS THEN
+            until := NULL;
+        END;
+        IF until IS NULL THEN
+            PERFORM baton._wf_step_failed(r.id, d.step,
+                pg_catalog.format('until: %s is not a timestamp (got %s)', d.spec ->> 'until',
+                                  baton._wf_render(d.spec -> 'until', ctx)));
+            RETURN '{}';
+        END IF;
+    END IF;
+    IF until <= pg_catalog.now() THEN
+        RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('until', until), 'succeeded');
+    END IF;
+    UPDATE baton._run_steps AS s SET wake_at = until WHERE s.run_id = r.id AND s.step = d.step;
+    RETURN '{}';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_activate_workflow(r baton._runs, d baton._wf_steps, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT baton._wf_exists(d.spec ->> 'workflow') THEN
+        PERFORM baton._wf_step_failed(r.id, d.step,
+            pg_catalog.format('workflow "%s" does not exist', d.spec ->> 'workflow'));
+        RETURN '{}';
+    END IF;
+    -- The child may end at once (all its steps instant); it then reports back here.
+    PERFORM baton._wf_start(d.spec ->> 'workflow',
+                            CASE WHEN d.spec ? 'input' THEN baton._wf_render(d.spec -> 'input', ctx) ELSE r.input END,
+                            NULL, r.correlation_id, NULL, NULL, r.id, d.step);
+    RETURN '{}';
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton._wf_activate(run_id bigint, step text) RETURNS text[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    r     baton._runs;
-    d     baton._wf_steps;
-    spec  jsonb;
-    ctx   jsonb;
-    q     baton._queues;
-    arr   jsonb;
-    n     integer;
-    tid   bigint;
-    until timestamptz;
-    wkey  text;
-    ev    baton._events;
-    alone boolean;
-    partial jsonb;
-    holes   jsonb;
+    r   baton._runs;
+    d   baton._wf_steps;
+    ctx jsonb;
+    q   baton._queues;
 BEGIN
     SELECT * INTO r FROM baton._runs AS x WHERE x.id = _wf_activate.run_id;
     IF r.state <> 'running'
@@ -1435,12 +1590,11 @@ BEGIN
     END IF;
     SELECT * INTO d FROM baton._wf_steps AS x
      WHERE x.workflow = r.workflow AND x.version = r.version AND x.step = _wf_activate.step;
-    spec := d.spec;
-    IF spec ?| ARRAY['when', 'input', 'map', 'payload', 'key', 'until'] THEN
+    IF d.spec ?| ARRAY['when', 'input', 'map', 'payload', 'key', 'until'] THEN
         ctx := baton._wf_ctx(r);
     END IF;
-    IF spec ? 'when'
-       AND NOT COALESCE(pg_catalog.jsonb_path_match(ctx, (spec ->> 'when')::jsonpath, '{}', true), false) THEN
+    IF d.spec ? 'when'
+       AND NOT COALESCE(pg_catalog.jsonb_path_match(ctx, (d.spec ->> 'when')::jsonpath, '{}', true), false) THEN
         RETURN baton._wf_step_done(r.id, d.step, NULL, 'skipped');
     END IF;
 
@@ -1451,111 +1605,24 @@ BEGIN
 
     CASE d.kind
     WHEN 'task' THEN
-        SELECT * INTO q FROM baton._queues AS x WHERE x.name = spec ->> 'queue';
+        SELECT * INTO q FROM baton._queues AS x WHERE x.name = d.spec ->> 'queue';
         IF NOT FOUND THEN
-            PERFORM baton._wf_step_failed(r.id, d.step, pg_catalog.format('queue "%s" does not exist', spec ->> 'queue'));
+            PERFORM baton._wf_step_failed(r.id, d.step, pg_catalog.format('queue "%s" does not exist', d.spec ->> 'queue'));
             RETURN '{}';
         END IF;
-        IF NOT spec ? 'map' THEN
-            INSERT INTO baton._tasks (queue, priority, max_attempts, payload, timeout, run_id, step, correlation_id)
-            VALUES (q.name, COALESCE((spec ->> 'priority')::integer, 0),
-                    COALESCE((spec ->> 'max_attempts')::integer, q.max_attempts),
-                    CASE WHEN spec ? 'input' THEN baton._wf_render(spec -> 'input', ctx) ELSE r.input END,
-                    (spec ->> 'timeout')::interval, r.id, d.step, r.correlation_id)
-            RETURNING id INTO tid;
-            UPDATE baton._run_steps AS s SET task_id = tid WHERE s.run_id = r.id AND s.step = d.step;
-            PERFORM baton._wake(q.name);
-            RETURN '{}';
+        IF d.spec ? 'map' THEN
+            RETURN baton._wf_activate_map(r, d, q, ctx);
         END IF;
-        arr := pg_catalog.jsonb_path_query_first(ctx, (spec ->> 'map')::jsonpath, '{}', true);
-        IF pg_catalog.jsonb_typeof(arr) IS DISTINCT FROM 'array' THEN
-            PERFORM baton._wf_step_failed(r.id, d.step,
-                pg_catalog.format('map: %s is not an array (got %s)', spec ->> 'map',
-                                  COALESCE(pg_catalog.jsonb_typeof(arr), 'nothing')));
-            RETURN '{}';
-        END IF;
-        n := pg_catalog.jsonb_array_length(arr);
-        IF n = 0 THEN
-            UPDATE baton._run_steps AS s SET map_total = 0, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
-            RETURN baton._wf_step_done(r.id, d.step, '[]', 'succeeded');
-        END IF;
-        UPDATE baton._run_steps AS s SET map_total = n, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
-        INSERT INTO baton._run_map_counts (run_id, step, bucket, pending)
-        SELECT r.id, d.step, b, LEAST(100, n - b * 100) FROM pg_catalog.generate_series(0, (n - 1) / 100) AS b;
-        -- The input template is rendered once for the step; per element only
-        -- its $.item / $.index places are filled in (O(elements), however
-        -- large the run's input: no copy of the context per element).
-        IF spec ? 'input' THEN
-            partial := baton._wf_render(spec -> 'input', ctx || '{"item": null, "index": null}'::jsonb);
-            holes := COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                                          'loc', pg_catalog.to_jsonb(h.loc), 'expr', h.expr, 'small', h.small))
-                                 FROM baton._wf_item_holes(spec -> 'input') AS h), '[]');
-        END IF;
-        -- One set-based insert for the whole fan-out.
-        INSERT INTO baton._tasks (queue, priority, max_attempts, payload, timeout, run_id, step, map_index,
-                                  correlation_id)
-        SELECT q.name, COALESCE((spec ->> 'priority')::integer, 0),
-               COALESCE((spec ->> 'max_attempts')::integer, q.max_attempts),
-               CASE WHEN NOT spec ? 'input' THEN e.v
-                    WHEN holes = '[]' THEN partial
-                    ELSE baton._wf_render_item(partial, holes, e.v, (e.i - 1)::integer, ctx) END,
-               (spec ->> 'timeout')::interval, r.id, d.step, (e.i - 1)::integer, r.correlation_id
-          FROM pg_catalog.jsonb_array_elements(arr) WITH ORDINALITY AS e(v, i)
-         ORDER BY e.i;
-        PERFORM baton._wake(q.name);
+        RETURN baton._wf_activate_task(r, d, q, ctx);
     WHEN 'publish' THEN
-        tid := baton._publish(spec ->> 'topic',
-                              CASE WHEN spec ? 'payload' THEN baton._wf_render(spec -> 'payload', ctx) ELSE r.input END,
-                              CASE WHEN spec ? 'key' THEN baton._wf_key(spec -> 'key', ctx) END,
-                              r.correlation_id, NULL, r.id, d.step);
-        RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('event_id', tid), 'succeeded');
+        RETURN baton._wf_activate_publish(r, d, ctx);
     WHEN 'wait_event' THEN
-        wkey := CASE WHEN spec ? 'key' THEN baton._wf_key(spec -> 'key', ctx) END;
-        -- Exclusive when no publisher of the topic is in flight: publishers
-        -- then wait for this transaction and see the step waiting.  Else one
-        -- may commit an event this query cannot see yet: the tick looks again.
-        alone := pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('baton.wait_event'),
-                                                      baton._wf_wait_lock_key(spec ->> 'topic'));
-        ev := baton._wf_wait_match(r, spec ->> 'topic', wkey);
-        IF ev.id IS NOT NULL THEN
-            RETURN baton._wf_step_done(r.id, d.step, ev.payload, 'succeeded');
-        END IF;
-        UPDATE baton._run_steps AS s
-           SET wait_topic = spec ->> 'topic', wait_key = wkey,
-               wake_at = pg_catalog.now() + (spec ->> 'timeout')::interval, wait_recheck = NOT alone
-         WHERE s.run_id = r.id AND s.step = d.step;
+        RETURN baton._wf_activate_wait_event(r, d, ctx);
     WHEN 'sleep' THEN
-        IF spec ? 'duration' THEN
-            until := pg_catalog.now() + (spec ->> 'duration')::interval;
-        ELSE
-            BEGIN
-                until := (baton._wf_render(spec -> 'until', ctx) #>> '{}')::timestamptz;
-            EXCEPTION WHEN OTHERS THEN
-                until := NULL;
-            END;
-            IF until IS NULL THEN
-                PERFORM baton._wf_step_failed(r.id, d.step,
-                    pg_catalog.format('until: %s is not a timestamp (got %s)', spec ->> 'until',
-                                      baton._wf_render(spec -> 'until', ctx)));
-                RETURN '{}';
-            END IF;
-        END IF;
-        IF until <= pg_catalog.now() THEN
-            RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('until', until), 'succeeded');
-        END IF;
-        UPDATE baton._run_steps AS s SET wake_at = until WHERE s.run_id = r.id AND s.step = d.step;
+        RETURN baton._wf_activate_sleep(r, d, ctx);
     WHEN 'workflow' THEN
-        IF NOT baton._wf_exists(spec ->> 'workflow') THEN
-            PERFORM baton._wf_step_failed(r.id, d.step,
-                pg_catalog.format('workflow "%s" does not exist', spec ->> 'workflow'));
-            RETURN '{}';
-        END IF;
-        -- The child may end at once (all its steps instant); it then reports back here.
-        PERFORM baton._wf_start(spec ->> 'workflow',
-                                CASE WHEN spec ? 'input' THEN baton._wf_render(spec -> 'input', ctx) ELSE r.input END,
-                                NULL, r.correlation_id, NULL, NULL, r.id, d.step);
+        RETURN baton._wf_activate_workflow(r, d, ctx);
     END CASE;
-    RETURN '{}';
 END
 $$;
 
