@@ -34,6 +34,9 @@ CREATE TABLE baton._ev_filter_errors (
 CREATE INDEX _ev_filter_errors_subscription_idx ON baton._ev_filter_errors (subscription_id, at);
 CREATE INDEX _ev_filter_errors_at_idx ON baton._ev_filter_errors (at);
 SELECT pg_catalog.pg_extension_config_dump('baton._ev_filter_errors', '');
+-- the workflow-level "timeout" (issue 13 item 5, workflow side)
+ALTER TABLE baton._runs ADD COLUMN deadline timestamptz;
+CREATE INDEX _runs_deadline_idx ON baton._runs (deadline) WHERE state = 'running' AND deadline IS NOT NULL;
 
 
 -- ---- issue 13: through the worker ----
@@ -1325,8 +1328,8 @@ BEGIN
                                                       COALESCE(pg_catalog.jsonb_typeof(definition), 'NULL')));
     END IF;
     FOR k IN SELECT x FROM pg_catalog.jsonb_object_keys(definition) AS x ORDER BY x LOOP
-        IF k NOT IN ('steps', 'output') THEN
-            PERFORM baton._wf_bad(NULL, pg_catalog.format('unknown key "%s" in definition (use "steps" and "output")', k));
+        IF k NOT IN ('steps', 'output', 'timeout') THEN
+            PERFORM baton._wf_bad(NULL, pg_catalog.format('unknown key "%s" in definition (use "steps", "output" and "timeout")', k));
         END IF;
     END LOOP;
     steps := definition -> 'steps';
@@ -1340,6 +1343,9 @@ BEGIN
     END IF;
     IF definition ? 'output' THEN
         PERFORM baton._wf_check_template(NULL, 'output', definition -> 'output');
+    END IF;
+    IF definition ? 'timeout' THEN
+        PERFORM baton._wf_check_interval(NULL, 'timeout', definition -> 'timeout');
     END IF;
 
     names := ARRAY(SELECT x FROM pg_catalog.jsonb_object_keys(steps) AS x ORDER BY x);
@@ -1536,22 +1542,40 @@ COMMENT ON FUNCTION baton.define_workflow(text, jsonb) IS
 CREATE OR REPLACE FUNCTION baton._wf_lock_runs(runs bigint[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    r record;
+    run    bigint;
+    chain  bigint[];
+    p      bigint;
+    roots  bigint[] := '{}';
+    depths integer[] := '{}';
+    ids    bigint[] := '{}';
+    x      record;
 BEGIN
-    FOR r IN
-        WITH RECURSIVE up(leaf, id, parent, lvl) AS (
-            SELECT x.id, x.id, x.parent_run_id, 0 FROM baton._runs AS x WHERE x.id = ANY (runs)
-            UNION ALL
-            SELECT up.leaf, p.id, p.parent_run_id, up.lvl + 1
-              FROM up JOIN baton._runs AS p ON p.id = up.parent),
-        chain AS (
-            SELECT up.id,
-                   pg_catalog.first_value(up.id) OVER (PARTITION BY up.leaf ORDER BY up.lvl DESC) AS root,
-                   pg_catalog.max(up.lvl) OVER (PARTITION BY up.leaf) - up.lvl AS depth
-              FROM up)
-        SELECT DISTINCT c.id, c.root, c.depth FROM chain AS c ORDER BY c.root, c.depth, c.id
+    FOREACH run IN ARRAY COALESCE(runs, '{}') LOOP
+        -- Up the parents (unlocked reads: a run's parent never changes).
+        chain := ARRAY[run];
+        LOOP
+            SELECT r.parent_run_id INTO p FROM baton._runs AS r WHERE r.id = chain[1];
+            EXIT WHEN p IS NULL OR NOT EXISTS (SELECT 1 FROM baton._runs AS r WHERE r.id = p);
+            chain := p || chain;
+        END LOOP;
+        IF pg_catalog.cardinality(runs) = 1 THEN
+            FOREACH run IN ARRAY chain LOOP
+                PERFORM 1 FROM baton._runs AS r WHERE r.id = run FOR UPDATE;
+            END LOOP;
+            RETURN;
+        END IF;
+        FOR i IN 1 .. pg_catalog.cardinality(chain) LOOP
+            roots := roots || chain[1];
+            depths := depths || i;
+            ids := ids || chain[i];
+        END LOOP;
+    END LOOP;
+    FOR x IN SELECT DISTINCT u.root, u.depth, u.id
+               FROM ROWS FROM (pg_catalog.unnest(roots), pg_catalog.unnest(depths), pg_catalog.unnest(ids))
+                    AS u(root, depth, id)
+              ORDER BY u.root, u.depth, u.id
     LOOP
-        PERFORM 1 FROM baton._runs AS x WHERE x.id = r.id FOR UPDATE;
+        PERFORM 1 FROM baton._runs AS r WHERE r.id = x.id FOR UPDATE;
     END LOOP;
 END
 $$;
@@ -1591,6 +1615,50 @@ $$;
 
 COMMENT ON FUNCTION baton._wf_wait_lock_key(text) IS
 'Second key of the wait_event advisory lock of a topic (the first is hashtext(''baton.wait_event'')).';
+
+CREATE OR REPLACE FUNCTION baton._wf_item_holes(tmpl jsonb, at text[] DEFAULT '{}')
+RETURNS TABLE (loc text[], expr text, small boolean)
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t text := pg_catalog.jsonb_typeof(tmpl);
+    s text;
+BEGIN
+    IF t = 'string' THEN
+        s := tmpl #>> '{}';
+        IF pg_catalog.left(s, 2) = '$.' AND s ~ '\$\.(item|index)\M' THEN
+            RETURN QUERY SELECT at, s, s !~ '\$\.(input|steps)\M';
+        END IF;
+    ELSIF t = 'object' THEN
+        RETURN QUERY SELECT h.* FROM pg_catalog.jsonb_each(tmpl) AS e(k, v),
+                                     baton._wf_item_holes(e.v, at || e.k) AS h;
+    ELSIF t = 'array' THEN
+        RETURN QUERY SELECT h.* FROM pg_catalog.jsonb_array_elements(tmpl) WITH ORDINALITY AS e(v, n),
+                                     baton._wf_item_holes(e.v, at || (e.n - 1)::text) AS h;
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_render_item(partial jsonb, holes jsonb, item jsonb, idx integer, ctx jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    h     jsonb;
+    doc   jsonb := pg_catalog.jsonb_build_object('item', item, 'index', idx);
+    v     jsonb;
+    loc   text[];
+    res   jsonb := partial;
+BEGIN
+    FOR h IN SELECT x FROM pg_catalog.jsonb_array_elements(holes) AS x LOOP
+        v := COALESCE(pg_catalog.jsonb_path_query_first(
+                          CASE WHEN (h ->> 'small')::boolean THEN doc ELSE ctx || doc END,
+                          (h ->> 'expr')::jsonpath, '{}', true),
+                      'null'::jsonb);
+        loc := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(h -> 'loc'));
+        res := CASE WHEN pg_catalog.cardinality(loc) = 0 THEN v ELSE pg_catalog.jsonb_set(res, loc, v) END;
+    END LOOP;
+    RETURN res;
+END
+$$;
 
 CREATE OR REPLACE FUNCTION baton._wf_compensate_next(run_id bigint) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -1687,21 +1755,160 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
      ORDER BY e.id LIMIT 1
 $$;
 
+CREATE OR REPLACE FUNCTION baton._wf_activate_task(r baton._runs, d baton._wf_steps, q baton._queues, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tid bigint;
+BEGIN
+    INSERT INTO baton._tasks (queue, priority, max_attempts, payload, timeout, run_id, step, correlation_id)
+    VALUES (q.name, COALESCE((d.spec ->> 'priority')::integer, 0),
+            COALESCE((d.spec ->> 'max_attempts')::integer, q.max_attempts),
+            CASE WHEN d.spec ? 'input' THEN baton._wf_render(d.spec -> 'input', ctx) ELSE r.input END,
+            (d.spec ->> 'timeout')::interval, r.id, d.step, r.correlation_id)
+    RETURNING id INTO tid;
+    UPDATE baton._run_steps AS s SET task_id = tid WHERE s.run_id = r.id AND s.step = d.step;
+    PERFORM baton._wake(q.name);
+    RETURN '{}';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_activate_map(r baton._runs, d baton._wf_steps, q baton._queues, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    spec    jsonb := d.spec;
+    arr     jsonb;
+    n       integer;
+    partial jsonb;
+    holes   jsonb;
+BEGIN
+    arr := pg_catalog.jsonb_path_query_first(ctx, (spec ->> 'map')::jsonpath, '{}', true);
+    IF pg_catalog.jsonb_typeof(arr) IS DISTINCT FROM 'array' THEN
+        PERFORM baton._wf_step_failed(r.id, d.step,
+            pg_catalog.format('map: %s is not an array (got %s)', spec ->> 'map',
+                              COALESCE(pg_catalog.jsonb_typeof(arr), 'nothing')));
+        RETURN '{}';
+    END IF;
+    n := pg_catalog.jsonb_array_length(arr);
+    IF n = 0 THEN
+        UPDATE baton._run_steps AS s SET map_total = 0, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
+        RETURN baton._wf_step_done(r.id, d.step, '[]', 'succeeded');
+    END IF;
+    UPDATE baton._run_steps AS s SET map_total = n, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
+    INSERT INTO baton._run_map_counts (run_id, step, bucket, pending)
+    SELECT r.id, d.step, b, LEAST(100, n - b * 100) FROM pg_catalog.generate_series(0, (n - 1) / 100) AS b;
+    -- The input template is rendered once for the step; per element only
+    -- its $.item / $.index places are filled in (O(elements), however
+    -- large the run's input: no copy of the context per element).
+    IF spec ? 'input' THEN
+        partial := baton._wf_render(spec -> 'input', ctx || '{"item": null, "index": null}'::jsonb);
+        holes := COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                                      'loc', pg_catalog.to_jsonb(h.loc), 'expr', h.expr, 'small', h.small))
+                             FROM baton._wf_item_holes(spec -> 'input') AS h), '[]');
+    END IF;
+    -- One set-based insert for the whole fan-out.
+    INSERT INTO baton._tasks (queue, priority, max_attempts, payload, timeout, run_id, step, map_index,
+                              correlation_id)
+    SELECT q.name, COALESCE((spec ->> 'priority')::integer, 0),
+           COALESCE((spec ->> 'max_attempts')::integer, q.max_attempts),
+           CASE WHEN NOT spec ? 'input' THEN e.v
+                WHEN holes = '[]' THEN partial
+                ELSE baton._wf_render_item(partial, holes, e.v, (e.i - 1)::integer, ctx) END,
+           (spec ->> 'timeout')::interval, r.id, d.step, (e.i - 1)::integer, r.correlation_id
+      FROM pg_catalog.jsonb_array_elements(arr) WITH ORDINALITY AS e(v, i)
+     ORDER BY e.i;
+    PERFORM baton._wake(q.name);
+    RETURN '{}';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_activate_publish(r baton._runs, d baton._wf_steps, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    eid bigint;
+BEGIN
+    eid := baton._publish(d.spec ->> 'topic',
+                          CASE WHEN d.spec ? 'payload' THEN baton._wf_render(d.spec -> 'payload', ctx) ELSE r.input END,
+                          CASE WHEN d.spec ? 'key' THEN baton._wf_key(d.spec -> 'key', ctx) END,
+                          r.correlation_id, NULL, r.id, d.step);
+    RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('event_id', eid), 'succeeded');
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_activate_wait_event(r baton._runs, d baton._wf_steps, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    wkey  text := CASE WHEN d.spec ? 'key' THEN baton._wf_key(d.spec -> 'key', ctx) END;
+    alone boolean;
+    ev    baton._events;
+BEGIN
+    -- Exclusive when no publisher of the topic is in flight: publishers
+    -- then wait for this transaction and see the step waiting.  Else one
+    -- may commit an event this query cannot see yet: the tick looks again.
+    alone := pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('baton.wait_event'),
+                                                  baton._wf_wait_lock_key(d.spec ->> 'topic'));
+    ev := baton._wf_wait_match(r, d.spec ->> 'topic', wkey);
+    IF ev.id IS NOT NULL THEN
+        RETURN baton._wf_step_done(r.id, d.step, ev.payload, 'succeeded');
+    END IF;
+    UPDATE baton._run_steps AS s
+       SET wait_topic = d.spec ->> 'topic', wait_key = wkey,
+           wake_at = pg_catalog.now() + (d.spec ->> 'timeout')::interval, wait_recheck = NOT alone
+     WHERE s.run_id = r.id AND s.step = d.step;
+    RETURN '{}';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_activate_sleep(r baton._runs, d baton._wf_steps, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    until timestamptz;
+BEGIN
+    IF d.spec ? 'duration' THEN
+        until := pg_catalog.now() + (d.spec ->> 'duration')::interval;
+    ELSE
+        BEGIN
+            until := (baton._wf_render(d.spec -> 'until', ctx) #>> '{}')::timestamptz;
+        EXCEPTION WHEN OTHERS THEN
+            until := NULL;
+        END;
+        IF until IS NULL THEN
+            PERFORM baton._wf_step_failed(r.id, d.step,
+                pg_catalog.format('until: %s is not a timestamp (got %s)', d.spec ->> 'until',
+                                  baton._wf_render(d.spec -> 'until', ctx)));
+            RETURN '{}';
+        END IF;
+    END IF;
+    IF until <= pg_catalog.now() THEN
+        RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('until', until), 'succeeded');
+    END IF;
+    UPDATE baton._run_steps AS s SET wake_at = until WHERE s.run_id = r.id AND s.step = d.step;
+    RETURN '{}';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_activate_workflow(r baton._runs, d baton._wf_steps, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT baton._wf_exists(d.spec ->> 'workflow') THEN
+        PERFORM baton._wf_step_failed(r.id, d.step,
+            pg_catalog.format('workflow "%s" does not exist', d.spec ->> 'workflow'));
+        RETURN '{}';
+    END IF;
+    -- The child may end at once (all its steps instant); it then reports back here.
+    PERFORM baton._wf_start(d.spec ->> 'workflow',
+                            CASE WHEN d.spec ? 'input' THEN baton._wf_render(d.spec -> 'input', ctx) ELSE r.input END,
+                            NULL, r.correlation_id, NULL, NULL, r.id, d.step);
+    RETURN '{}';
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton._wf_activate(run_id bigint, step text) RETURNS text[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    r     baton._runs;
-    d     baton._wf_steps;
-    spec  jsonb;
-    ctx   jsonb;
-    q     baton._queues;
-    arr   jsonb;
-    n     integer;
-    tid   bigint;
-    until timestamptz;
-    wkey  text;
-    ev    baton._events;
-    alone boolean;
+    r   baton._runs;
+    d   baton._wf_steps;
+    ctx jsonb;
+    q   baton._queues;
 BEGIN
     SELECT * INTO r FROM baton._runs AS x WHERE x.id = _wf_activate.run_id;
     IF r.state <> 'running'
@@ -1711,12 +1918,11 @@ BEGIN
     END IF;
     SELECT * INTO d FROM baton._wf_steps AS x
      WHERE x.workflow = r.workflow AND x.version = r.version AND x.step = _wf_activate.step;
-    spec := d.spec;
-    IF spec ?| ARRAY['when', 'input', 'map', 'payload', 'key', 'until'] THEN
+    IF d.spec ?| ARRAY['when', 'input', 'map', 'payload', 'key', 'until'] THEN
         ctx := baton._wf_ctx(r);
     END IF;
-    IF spec ? 'when'
-       AND NOT COALESCE(pg_catalog.jsonb_path_match(ctx, (spec ->> 'when')::jsonpath, '{}', true), false) THEN
+    IF d.spec ? 'when'
+       AND NOT COALESCE(pg_catalog.jsonb_path_match(ctx, (d.spec ->> 'when')::jsonpath, '{}', true), false) THEN
         RETURN baton._wf_step_done(r.id, d.step, NULL, 'skipped');
     END IF;
 
@@ -1727,103 +1933,71 @@ BEGIN
 
     CASE d.kind
     WHEN 'task' THEN
-        SELECT * INTO q FROM baton._queues AS x WHERE x.name = spec ->> 'queue';
+        SELECT * INTO q FROM baton._queues AS x WHERE x.name = d.spec ->> 'queue';
         IF NOT FOUND THEN
-            PERFORM baton._wf_step_failed(r.id, d.step, pg_catalog.format('queue "%s" does not exist', spec ->> 'queue'));
+            PERFORM baton._wf_step_failed(r.id, d.step, pg_catalog.format('queue "%s" does not exist', d.spec ->> 'queue'));
             RETURN '{}';
         END IF;
-        IF NOT spec ? 'map' THEN
-            INSERT INTO baton._tasks (queue, priority, max_attempts, payload, timeout, run_id, step, correlation_id)
-            VALUES (q.name, COALESCE((spec ->> 'priority')::integer, 0),
-                    COALESCE((spec ->> 'max_attempts')::integer, q.max_attempts),
-                    CASE WHEN spec ? 'input' THEN baton._wf_render(spec -> 'input', ctx) ELSE r.input END,
-                    (spec ->> 'timeout')::interval, r.id, d.step, r.correlation_id)
-            RETURNING id INTO tid;
-            UPDATE baton._run_steps AS s SET task_id = tid WHERE s.run_id = r.id AND s.step = d.step;
-            PERFORM baton._wake(q.name);
-            RETURN '{}';
+        IF d.spec ? 'map' THEN
+            RETURN baton._wf_activate_map(r, d, q, ctx);
         END IF;
-        arr := pg_catalog.jsonb_path_query_first(ctx, (spec ->> 'map')::jsonpath, '{}', true);
-        IF pg_catalog.jsonb_typeof(arr) IS DISTINCT FROM 'array' THEN
-            PERFORM baton._wf_step_failed(r.id, d.step,
-                pg_catalog.format('map: %s is not an array (got %s)', spec ->> 'map',
-                                  COALESCE(pg_catalog.jsonb_typeof(arr), 'nothing')));
-            RETURN '{}';
-        END IF;
-        n := pg_catalog.jsonb_array_length(arr);
-        IF n = 0 THEN
-            UPDATE baton._run_steps AS s SET map_total = 0, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
-            RETURN baton._wf_step_done(r.id, d.step, '[]', 'succeeded');
-        END IF;
-        UPDATE baton._run_steps AS s SET map_total = n, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
-        INSERT INTO baton._run_map_counts (run_id, step, bucket, pending)
-        SELECT r.id, d.step, b, LEAST(100, n - b * 100) FROM pg_catalog.generate_series(0, (n - 1) / 100) AS b;
-        -- One set-based insert for the whole fan-out.
-        INSERT INTO baton._tasks (queue, priority, max_attempts, payload, timeout, run_id, step, map_index,
-                                  correlation_id)
-        SELECT q.name, COALESCE((spec ->> 'priority')::integer, 0),
-               COALESCE((spec ->> 'max_attempts')::integer, q.max_attempts),
-               CASE WHEN spec ? 'input'
-                    THEN baton._wf_render(spec -> 'input',
-                                          ctx || pg_catalog.jsonb_build_object('item', e.v, 'index', e.i - 1))
-                    ELSE e.v END,
-               (spec ->> 'timeout')::interval, r.id, d.step, (e.i - 1)::integer, r.correlation_id
-          FROM pg_catalog.jsonb_array_elements(arr) WITH ORDINALITY AS e(v, i)
-         ORDER BY e.i;
-        PERFORM baton._wake(q.name);
+        RETURN baton._wf_activate_task(r, d, q, ctx);
     WHEN 'publish' THEN
-        tid := baton._publish(spec ->> 'topic',
-                              CASE WHEN spec ? 'payload' THEN baton._wf_render(spec -> 'payload', ctx) ELSE r.input END,
-                              CASE WHEN spec ? 'key' THEN baton._wf_key(spec -> 'key', ctx) END,
-                              r.correlation_id, NULL, r.id, d.step);
-        RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('event_id', tid), 'succeeded');
+        RETURN baton._wf_activate_publish(r, d, ctx);
     WHEN 'wait_event' THEN
-        wkey := CASE WHEN spec ? 'key' THEN baton._wf_key(spec -> 'key', ctx) END;
-        -- Exclusive when no publisher of the topic is in flight: publishers
-        -- then wait for this transaction and see the step waiting.  Else one
-        -- may commit an event this query cannot see yet: the tick looks again.
-        alone := pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('baton.wait_event'),
-                                                      baton._wf_wait_lock_key(spec ->> 'topic'));
-        ev := baton._wf_wait_match(r, spec ->> 'topic', wkey);
-        IF ev.id IS NOT NULL THEN
-            RETURN baton._wf_step_done(r.id, d.step, ev.payload, 'succeeded');
-        END IF;
-        UPDATE baton._run_steps AS s
-           SET wait_topic = spec ->> 'topic', wait_key = wkey,
-               wake_at = pg_catalog.now() + (spec ->> 'timeout')::interval, wait_recheck = NOT alone
-         WHERE s.run_id = r.id AND s.step = d.step;
+        RETURN baton._wf_activate_wait_event(r, d, ctx);
     WHEN 'sleep' THEN
-        IF spec ? 'duration' THEN
-            until := pg_catalog.now() + (spec ->> 'duration')::interval;
-        ELSE
-            BEGIN
-                until := (baton._wf_render(spec -> 'until', ctx) #>> '{}')::timestamptz;
-            EXCEPTION WHEN OTHERS THEN
-                until := NULL;
-            END;
-            IF until IS NULL THEN
-                PERFORM baton._wf_step_failed(r.id, d.step,
-                    pg_catalog.format('until: %s is not a timestamp (got %s)', spec ->> 'until',
-                                      baton._wf_render(spec -> 'until', ctx)));
-                RETURN '{}';
-            END IF;
-        END IF;
-        IF until <= pg_catalog.now() THEN
-            RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('until', until), 'succeeded');
-        END IF;
-        UPDATE baton._run_steps AS s SET wake_at = until WHERE s.run_id = r.id AND s.step = d.step;
+        RETURN baton._wf_activate_sleep(r, d, ctx);
     WHEN 'workflow' THEN
-        IF NOT baton._wf_exists(spec ->> 'workflow') THEN
-            PERFORM baton._wf_step_failed(r.id, d.step,
-                pg_catalog.format('workflow "%s" does not exist', spec ->> 'workflow'));
-            RETURN '{}';
-        END IF;
-        -- The child may end at once (all its steps instant); it then reports back here.
-        PERFORM baton._wf_start(spec ->> 'workflow',
-                                CASE WHEN spec ? 'input' THEN baton._wf_render(spec -> 'input', ctx) ELSE r.input END,
-                                NULL, r.correlation_id, NULL, NULL, r.id, d.step);
+        RETURN baton._wf_activate_workflow(r, d, ctx);
     END CASE;
-    RETURN '{}';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_start(workflow text, input jsonb, idempotency_key text, correlation_id uuid,
+                                cause_event_id bigint, subscription_id bigint,
+                                parent_run_id bigint, parent_step text)
+RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w      baton._workflows;
+    new_run bigint;
+BEGIN
+    SELECT * INTO w FROM baton._workflows AS x WHERE x.name = _wf_start.workflow ORDER BY x.version DESC LIMIT 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'baton.start: workflow "%" does not exist', _wf_start.workflow
+            USING ERRCODE = 'undefined_object', COLUMN = 'workflow',
+                  HINT = 'Define it with baton.define_workflow().';
+    END IF;
+    LOOP
+        INSERT INTO baton._runs (workflow, version, input, idempotency_key, correlation_id, parent_run_id,
+                                 parent_step, cause_event_id, subscription_id, steps_left, deadline)
+        VALUES (w.name, w.version, _wf_start.input, _wf_start.idempotency_key,
+                COALESCE(_wf_start.correlation_id, pg_catalog.gen_random_uuid()), _wf_start.parent_run_id,
+                _wf_start.parent_step, _wf_start.cause_event_id, _wf_start.subscription_id, w.step_count,
+                pg_catalog.now() + (w.definition ->> 'timeout')::interval)
+        ON CONFLICT ON CONSTRAINT _runs_workflow_idempotency_key_key DO NOTHING
+        RETURNING id INTO new_run;
+        EXIT WHEN new_run IS NOT NULL;
+        SELECT x.id INTO new_run FROM baton._runs AS x
+         WHERE x.workflow = w.name AND x.idempotency_key = _wf_start.idempotency_key;
+        IF new_run IS NOT NULL THEN
+            RETURN new_run;    -- same key: the same run
+        END IF;
+    END LOOP;
+    PERFORM 1 FROM baton._runs AS x WHERE x.id = new_run FOR UPDATE;
+    IF _wf_start.parent_run_id IS NOT NULL THEN
+        UPDATE baton._run_steps AS s SET child_run_id = new_run
+         WHERE s.run_id = _wf_start.parent_run_id AND s.step = _wf_start.parent_step;
+    END IF;
+    INSERT INTO baton._run_steps (run_id, step, kind, ord, deps_left)
+    SELECT new_run, d.step, d.kind, d.ord, pg_catalog.cardinality(d.after)
+      FROM baton._wf_steps AS d WHERE d.workflow = w.name AND d.version = w.version;
+    PERFORM baton._wf_advance(new_run,
+        ARRAY(SELECT d.step FROM baton._wf_steps AS d
+               WHERE d.workflow = w.name AND d.version = w.version AND pg_catalog.cardinality(d.after) = 0
+               ORDER BY d.ord));
+    RETURN new_run;
 END
 $$;
 
@@ -1899,6 +2073,28 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton._wf_time_out_runs(max_rows integer) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    x record;
+    n integer := 0;
+BEGIN
+    FOR x IN SELECT r.id, w.definition ->> 'timeout' AS timeout FROM baton._runs AS r
+               JOIN baton._workflows AS w ON w.name = r.workflow AND w.version = r.version
+              WHERE r.state = 'running' AND r.deadline IS NOT NULL AND r.deadline <= pg_catalog.now()
+              ORDER BY r.deadline LIMIT max_rows
+    LOOP
+        CONTINUE WHEN NOT baton._wf_try_lock_run(x.id);
+        PERFORM 1 FROM baton._runs AS r WHERE r.id = x.id AND r.state = 'running';
+        CONTINUE WHEN NOT FOUND;
+        n := n + 1;
+        PERFORM baton._wf_end_run(x.id, 'failed',
+            pg_catalog.format('timed out: the workflow''s "timeout" of %s has passed', x.timeout), NULL);
+    END LOOP;
+    RETURN n;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton._wf_recheck_waits(max_rows integer) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1968,10 +2164,20 @@ BEGIN
         END IF;
     END LOOP;
     RETURN pg_catalog.jsonb_build_object('woken', woken, 'timed_out', timedout,
+                                         'runs_timed_out', baton._wf_time_out_runs(10000),
                                          'waits_rechecked', baton._wf_recheck_waits(10000),
                                          'runs_purged', baton._wf_purge(10000));
 END
 $$;
+
+CREATE OR REPLACE VIEW baton.runs AS
+SELECT r.id, r.workflow, r.version, r.state, r.input, r.output, r.error, r.created_at, r.finished_at,
+       r.correlation_id, r.parent_run_id, r.parent_step, r.cause_event_id, r.subscription_id,
+       r.idempotency_key, r.compensation, r.steps_left, r.deadline
+  FROM baton._runs AS r;
+
+COMMENT ON VIEW baton.runs IS
+'Workflow runs: state running, succeeded, failed or cancelled; compensation is NULL (nothing to undo), running or done; deadline: when the workflow''s "timeout" fails the run (NULL: none).';
 
 CREATE OR REPLACE FUNCTION baton._wait_prepare(kind text, id bigint) RETURNS void
 AS 'MODULE_PATHNAME', 'baton_wait_prepare' LANGUAGE C VOLATILE STRICT;

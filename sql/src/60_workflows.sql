@@ -282,8 +282,8 @@ BEGIN
                                                       COALESCE(pg_catalog.jsonb_typeof(definition), 'NULL')));
     END IF;
     FOR k IN SELECT x FROM pg_catalog.jsonb_object_keys(definition) AS x ORDER BY x LOOP
-        IF k NOT IN ('steps', 'output') THEN
-            PERFORM baton._wf_bad(NULL, pg_catalog.format('unknown key "%s" in definition (use "steps" and "output")', k));
+        IF k NOT IN ('steps', 'output', 'timeout') THEN
+            PERFORM baton._wf_bad(NULL, pg_catalog.format('unknown key "%s" in definition (use "steps", "output" and "timeout")', k));
         END IF;
     END LOOP;
     steps := definition -> 'steps';
@@ -297,6 +297,9 @@ BEGIN
     END IF;
     IF definition ? 'output' THEN
         PERFORM baton._wf_check_template(NULL, 'output', definition -> 'output');
+    END IF;
+    IF definition ? 'timeout' THEN
+        PERFORM baton._wf_check_interval(NULL, 'timeout', definition -> 'timeout');
     END IF;
 
     names := ARRAY(SELECT x FROM pg_catalog.jsonb_object_keys(steps) AS x ORDER BY x);

@@ -48,6 +48,7 @@ CREATE TABLE baton._runs (
     compensation    text CHECK (compensation IN ('running', 'done')),
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     finished_at     timestamptz,
+    deadline        timestamptz,            -- the definition's "timeout" after the start
     FOREIGN KEY (workflow, version) REFERENCES baton._workflows (name, version),
     UNIQUE (workflow, idempotency_key)
 );
@@ -56,6 +57,8 @@ CREATE INDEX _runs_parent_idx ON baton._runs (parent_run_id) WHERE parent_run_id
 CREATE INDEX _runs_running_idx ON baton._runs (workflow) WHERE state = 'running';
 -- Retention: ended runs by age.
 CREATE INDEX _runs_finished_idx ON baton._runs (finished_at) WHERE state <> 'running';
+-- The tick fails running runs whose deadline has passed.
+CREATE INDEX _runs_deadline_idx ON baton._runs (deadline) WHERE state = 'running' AND deadline IS NOT NULL;
 
 -- Settings of the workflow engine: at most one row, written by set_run_retention.
 -- No row means the defaults; the script inserts none, so that pg_dump/restore
@@ -132,22 +135,40 @@ SELECT pg_catalog.pg_extension_config_dump('baton._run_map_outputs', '');
 CREATE FUNCTION baton._wf_lock_runs(runs bigint[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    r record;
+    run    bigint;
+    chain  bigint[];
+    p      bigint;
+    roots  bigint[] := '{}';
+    depths integer[] := '{}';
+    ids    bigint[] := '{}';
+    x      record;
 BEGIN
-    FOR r IN
-        WITH RECURSIVE up(leaf, id, parent, lvl) AS (
-            SELECT x.id, x.id, x.parent_run_id, 0 FROM baton._runs AS x WHERE x.id = ANY (runs)
-            UNION ALL
-            SELECT up.leaf, p.id, p.parent_run_id, up.lvl + 1
-              FROM up JOIN baton._runs AS p ON p.id = up.parent),
-        chain AS (
-            SELECT up.id,
-                   pg_catalog.first_value(up.id) OVER (PARTITION BY up.leaf ORDER BY up.lvl DESC) AS root,
-                   pg_catalog.max(up.lvl) OVER (PARTITION BY up.leaf) - up.lvl AS depth
-              FROM up)
-        SELECT DISTINCT c.id, c.root, c.depth FROM chain AS c ORDER BY c.root, c.depth, c.id
+    FOREACH run IN ARRAY COALESCE(runs, '{}') LOOP
+        -- Up the parents (unlocked reads: a run's parent never changes).
+        chain := ARRAY[run];
+        LOOP
+            SELECT r.parent_run_id INTO p FROM baton._runs AS r WHERE r.id = chain[1];
+            EXIT WHEN p IS NULL OR NOT EXISTS (SELECT 1 FROM baton._runs AS r WHERE r.id = p);
+            chain := p || chain;
+        END LOOP;
+        IF pg_catalog.cardinality(runs) = 1 THEN
+            FOREACH run IN ARRAY chain LOOP
+                PERFORM 1 FROM baton._runs AS r WHERE r.id = run FOR UPDATE;
+            END LOOP;
+            RETURN;
+        END IF;
+        FOR i IN 1 .. pg_catalog.cardinality(chain) LOOP
+            roots := roots || chain[1];
+            depths := depths || i;
+            ids := ids || chain[i];
+        END LOOP;
+    END LOOP;
+    FOR x IN SELECT DISTINCT u.root, u.depth, u.id
+               FROM ROWS FROM (pg_catalog.unnest(roots), pg_catalog.unnest(depths), pg_catalog.unnest(ids))
+                    AS u(root, depth, id)
+              ORDER BY u.root, u.depth, u.id
     LOOP
-        PERFORM 1 FROM baton._runs AS x WHERE x.id = r.id FOR UPDATE;
+        PERFORM 1 FROM baton._runs AS r WHERE r.id = x.id FOR UPDATE;
     END LOOP;
 END
 $$;
@@ -212,6 +233,59 @@ BEGIN
                            FROM pg_catalog.jsonb_array_elements(tmpl) WITH ORDINALITY AS e(v, n)), '[]'::jsonb);
     END IF;
     RETURN tmpl;
+END
+$$;
+
+-- The places of a map step's input template that depend on the element:
+-- strings "$...." that mention $.item or $.index, with their location (an
+-- array of keys / indexes, for jsonb_set) and whether they read only the
+-- element ("small": evaluated over {"item", "index"} alone).
+CREATE FUNCTION baton._wf_item_holes(tmpl jsonb, at text[] DEFAULT '{}')
+RETURNS TABLE (loc text[], expr text, small boolean)
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t text := pg_catalog.jsonb_typeof(tmpl);
+    s text;
+BEGIN
+    IF t = 'string' THEN
+        s := tmpl #>> '{}';
+        IF pg_catalog.left(s, 2) = '$.' AND s ~ '\$\.(item|index)\M' THEN
+            RETURN QUERY SELECT at, s, s !~ '\$\.(input|steps)\M';
+        END IF;
+    ELSIF t = 'object' THEN
+        RETURN QUERY SELECT h.* FROM pg_catalog.jsonb_each(tmpl) AS e(k, v),
+                                     baton._wf_item_holes(e.v, at || e.k) AS h;
+    ELSIF t = 'array' THEN
+        RETURN QUERY SELECT h.* FROM pg_catalog.jsonb_array_elements(tmpl) WITH ORDINALITY AS e(v, n),
+                                     baton._wf_item_holes(e.v, at || (e.n - 1)::text) AS h;
+    END IF;
+END
+$$;
+
+-- One map element's input: the template rendered once for the whole step
+-- (partial), with the element's holes filled in.  A hole that reads only the
+-- element is evaluated over {"item", "index"}, so the cost per element does
+-- not grow with the run's input; one that also reads $.input or $.steps
+-- (rare) over the whole context.
+CREATE FUNCTION baton._wf_render_item(partial jsonb, holes jsonb, item jsonb, idx integer, ctx jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    h     jsonb;
+    doc   jsonb := pg_catalog.jsonb_build_object('item', item, 'index', idx);
+    v     jsonb;
+    loc   text[];
+    res   jsonb := partial;
+BEGIN
+    FOR h IN SELECT x FROM pg_catalog.jsonb_array_elements(holes) AS x LOOP
+        v := COALESCE(pg_catalog.jsonb_path_query_first(
+                          CASE WHEN (h ->> 'small')::boolean THEN doc ELSE ctx || doc END,
+                          (h ->> 'expr')::jsonpath, '{}', true),
+                      'null'::jsonb);
+        loc := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(h -> 'loc'));
+        res := CASE WHEN pg_catalog.cardinality(loc) = 0 THEN v ELSE pg_catalog.jsonb_set(res, loc, v) END;
+    END LOOP;
+    RETURN res;
 END
 $$;
 
@@ -420,22 +494,174 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
      ORDER BY e.id LIMIT 1
 $$;
 
--- Starts a step whose dependencies are all done (caller holds the run lock).
+-- Each _wf_activate_<kind> starts one step of its kind, already marked
+-- running (or waiting), with the caller holding the run lock; ctx is the
+-- template document (NULL when the step has no template).  Each returns the
+-- steps made ready when the step ended at once.
+
+-- task: one task; its result will be the step output.
+CREATE FUNCTION baton._wf_activate_task(r baton._runs, d baton._wf_steps, q baton._queues, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tid bigint;
+BEGIN
+    INSERT INTO baton._tasks (queue, priority, max_attempts, payload, timeout, run_id, step, correlation_id)
+    VALUES (q.name, COALESCE((d.spec ->> 'priority')::integer, 0),
+            COALESCE((d.spec ->> 'max_attempts')::integer, q.max_attempts),
+            CASE WHEN d.spec ? 'input' THEN baton._wf_render(d.spec -> 'input', ctx) ELSE r.input END,
+            (d.spec ->> 'timeout')::interval, r.id, d.step, r.correlation_id)
+    RETURNING id INTO tid;
+    UPDATE baton._run_steps AS s SET task_id = tid WHERE s.run_id = r.id AND s.step = d.step;
+    PERFORM baton._wake(q.name);
+    RETURN '{}';
+END
+$$;
+
+-- task with map: one task per array element, in one insert; fan-in counters.
+CREATE FUNCTION baton._wf_activate_map(r baton._runs, d baton._wf_steps, q baton._queues, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    spec    jsonb := d.spec;
+    arr     jsonb;
+    n       integer;
+    partial jsonb;
+    holes   jsonb;
+BEGIN
+    arr := pg_catalog.jsonb_path_query_first(ctx, (spec ->> 'map')::jsonpath, '{}', true);
+    IF pg_catalog.jsonb_typeof(arr) IS DISTINCT FROM 'array' THEN
+        PERFORM baton._wf_step_failed(r.id, d.step,
+            pg_catalog.format('map: %s is not an array (got %s)', spec ->> 'map',
+                              COALESCE(pg_catalog.jsonb_typeof(arr), 'nothing')));
+        RETURN '{}';
+    END IF;
+    n := pg_catalog.jsonb_array_length(arr);
+    IF n = 0 THEN
+        UPDATE baton._run_steps AS s SET map_total = 0, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
+        RETURN baton._wf_step_done(r.id, d.step, '[]', 'succeeded');
+    END IF;
+    UPDATE baton._run_steps AS s SET map_total = n, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
+    INSERT INTO baton._run_map_counts (run_id, step, bucket, pending)
+    SELECT r.id, d.step, b, LEAST(100, n - b * 100) FROM pg_catalog.generate_series(0, (n - 1) / 100) AS b;
+    -- The input template is rendered once for the step; per element only
+    -- its $.item / $.index places are filled in (O(elements), however
+    -- large the run's input: no copy of the context per element).
+    IF spec ? 'input' THEN
+        partial := baton._wf_render(spec -> 'input', ctx || '{"item": null, "index": null}'::jsonb);
+        holes := COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                                      'loc', pg_catalog.to_jsonb(h.loc), 'expr', h.expr, 'small', h.small))
+                             FROM baton._wf_item_holes(spec -> 'input') AS h), '[]');
+    END IF;
+    -- One set-based insert for the whole fan-out.
+    INSERT INTO baton._tasks (queue, priority, max_attempts, payload, timeout, run_id, step, map_index,
+                              correlation_id)
+    SELECT q.name, COALESCE((spec ->> 'priority')::integer, 0),
+           COALESCE((spec ->> 'max_attempts')::integer, q.max_attempts),
+           CASE WHEN NOT spec ? 'input' THEN e.v
+                WHEN holes = '[]' THEN partial
+                ELSE baton._wf_render_item(partial, holes, e.v, (e.i - 1)::integer, ctx) END,
+           (spec ->> 'timeout')::interval, r.id, d.step, (e.i - 1)::integer, r.correlation_id
+      FROM pg_catalog.jsonb_array_elements(arr) WITH ORDINALITY AS e(v, i)
+     ORDER BY e.i;
+    PERFORM baton._wake(q.name);
+    RETURN '{}';
+END
+$$;
+
+-- publish: the event is published now and the step is done.
+CREATE FUNCTION baton._wf_activate_publish(r baton._runs, d baton._wf_steps, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    eid bigint;
+BEGIN
+    eid := baton._publish(d.spec ->> 'topic',
+                          CASE WHEN d.spec ? 'payload' THEN baton._wf_render(d.spec -> 'payload', ctx) ELSE r.input END,
+                          CASE WHEN d.spec ? 'key' THEN baton._wf_key(d.spec -> 'key', ctx) END,
+                          r.correlation_id, NULL, r.id, d.step);
+    RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('event_id', eid), 'succeeded');
+END
+$$;
+
+-- wait_event: done at once when a matching event exists, else waiting.
+CREATE FUNCTION baton._wf_activate_wait_event(r baton._runs, d baton._wf_steps, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    wkey  text := CASE WHEN d.spec ? 'key' THEN baton._wf_key(d.spec -> 'key', ctx) END;
+    alone boolean;
+    ev    baton._events;
+BEGIN
+    -- Exclusive when no publisher of the topic is in flight: publishers
+    -- then wait for this transaction and see the step waiting.  Else one
+    -- may commit an event this query cannot see yet: the tick looks again.
+    alone := pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('baton.wait_event'),
+                                                  baton._wf_wait_lock_key(d.spec ->> 'topic'));
+    ev := baton._wf_wait_match(r, d.spec ->> 'topic', wkey);
+    IF ev.id IS NOT NULL THEN
+        RETURN baton._wf_step_done(r.id, d.step, ev.payload, 'succeeded');
+    END IF;
+    UPDATE baton._run_steps AS s
+       SET wait_topic = d.spec ->> 'topic', wait_key = wkey,
+           wake_at = pg_catalog.now() + (d.spec ->> 'timeout')::interval, wait_recheck = NOT alone
+     WHERE s.run_id = r.id AND s.step = d.step;
+    RETURN '{}';
+END
+$$;
+
+-- sleep: waiting until its time (done at once when it has passed).
+CREATE FUNCTION baton._wf_activate_sleep(r baton._runs, d baton._wf_steps, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    until timestamptz;
+BEGIN
+    IF d.spec ? 'duration' THEN
+        until := pg_catalog.now() + (d.spec ->> 'duration')::interval;
+    ELSE
+        BEGIN
+            until := (baton._wf_render(d.spec -> 'until', ctx) #>> '{}')::timestamptz;
+        EXCEPTION WHEN OTHERS THEN
+            until := NULL;
+        END;
+        IF until IS NULL THEN
+            PERFORM baton._wf_step_failed(r.id, d.step,
+                pg_catalog.format('until: %s is not a timestamp (got %s)', d.spec ->> 'until',
+                                  baton._wf_render(d.spec -> 'until', ctx)));
+            RETURN '{}';
+        END IF;
+    END IF;
+    IF until <= pg_catalog.now() THEN
+        RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('until', until), 'succeeded');
+    END IF;
+    UPDATE baton._run_steps AS s SET wake_at = until WHERE s.run_id = r.id AND s.step = d.step;
+    RETURN '{}';
+END
+$$;
+
+-- workflow: starts the child run, which reports back when it ends.
+CREATE FUNCTION baton._wf_activate_workflow(r baton._runs, d baton._wf_steps, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT baton._wf_exists(d.spec ->> 'workflow') THEN
+        PERFORM baton._wf_step_failed(r.id, d.step,
+            pg_catalog.format('workflow "%s" does not exist', d.spec ->> 'workflow'));
+        RETURN '{}';
+    END IF;
+    -- The child may end at once (all its steps instant); it then reports back here.
+    PERFORM baton._wf_start(d.spec ->> 'workflow',
+                            CASE WHEN d.spec ? 'input' THEN baton._wf_render(d.spec -> 'input', ctx) ELSE r.input END,
+                            NULL, r.correlation_id, NULL, NULL, r.id, d.step);
+    RETURN '{}';
+END
+$$;
+
+-- Starts a step whose dependencies are all done (caller holds the run lock):
+-- evaluates its "when", marks it running or waiting, and hands it to the
+-- function of its kind.
 CREATE FUNCTION baton._wf_activate(run_id bigint, step text) RETURNS text[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    r     baton._runs;
-    d     baton._wf_steps;
-    spec  jsonb;
-    ctx   jsonb;
-    q     baton._queues;
-    arr   jsonb;
-    n     integer;
-    tid   bigint;
-    until timestamptz;
-    wkey  text;
-    ev    baton._events;
-    alone boolean;
+    r   baton._runs;
+    d   baton._wf_steps;
+    ctx jsonb;
+    q   baton._queues;
 BEGIN
     SELECT * INTO r FROM baton._runs AS x WHERE x.id = _wf_activate.run_id;
     IF r.state <> 'running'
@@ -445,12 +671,11 @@ BEGIN
     END IF;
     SELECT * INTO d FROM baton._wf_steps AS x
      WHERE x.workflow = r.workflow AND x.version = r.version AND x.step = _wf_activate.step;
-    spec := d.spec;
-    IF spec ?| ARRAY['when', 'input', 'map', 'payload', 'key', 'until'] THEN
+    IF d.spec ?| ARRAY['when', 'input', 'map', 'payload', 'key', 'until'] THEN
         ctx := baton._wf_ctx(r);
     END IF;
-    IF spec ? 'when'
-       AND NOT COALESCE(pg_catalog.jsonb_path_match(ctx, (spec ->> 'when')::jsonpath, '{}', true), false) THEN
+    IF d.spec ? 'when'
+       AND NOT COALESCE(pg_catalog.jsonb_path_match(ctx, (d.spec ->> 'when')::jsonpath, '{}', true), false) THEN
         RETURN baton._wf_step_done(r.id, d.step, NULL, 'skipped');
     END IF;
 
@@ -461,103 +686,24 @@ BEGIN
 
     CASE d.kind
     WHEN 'task' THEN
-        SELECT * INTO q FROM baton._queues AS x WHERE x.name = spec ->> 'queue';
+        SELECT * INTO q FROM baton._queues AS x WHERE x.name = d.spec ->> 'queue';
         IF NOT FOUND THEN
-            PERFORM baton._wf_step_failed(r.id, d.step, pg_catalog.format('queue "%s" does not exist', spec ->> 'queue'));
+            PERFORM baton._wf_step_failed(r.id, d.step, pg_catalog.format('queue "%s" does not exist', d.spec ->> 'queue'));
             RETURN '{}';
         END IF;
-        IF NOT spec ? 'map' THEN
-            INSERT INTO baton._tasks (queue, priority, max_attempts, payload, timeout, run_id, step, correlation_id)
-            VALUES (q.name, COALESCE((spec ->> 'priority')::integer, 0),
-                    COALESCE((spec ->> 'max_attempts')::integer, q.max_attempts),
-                    CASE WHEN spec ? 'input' THEN baton._wf_render(spec -> 'input', ctx) ELSE r.input END,
-                    (spec ->> 'timeout')::interval, r.id, d.step, r.correlation_id)
-            RETURNING id INTO tid;
-            UPDATE baton._run_steps AS s SET task_id = tid WHERE s.run_id = r.id AND s.step = d.step;
-            PERFORM baton._wake(q.name);
-            RETURN '{}';
+        IF d.spec ? 'map' THEN
+            RETURN baton._wf_activate_map(r, d, q, ctx);
         END IF;
-        arr := pg_catalog.jsonb_path_query_first(ctx, (spec ->> 'map')::jsonpath, '{}', true);
-        IF pg_catalog.jsonb_typeof(arr) IS DISTINCT FROM 'array' THEN
-            PERFORM baton._wf_step_failed(r.id, d.step,
-                pg_catalog.format('map: %s is not an array (got %s)', spec ->> 'map',
-                                  COALESCE(pg_catalog.jsonb_typeof(arr), 'nothing')));
-            RETURN '{}';
-        END IF;
-        n := pg_catalog.jsonb_array_length(arr);
-        IF n = 0 THEN
-            UPDATE baton._run_steps AS s SET map_total = 0, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
-            RETURN baton._wf_step_done(r.id, d.step, '[]', 'succeeded');
-        END IF;
-        UPDATE baton._run_steps AS s SET map_total = n, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
-        INSERT INTO baton._run_map_counts (run_id, step, bucket, pending)
-        SELECT r.id, d.step, b, LEAST(100, n - b * 100) FROM pg_catalog.generate_series(0, (n - 1) / 100) AS b;
-        -- One set-based insert for the whole fan-out.
-        INSERT INTO baton._tasks (queue, priority, max_attempts, payload, timeout, run_id, step, map_index,
-                                  correlation_id)
-        SELECT q.name, COALESCE((spec ->> 'priority')::integer, 0),
-               COALESCE((spec ->> 'max_attempts')::integer, q.max_attempts),
-               CASE WHEN spec ? 'input'
-                    THEN baton._wf_render(spec -> 'input',
-                                          ctx || pg_catalog.jsonb_build_object('item', e.v, 'index', e.i - 1))
-                    ELSE e.v END,
-               (spec ->> 'timeout')::interval, r.id, d.step, (e.i - 1)::integer, r.correlation_id
-          FROM pg_catalog.jsonb_array_elements(arr) WITH ORDINALITY AS e(v, i)
-         ORDER BY e.i;
-        PERFORM baton._wake(q.name);
+        RETURN baton._wf_activate_task(r, d, q, ctx);
     WHEN 'publish' THEN
-        tid := baton._publish(spec ->> 'topic',
-                              CASE WHEN spec ? 'payload' THEN baton._wf_render(spec -> 'payload', ctx) ELSE r.input END,
-                              CASE WHEN spec ? 'key' THEN baton._wf_key(spec -> 'key', ctx) END,
-                              r.correlation_id, NULL, r.id, d.step);
-        RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('event_id', tid), 'succeeded');
+        RETURN baton._wf_activate_publish(r, d, ctx);
     WHEN 'wait_event' THEN
-        wkey := CASE WHEN spec ? 'key' THEN baton._wf_key(spec -> 'key', ctx) END;
-        -- Exclusive when no publisher of the topic is in flight: publishers
-        -- then wait for this transaction and see the step waiting.  Else one
-        -- may commit an event this query cannot see yet: the tick looks again.
-        alone := pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('baton.wait_event'),
-                                                      baton._wf_wait_lock_key(spec ->> 'topic'));
-        ev := baton._wf_wait_match(r, spec ->> 'topic', wkey);
-        IF ev.id IS NOT NULL THEN
-            RETURN baton._wf_step_done(r.id, d.step, ev.payload, 'succeeded');
-        END IF;
-        UPDATE baton._run_steps AS s
-           SET wait_topic = spec ->> 'topic', wait_key = wkey,
-               wake_at = pg_catalog.now() + (spec ->> 'timeout')::interval, wait_recheck = NOT alone
-         WHERE s.run_id = r.id AND s.step = d.step;
+        RETURN baton._wf_activate_wait_event(r, d, ctx);
     WHEN 'sleep' THEN
-        IF spec ? 'duration' THEN
-            until := pg_catalog.now() + (spec ->> 'duration')::interval;
-        ELSE
-            BEGIN
-                until := (baton._wf_render(spec -> 'until', ctx) #>> '{}')::timestamptz;
-            EXCEPTION WHEN OTHERS THEN
-                until := NULL;
-            END;
-            IF until IS NULL THEN
-                PERFORM baton._wf_step_failed(r.id, d.step,
-                    pg_catalog.format('until: %s is not a timestamp (got %s)', spec ->> 'until',
-                                      baton._wf_render(spec -> 'until', ctx)));
-                RETURN '{}';
-            END IF;
-        END IF;
-        IF until <= pg_catalog.now() THEN
-            RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('until', until), 'succeeded');
-        END IF;
-        UPDATE baton._run_steps AS s SET wake_at = until WHERE s.run_id = r.id AND s.step = d.step;
+        RETURN baton._wf_activate_sleep(r, d, ctx);
     WHEN 'workflow' THEN
-        IF NOT baton._wf_exists(spec ->> 'workflow') THEN
-            PERFORM baton._wf_step_failed(r.id, d.step,
-                pg_catalog.format('workflow "%s" does not exist', spec ->> 'workflow'));
-            RETURN '{}';
-        END IF;
-        -- The child may end at once (all its steps instant); it then reports back here.
-        PERFORM baton._wf_start(spec ->> 'workflow',
-                                CASE WHEN spec ? 'input' THEN baton._wf_render(spec -> 'input', ctx) ELSE r.input END,
-                                NULL, r.correlation_id, NULL, NULL, r.id, d.step);
+        RETURN baton._wf_activate_workflow(r, d, ctx);
     END CASE;
-    RETURN '{}';
 END
 $$;
 
@@ -616,10 +762,11 @@ BEGIN
     END IF;
     LOOP
         INSERT INTO baton._runs (workflow, version, input, idempotency_key, correlation_id, parent_run_id,
-                                 parent_step, cause_event_id, subscription_id, steps_left)
+                                 parent_step, cause_event_id, subscription_id, steps_left, deadline)
         VALUES (w.name, w.version, _wf_start.input, _wf_start.idempotency_key,
                 COALESCE(_wf_start.correlation_id, pg_catalog.gen_random_uuid()), _wf_start.parent_run_id,
-                _wf_start.parent_step, _wf_start.cause_event_id, _wf_start.subscription_id, w.step_count)
+                _wf_start.parent_step, _wf_start.cause_event_id, _wf_start.subscription_id, w.step_count,
+                pg_catalog.now() + (w.definition ->> 'timeout')::interval)
         ON CONFLICT ON CONSTRAINT _runs_workflow_idempotency_key_key DO NOTHING
         RETURNING id INTO new_run;
         EXIT WHEN new_run IS NOT NULL;
@@ -841,6 +988,32 @@ BEGIN
 END
 $$;
 
+-- Fails running runs whose workflow "timeout" has passed: their running steps
+-- and tasks are cancelled (the workers are told), their child runs cancelled,
+-- and the saga compensates, as for any failed run.  Never waits: a run that
+-- is busy now is failed at the next tick.  Returns how many.
+CREATE FUNCTION baton._wf_time_out_runs(max_rows integer) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    x record;
+    n integer := 0;
+BEGIN
+    FOR x IN SELECT r.id, w.definition ->> 'timeout' AS timeout FROM baton._runs AS r
+               JOIN baton._workflows AS w ON w.name = r.workflow AND w.version = r.version
+              WHERE r.state = 'running' AND r.deadline IS NOT NULL AND r.deadline <= pg_catalog.now()
+              ORDER BY r.deadline LIMIT max_rows
+    LOOP
+        CONTINUE WHEN NOT baton._wf_try_lock_run(x.id);
+        PERFORM 1 FROM baton._runs AS r WHERE r.id = x.id AND r.state = 'running';
+        CONTINUE WHEN NOT FOUND;
+        n := n + 1;
+        PERFORM baton._wf_end_run(x.id, 'failed',
+            pg_catalog.format('timed out: the workflow''s "timeout" of %s has passed', x.timeout), NULL);
+    END LOOP;
+    RETURN n;
+END
+$$;
+
 -- Looks again for the event of wait_event steps that began waiting while a
 -- publisher of their topic was in flight (or that a publisher could not
 -- complete because their run was busy); returns how many it completed.
@@ -879,8 +1052,9 @@ END
 $$;
 
 -- Time-driven work: wakes sleep steps whose time has come and times out
--- wait_event steps, re-checks waits (see _wf_recheck_waits), applies run
--- retention; returns {"woken": n, "timed_out": m, "waits_rechecked": c, "runs_purged": k}.
+-- wait_event steps, fails runs past their timeout, re-checks waits (see
+-- _wf_recheck_waits), applies run retention; returns {"woken": n,
+-- "timed_out": m, "runs_timed_out": t, "waits_rechecked": c, "runs_purged": k}.
 CREATE FUNCTION baton._wf_tick() RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -917,6 +1091,7 @@ BEGIN
         END IF;
     END LOOP;
     RETURN pg_catalog.jsonb_build_object('woken', woken, 'timed_out', timedout,
+                                         'runs_timed_out', baton._wf_time_out_runs(10000),
                                          'waits_rechecked', baton._wf_recheck_waits(10000),
                                          'runs_purged', baton._wf_purge(10000));
 END

@@ -3,10 +3,10 @@
 CREATE VIEW baton.runs AS
 SELECT r.id, r.workflow, r.version, r.state, r.input, r.output, r.error, r.created_at, r.finished_at,
        r.correlation_id, r.parent_run_id, r.parent_step, r.cause_event_id, r.subscription_id,
-       r.idempotency_key, r.compensation, r.steps_left
+       r.idempotency_key, r.compensation, r.steps_left, r.deadline
   FROM baton._runs AS r;
 COMMENT ON VIEW baton.runs IS
-'Workflow runs: state running, succeeded, failed or cancelled; compensation is NULL (nothing to undo), running or done.';
+'Workflow runs: state running, succeeded, failed or cancelled; compensation is NULL (nothing to undo), running or done; deadline: when the workflow''s "timeout" fails the run (NULL: none).';
 
 CREATE VIEW baton.run_steps AS
 SELECT s.run_id, s.step, s.kind, s.state,

@@ -34,6 +34,9 @@ CREATE TABLE baton._ev_filter_errors (
 CREATE INDEX _ev_filter_errors_subscription_idx ON baton._ev_filter_errors (subscription_id, at);
 CREATE INDEX _ev_filter_errors_at_idx ON baton._ev_filter_errors (at);
 SELECT pg_catalog.pg_extension_config_dump('baton._ev_filter_errors', '');
+-- the workflow-level "timeout" (issue 13 item 5, workflow side)
+ALTER TABLE baton._runs ADD COLUMN deadline timestamptz;
+CREATE INDEX _runs_deadline_idx ON baton._runs (deadline) WHERE state = 'running' AND deadline IS NOT NULL;
 
 
 -- ---- issue 13: through the worker ----
