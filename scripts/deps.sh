@@ -7,7 +7,7 @@ packages=(
     make gcc pkg-config python3
     "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-$PG_MAJOR-pgtap"
     libtap-parser-sourcehandler-pgtap-perl libpq-dev libcurl4-openssl-dev valgrind
-    libmicrohttpd-dev libgraphviz-dev xxd chromium nodejs
+    libmicrohttpd-dev libgraphviz-dev xxd chromium nodejs pgbouncer
 )
 # npm comes with nodesource's nodejs; Debian's own nodejs needs the npm package.
 command -v npm >/dev/null 2>&1 || packages+=(npm)

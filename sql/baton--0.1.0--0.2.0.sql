@@ -19,10 +19,37 @@
 
 -- ---- issue 12: races and limits ----
 -- (state changes of this issue go here, in order)
+-- wait_event steps that began waiting while a publisher of their topic was in flight
+ALTER TABLE baton._run_steps ADD COLUMN wait_recheck boolean NOT NULL DEFAULT false;
+CREATE INDEX _run_steps_recheck_idx ON baton._run_steps (run_id) WHERE wait_recheck AND state = 'waiting';
+-- subscription filters that raised at publish time (the publisher goes on)
+CREATE TABLE baton._ev_filter_errors (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    subscription_id bigint NOT NULL,
+    event_id        bigint NOT NULL,
+    sqlstate        text NOT NULL,
+    error           text NOT NULL,
+    at              timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE INDEX _ev_filter_errors_subscription_idx ON baton._ev_filter_errors (subscription_id, at);
+CREATE INDEX _ev_filter_errors_at_idx ON baton._ev_filter_errors (at);
+SELECT pg_catalog.pg_extension_config_dump('baton._ev_filter_errors', '');
+-- the workflow-level "timeout" (issue 13 item 5, workflow side)
+ALTER TABLE baton._runs ADD COLUMN deadline timestamptz;
+CREATE INDEX _runs_deadline_idx ON baton._runs (deadline) WHERE state = 'running' AND deadline IS NOT NULL;
 
 
 -- ---- issue 13: through the worker ----
 -- (state changes of this issue go here, in order)
+-- claim returns each task's timeout (the worker's execution deadline): a new result column.
+DROP FUNCTION baton.claim(text[], text, integer, boolean);
+DROP FUNCTION baton._claim_from(text[], text, integer, integer, timestamptz);
+-- Issue 12 item 9: per-queue payload and result size limits (existing queues get the 16 MiB default).
+ALTER TABLE baton._queues
+    ADD COLUMN max_payload_size integer NOT NULL DEFAULT 16777216 CHECK (max_payload_size > 0),
+    ADD COLUMN max_result_size  integer NOT NULL DEFAULT 16777216 CHECK (max_result_size > 0);
+DROP FUNCTION baton.create_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, boolean);
+DROP FUNCTION baton.alter_queue(text, integer, integer, interval, interval, interval, integer, interval, interval);
 
 
 -- ---- issue 14: behind a pooler ----
@@ -112,6 +139,39 @@ $$;
 COMMENT ON FUNCTION baton._cancelled(bigint[]) IS
 'Tells the workers holding these tasks that they were cancelled (NOTIFY baton_cancel with the ids, at commit).';
 
+CREATE OR REPLACE FUNCTION baton._max_key_bytes() RETURNS integer
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT 512 $$;
+
+COMMENT ON FUNCTION baton._max_key_bytes() IS
+'The maximum length in bytes of a dedup_key, an idempotency_key, an event key and a worker id (512).';
+
+CREATE OR REPLACE FUNCTION baton._check_key(fn text, field text, v text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF pg_catalog.octet_length(v) > baton._max_key_bytes() THEN
+        PERFORM baton._bad(fn, field, pg_catalog.format('must be at most %s bytes (got %s)',
+                                                        baton._max_key_bytes(), pg_catalog.octet_length(v)));
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._check_size_limits(fn text, max_payload_size integer, max_result_size integer) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF max_payload_size NOT BETWEEN 1 AND 1073741823 THEN
+        PERFORM baton._bad(fn, 'max_payload_size',
+                           pg_catalog.format('must be between 1 and 1073741823 bytes (got %s)', max_payload_size));
+    END IF;
+    IF max_result_size NOT BETWEEN 1 AND 1073741823 THEN
+        PERFORM baton._bad(fn, 'max_result_size',
+                           pg_catalog.format('must be between 1 and 1073741823 bytes (got %s)', max_result_size));
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION baton._check_size_limits(text, integer, integer) IS
+'Raises 22023 naming fn and the field when a payload or result size limit is out of range.';
+
 CREATE OR REPLACE FUNCTION baton.create_queue(queue text,
                                    concurrency integer DEFAULT NULL,
                                    max_attempts integer DEFAULT 5,
@@ -121,7 +181,9 @@ CREATE OR REPLACE FUNCTION baton.create_queue(queue text,
                                    rate_limit integer DEFAULT NULL,
                                    rate_period interval DEFAULT '1 second',
                                    retention interval DEFAULT '7 days',
-                                   if_not_exists boolean DEFAULT false)
+                                   if_not_exists boolean DEFAULT false,
+                                   max_payload_size integer DEFAULT 16777216,
+                                   max_result_size integer DEFAULT 16777216)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -132,17 +194,22 @@ BEGIN
     IF backoff_cap IS NULL THEN PERFORM baton._bad('create_queue', 'backoff_cap', 'must not be NULL'); END IF;
     IF rate_period IS NULL THEN PERFORM baton._bad('create_queue', 'rate_period', 'must not be NULL'); END IF;
     IF retention IS NULL THEN PERFORM baton._bad('create_queue', 'retention', 'must not be NULL'); END IF;
+    IF max_payload_size IS NULL THEN PERFORM baton._bad('create_queue', 'max_payload_size', 'must not be NULL'); END IF;
+    IF max_result_size IS NULL THEN PERFORM baton._bad('create_queue', 'max_result_size', 'must not be NULL'); END IF;
     PERFORM baton._check_queue_options('create_queue', concurrency, max_attempts, lease, backoff_base,
                                        backoff_cap, rate_limit, rate_period, retention);
+    PERFORM baton._check_size_limits('create_queue', max_payload_size, max_result_size);
     -- The first queue fixes this database's correlation prefix (see baton._instance).
     INSERT INTO baton._instance (task_corr_prefix)
     SELECT pg_catalog.left(r.hex, 12) || '8' || pg_catalog.substr(r.hex, 14, 3)
       FROM pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', '') AS r(hex)
     ON CONFLICT (singleton) DO NOTHING;
     INSERT INTO baton._queues AS q (name, concurrency, max_attempts, lease, backoff_base, backoff_cap,
-                                    rate_limit, rate_period, rate_tokens, retention)
+                                    rate_limit, rate_period, rate_tokens, retention, max_payload_size,
+                                    max_result_size)
     VALUES (queue, NULLIF(concurrency, 0), max_attempts, lease, backoff_base, backoff_cap,
-            NULLIF(rate_limit, 0), rate_period, COALESCE(NULLIF(rate_limit, 0), 0), retention)
+            NULLIF(rate_limit, 0), rate_period, COALESCE(NULLIF(rate_limit, 0), 0), retention, max_payload_size,
+            max_result_size)
     ON CONFLICT (name) DO NOTHING;
     IF NOT FOUND AND NOT if_not_exists THEN
         RAISE EXCEPTION 'baton.create_queue: queue "%" already exists', queue
@@ -150,6 +217,9 @@ BEGIN
     END IF;
 END
 $$;
+
+COMMENT ON FUNCTION baton.create_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, boolean, integer, integer) IS
+'Creates a queue. concurrency: global limit of running tasks across all workers (NULL = none); max_attempts and lease: defaults for its tasks; backoff_base/backoff_cap: exponential retry delay with jitter; rate_limit tasks per rate_period; retention: how long finished tasks are kept; max_payload_size/max_result_size: largest payload and result in bytes of jsonb (16 MiB by default).';
 
 CREATE OR REPLACE FUNCTION baton.alter_queue(queue text,
                                   concurrency integer DEFAULT NULL,
@@ -159,7 +229,9 @@ CREATE OR REPLACE FUNCTION baton.alter_queue(queue text,
                                   backoff_cap interval DEFAULT NULL,
                                   rate_limit integer DEFAULT NULL,
                                   rate_period interval DEFAULT NULL,
-                                  retention interval DEFAULT NULL)
+                                  retention interval DEFAULT NULL,
+                                  max_payload_size integer DEFAULT NULL,
+                                  max_result_size integer DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -167,6 +239,7 @@ BEGIN
     PERFORM baton._queue('alter_queue', queue);
     PERFORM baton._check_queue_options('alter_queue', concurrency, max_attempts, lease, backoff_base,
                                        backoff_cap, rate_limit, rate_period, retention);
+    PERFORM baton._check_size_limits('alter_queue', max_payload_size, max_result_size);
     UPDATE baton._queues AS q SET
         concurrency  = CASE WHEN alter_queue.concurrency IS NULL THEN q.concurrency
                             ELSE NULLIF(alter_queue.concurrency, 0) END,
@@ -177,11 +250,16 @@ BEGIN
         rate_limit   = CASE WHEN alter_queue.rate_limit IS NULL THEN q.rate_limit
                             ELSE NULLIF(alter_queue.rate_limit, 0) END,
         rate_period  = COALESCE(alter_queue.rate_period, q.rate_period),
-        retention    = COALESCE(alter_queue.retention, q.retention)
+        retention    = COALESCE(alter_queue.retention, q.retention),
+        max_payload_size = COALESCE(alter_queue.max_payload_size, q.max_payload_size),
+        max_result_size  = COALESCE(alter_queue.max_result_size, q.max_result_size)
     WHERE q.name = alter_queue.queue;
     PERFORM baton._wake(queue);
 END
 $$;
+
+COMMENT ON FUNCTION baton.alter_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, integer, integer) IS
+'Changes queue options; NULL leaves an option as it is, 0 removes a concurrency or rate limit.';
 
 CREATE OR REPLACE FUNCTION baton.pause_queue(queue text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -566,6 +644,47 @@ SELECT g.kind, g.object, g.role, g.privilege, g.granted_at
 COMMENT ON VIEW baton.grants IS
 'Grants on queues, topics (patterns) and workflows made with baton.grant_queue/grant_topic/grant_workflow: baton_admin sees all, other roles those of roles they belong to.';
 
+CREATE OR REPLACE FUNCTION baton._check_task_options(fn text, run_at timestamptz, delay interval, max_attempts integer,
+                                          dedup_key text, timeout interval, backoff_base interval,
+                                          backoff_cap interval, priority integer)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF run_at IS NOT NULL AND delay IS NOT NULL THEN
+        PERFORM baton._bad(fn, 'delay', 'cannot be combined with run_at');
+    END IF;
+    IF delay IS NOT NULL THEN PERFORM baton._check_interval(fn, 'delay', delay, true); END IF;
+    IF priority IS NULL THEN
+        PERFORM baton._bad(fn, 'priority', 'must not be NULL');
+    END IF;
+    IF max_attempts < 1 THEN
+        PERFORM baton._bad(fn, 'max_attempts', pg_catalog.format('must be at least 1 (got %s)', max_attempts));
+    END IF;
+    IF dedup_key = '' THEN
+        PERFORM baton._bad(fn, 'dedup_key', 'must not be empty');
+    END IF;
+    PERFORM baton._check_key(fn, 'dedup_key', dedup_key);
+    IF timeout IS NOT NULL THEN PERFORM baton._check_interval(fn, 'timeout', timeout, false); END IF;
+    IF backoff_base IS NOT NULL THEN PERFORM baton._check_interval(fn, 'backoff_base', backoff_base, true); END IF;
+    IF backoff_cap IS NOT NULL THEN PERFORM baton._check_interval(fn, 'backoff_cap', backoff_cap, true); END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._check_payload_size(fn text, field text, q baton._queues, payload jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    size integer := pg_catalog.pg_column_size(payload);
+BEGIN
+    IF size > q.max_payload_size THEN
+        PERFORM baton._bad(fn, field, pg_catalog.format('is %s bytes, more than max_payload_size of queue "%s" (%s bytes)',
+                                                        size, q.name, q.max_payload_size));
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION baton._check_payload_size(text, text, baton._queues, jsonb) IS
+'Raises 22023 naming fn and field when a payload is larger than its queue''s max_payload_size.';
+
 CREATE OR REPLACE FUNCTION baton.enqueue(queue text,
                               payload jsonb DEFAULT '{}',
                               run_at timestamptz DEFAULT NULL,
@@ -594,6 +713,7 @@ BEGIN
                                       enqueue.dedup_key, enqueue.timeout, enqueue.backoff_base,
                                       enqueue.backoff_cap, enqueue.priority);
     q := baton._queue('enqueue', enqueue.queue);
+    PERFORM baton._check_payload_size('enqueue', 'payload', q, enqueue.payload);
     due := COALESCE(enqueue.run_at, pg_catalog.now() + enqueue.delay, pg_catalog.now());
     LOOP
         INSERT INTO baton._tasks (queue, state, priority, run_at, max_attempts, payload, dedup_key,
@@ -638,6 +758,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     q   baton._queues;
     due timestamptz;
+    big record;
 BEGIN
     IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_queue('enqueue_many', enqueue_many.queue, 'enqueue'); END IF;
     IF jsonb_typeof(enqueue_many.payloads) IS DISTINCT FROM 'array' THEN
@@ -649,6 +770,16 @@ BEGIN
                                       enqueue_many.max_attempts, NULL, enqueue_many.timeout, NULL, NULL,
                                       enqueue_many.priority);
     q := baton._queue('enqueue_many', enqueue_many.queue);
+    -- No element is larger than the whole array: look at elements only when it is.
+    IF pg_catalog.pg_column_size(enqueue_many.payloads) > q.max_payload_size THEN
+        SELECT e.n, e.p INTO big
+          FROM pg_catalog.jsonb_array_elements(enqueue_many.payloads) WITH ORDINALITY AS e(p, n)
+         WHERE pg_catalog.pg_column_size(e.p) > q.max_payload_size
+         ORDER BY e.n LIMIT 1;
+        IF FOUND THEN
+            PERFORM baton._check_payload_size('enqueue_many', pg_catalog.format('payloads[%s]', big.n - 1), q, big.p);
+        END IF;
+    END IF;
     due := COALESCE(enqueue_many.run_at, pg_catalog.now() + enqueue_many.delay, pg_catalog.now());
     RETURN QUERY
     INSERT INTO baton._tasks (queue, state, priority, run_at, max_attempts, payload, timeout, correlation_id)
@@ -690,10 +821,50 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton._claim_from(queues text[], worker text, want integer, pid integer, session_start timestamptz)
+RETURNS TABLE (id bigint, queue text, payload jsonb, attempt integer, lease_expires_at timestamptz,
+               run_id bigint, step text, correlation_id uuid, max_attempts integer, timeout interval)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    corr_prefix text := (SELECT i.task_corr_prefix FROM baton._instance AS i);
+    -- The queues' leases in the order of queues, read once rather than once per task.
+    leases      interval[] := ARRAY(SELECT q.lease FROM pg_catalog.unnest(queues) WITH ORDINALITY AS u(name, n)
+                                      LEFT JOIN baton._queues AS q ON q.name = u.name ORDER BY u.n);
+BEGIN
+    -- Rows come back in claim order (priority, then due time).
+    RETURN QUERY
+    WITH claimed AS (
+    UPDATE baton._tasks AS t
+       SET state = 'running', attempt = t.attempt + 1, worker = _claim_from.worker,
+           started_at = pg_catalog.now(),
+           lease_expires_at = pg_catalog.now() + COALESCE(t.timeout, leases[pg_catalog.array_position(queues, t.queue)]),
+           claim_pid = pid, claim_session_start = session_start
+     WHERE t.ctid = ANY (ARRAY(
+        SELECT c.ctid FROM pg_catalog.unnest(queues) AS uq(name)
+        CROSS JOIN LATERAL (
+            SELECT x.ctid, x.priority, x.run_at, x.id FROM baton._tasks AS x
+             WHERE x.queue = uq.name AND x.state = 'pending'
+             ORDER BY x.priority DESC, x.run_at, x.id
+             LIMIT want
+             FOR UPDATE SKIP LOCKED) AS c
+        ORDER BY c.priority DESC, c.run_at, c.id
+        LIMIT want))
+    RETURNING t.id, t.queue, t.payload, t.attempt, t.lease_expires_at, t.run_id, t.step,
+              -- baton._task_correlation(t.id), without a function call per row
+              COALESCE(t.correlation_id, (corr_prefix || pg_catalog.to_hex(t.id | x'8000000000000000'::bigint))::uuid)
+                  AS correlation_id,
+              t.max_attempts, t.priority, t.run_at, t.timeout)
+    SELECT c.id, c.queue, c.payload, c.attempt, c.lease_expires_at, c.run_id, c.step, c.correlation_id, c.max_attempts,
+           c.timeout
+      FROM claimed AS c
+     ORDER BY c.priority DESC, c.run_at, c.id;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton.claim(queues text[], worker text, batch integer DEFAULT 1,
                             session_bound boolean DEFAULT true)
 RETURNS TABLE (id bigint, queue text, payload jsonb, attempt integer, lease_expires_at timestamptz,
-               run_id bigint, step text, correlation_id uuid, max_attempts integer)
+               run_id bigint, step text, correlation_id uuid, max_attempts integer, timeout interval)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     pid        integer;
@@ -713,6 +884,7 @@ BEGIN
     IF worker IS NULL OR worker = '' THEN
         PERFORM baton._bad('claim', 'worker', 'must not be empty');
     END IF;
+    PERFORM baton._check_key('claim', 'worker', worker);
     IF batch IS NULL OR batch < 1 OR batch > 10000 THEN
         PERFORM baton._bad('claim', 'batch', pg_catalog.format('must be between 1 and 10000 (got %s)', batch));
     END IF;
@@ -775,12 +947,128 @@ BEGIN
 END
 $$;
 
+COMMENT ON FUNCTION baton.claim(text[], text, integer, boolean) IS
+'Leases up to batch due tasks from the queues (priority, then due time) to a worker. (id, attempt) is the lease token for complete/fail/heartbeat; timeout is the task''s execution deadline (NULL = the worker''s own). session_bound ties the lease to this database session so a dead worker''s tasks are rescued at the next tick; pass false behind transaction pooling.';
+
+CREATE OR REPLACE FUNCTION baton._lock_task_run(task bigint) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rid bigint;
+BEGIN
+    SELECT x.run_id INTO rid FROM baton._tasks AS x WHERE x.id = task;
+    IF rid IS NULL THEN
+        RETURN false;
+    END IF;
+    PERFORM baton._wf_lock_runs(ARRAY[rid]);
+    RETURN true;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._transient_error(sqlstate text) RETURNS boolean
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.left(sqlstate, 2) IN ('08', '40', '53', '55', '57', '58', 'XX')
+$$;
+
+COMMENT ON FUNCTION baton._transient_error(text) IS
+'True for SQLSTATE classes that a later retry may not meet again (08, 40, 53, 55, 57, 58, XX).';
+
+CREATE OR REPLACE FUNCTION baton._completion_failed(task baton._tasks, sqlstate text, message text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t baton._tasks;
+BEGIN
+    UPDATE baton._tasks AS x
+       SET state = 'failed', finished_at = pg_catalog.now(), lease_expires_at = NULL,
+           error = pg_catalog.format('the completion could not be applied (SQLSTATE %s): %s', sqlstate, message)
+     WHERE x.id = task.id
+    RETURNING x.* INTO t;
+    IF baton._needs_hook(t) THEN
+        PERFORM baton._on_task_end(t);
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION baton._completion_failed(baton._tasks, text, text) IS
+'Turns a completion whose workflow or event consequences raised a permanent error into a failure of the task (no retry: the handler already ran).';
+
+CREATE OR REPLACE FUNCTION baton._on_tasks_succeeded(ids bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t baton._tasks;
+BEGIN
+    BEGIN
+        FOR t IN SELECT x.* FROM pg_catalog.unnest(ids) WITH ORDINALITY AS u(i, n)
+                   JOIN baton._tasks AS x ON x.id = u.i ORDER BY u.n LOOP
+            PERFORM baton._on_task_end(t);
+        END LOOP;
+        RETURN;
+    EXCEPTION WHEN OTHERS THEN
+        IF baton._transient_error(SQLSTATE) THEN
+            RAISE;
+        END IF;
+    END;
+    FOR t IN SELECT x.* FROM pg_catalog.unnest(ids) WITH ORDINALITY AS u(i, n)
+               JOIN baton._tasks AS x ON x.id = u.i ORDER BY u.n LOOP
+        BEGIN
+            PERFORM baton._on_task_end(t);
+        EXCEPTION WHEN OTHERS THEN
+            IF baton._transient_error(SQLSTATE) THEN
+                RAISE;
+            END IF;
+            PERFORM baton._completion_failed(t, SQLSTATE, SQLERRM);
+        END;
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wake_freed(queues text[]) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF queues IS NULL OR pg_catalog.cardinality(queues) = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM baton._wake_many(ARRAY(SELECT q.name FROM baton._queues AS q
+                                    WHERE q.name = ANY (queues) AND q.concurrency IS NOT NULL));
+END
+$$;
+
+COMMENT ON FUNCTION baton._wake_freed(text[]) IS
+'Wakes the workers of those queues that have a concurrency limit: a running task of theirs ended, its slot is free.';
+
+CREATE OR REPLACE FUNCTION baton._check_result_sizes(fn text, ids bigint[], results jsonb[]) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    biggest integer;
+    big     record;
+BEGIN
+    SELECT pg_catalog.max(pg_catalog.pg_column_size(r)) INTO biggest FROM pg_catalog.unnest(results) AS r;
+    IF biggest IS NULL OR biggest <= (SELECT pg_catalog.min(q.max_result_size) FROM baton._queues AS q) THEN
+        RETURN;
+    END IF;
+    SELECT u.i, pg_catalog.pg_column_size(u.r) AS size, q.name, q.max_result_size INTO big
+      FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(results)) AS u(i, r)
+      JOIN baton._tasks AS x ON x.id = u.i
+      JOIN baton._queues AS q ON q.name = x.queue
+     WHERE pg_catalog.pg_column_size(u.r) > q.max_result_size
+     LIMIT 1;
+    IF FOUND THEN
+        PERFORM baton._bad(fn, 'result', pg_catalog.format('of task %s is %s bytes, more than max_result_size of queue "%s" (%s bytes)',
+                                                           big.i, big.size, big.name, big.max_result_size));
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION baton._check_result_sizes(text, bigint[], jsonb[]) IS
+'Raises 22023 naming fn and the result when a task''s result is larger than its queue''s max_result_size.';
+
 CREATE OR REPLACE FUNCTION baton.complete(id bigint, attempt integer, result jsonb DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t baton._tasks;
+    gone_queue text;
 BEGIN
     IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_task('complete', complete.id, 'work'); END IF;
+    PERFORM baton._check_result_sizes('complete', ARRAY[complete.id], ARRAY[complete.result]);
     -- A queue without history (retention 0): see complete_many.  Looked for
     -- only when one exists, so other completions find their task once.
     IF EXISTS (SELECT 1 FROM baton._queues AS q WHERE q.retention = interval '0') THEN
@@ -788,25 +1076,42 @@ BEGIN
          WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running'
            AND q.name = x.queue AND q.retention = interval '0'
            AND x.run_id IS NULL AND x.subscription_id IS NULL
-           AND NOT COALESCE(pg_catalog.jsonb_typeof(complete.result) = 'object' AND complete.result ? 'emit', false);
+           AND NOT COALESCE(pg_catalog.jsonb_typeof(complete.result) = 'object' AND complete.result ? 'emit', false)
+        RETURNING x.queue INTO gone_queue;
         IF FOUND THEN
+            PERFORM baton._wake_freed(ARRAY[gone_queue]);
             RETURN true;
         END IF;
     END IF;
     UPDATE baton._tasks AS x
        SET state = 'succeeded', result = complete.result, finished_at = pg_catalog.now(),
            lease_expires_at = NULL
-     WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running'
+     WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running' AND x.run_id IS NULL
     RETURNING x.* INTO t;
     IF NOT FOUND THEN
-        RETURN false;
+        -- A task of a run: its run first (the locking order of 61_workflow_runs.sql).
+        IF NOT baton._lock_task_run(complete.id) THEN
+            RETURN false;
+        END IF;
+        UPDATE baton._tasks AS x
+           SET state = 'succeeded', result = complete.result, finished_at = pg_catalog.now(),
+               lease_expires_at = NULL
+         WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running'
+        RETURNING x.* INTO t;
+        IF NOT FOUND THEN
+            RETURN false;
+        END IF;
     END IF;
+    PERFORM baton._wake_freed(ARRAY[t.queue]);
     IF baton._needs_hook(t) THEN
-        PERFORM baton._on_task_end(t);
+        PERFORM baton._on_tasks_succeeded(ARRAY[t.id]);
     END IF;
     RETURN true;
 END
 $$;
+
+COMMENT ON FUNCTION baton.complete(bigint, integer, jsonb) IS
+'Marks a running task succeeded with its result (on a queue with retention 0 the task is deleted instead, unless a workflow, a subscription or an emit needs it). Returns false, changing nothing, when (id, attempt) no longer holds the lease. When what the result sets off cannot be applied (a malformed emit, a workflow predicate or template that raises), the task fails without retry with that error, and the call still returns true: the handler is not run again.';
 
 CREATE OR REPLACE FUNCTION baton.complete_many(ids bigint[], attempts integer[], results jsonb[] DEFAULT NULL)
 RETURNS SETOF bigint
@@ -817,6 +1122,9 @@ DECLARE
     hooked   bigint[];
     nohist   text[];
     dropped  bigint[];
+    limited  text[];
+    freed    text[];
+    freed2   text[];
 BEGIN
     IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_tasks('complete_many', ids, 'work'); END IF;
     IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(attempts) THEN
@@ -825,6 +1133,7 @@ BEGIN
     IF results IS NOT NULL AND pg_catalog.cardinality(results) <> pg_catalog.cardinality(ids) THEN
         PERFORM baton._bad('complete_many', 'results', 'must have as many elements as ids');
     END IF;
+    PERFORM baton._check_result_sizes('complete_many', ids, results);
     -- Queues that keep no history (retention 0) lose their succeeded tasks at
     -- once: a delete adds no index entries, the update below adds one per index.
     -- Tasks with a hook keep the update path: the hook reads the finished row.
@@ -836,6 +1145,8 @@ BEGIN
     -- The generic plan then looks each task up by primary key from the
     -- unnested arrays (estimated at a few rows, so no sequential scan).
     nohist := ARRAY(SELECT q.name FROM baton._queues AS q WHERE q.retention = interval '0');
+    -- Queues with a concurrency limit: a finished task frees a slot (_wake_freed).
+    limited := ARRAY(SELECT q.name FROM baton._queues AS q WHERE q.concurrency IS NOT NULL);
     IF pg_catalog.cardinality(nohist) > 0 THEN
         WITH gone AS (
             DELETE FROM baton._tasks AS x
@@ -844,33 +1155,59 @@ BEGIN
              WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running'
                AND x.queue = ANY (nohist) AND x.run_id IS NULL AND x.subscription_id IS NULL
                AND NOT COALESCE(pg_catalog.jsonb_typeof(u.r) = 'object' AND u.r ? 'emit', false)
-            RETURNING x.id)
-        SELECT pg_catalog.array_agg(g.id) INTO dropped FROM gone AS g;
+            RETURNING x.id, x.queue)
+        SELECT pg_catalog.array_agg(g.id), pg_catalog.array_agg(DISTINCT g.queue) FILTER (WHERE g.queue = ANY (limited))
+          INTO dropped, freed
+          FROM gone AS g;
     END IF;
     IF pg_catalog.cardinality(dropped) IS NOT DISTINCT FROM pg_catalog.cardinality(ids) THEN
         -- Every task went: nothing is left to update.
+        PERFORM baton._wake_many(freed);
         RETURN QUERY SELECT pg_catalog.unnest(dropped);
         RETURN;
     END IF;
     -- One set-based update; the hook test is inlined (it is what _needs_hook
     -- says) because a function call per row costs more than the update.
+    -- Tasks of runs are left for the second pass below, which locks their
+    -- runs first (the locking order of 61_workflow_runs.sql).
     WITH done AS (
         UPDATE baton._tasks AS x
            SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
           FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results)) AS u(i, a, r)
-         WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running'
-        RETURNING x.id, x.run_id, x.subscription_id, x.result)
+         WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running' AND x.run_id IS NULL
+        RETURNING x.id, x.subscription_id, x.result, x.queue)
     SELECT pg_catalog.array_agg(d.id),
-           pg_catalog.array_agg(d.id) FILTER (WHERE d.run_id IS NOT NULL OR d.subscription_id IS NOT NULL
-                                              OR (pg_catalog.jsonb_typeof(d.result) = 'object' AND d.result ? 'emit'))
-      INTO accepted, hooked
+           pg_catalog.array_agg(d.id) FILTER (WHERE d.subscription_id IS NOT NULL
+                                              OR (pg_catalog.jsonb_typeof(d.result) = 'object' AND d.result ? 'emit')),
+           pg_catalog.array_agg(DISTINCT d.queue) FILTER (WHERE d.queue = ANY (limited))
+      INTO accepted, hooked, freed2
       FROM done AS d;
+    IF COALESCE(pg_catalog.cardinality(dropped), 0) + COALESCE(pg_catalog.cardinality(accepted), 0)
+       < pg_catalog.cardinality(ids) THEN
+        -- The rest: tasks of runs (and stale reports, which change nothing).
+        PERFORM baton._wf_lock_runs(ARRAY(
+            SELECT DISTINCT x.run_id FROM baton._tasks AS x
+             WHERE x.id = ANY (ids) AND x.run_id IS NOT NULL AND x.state::text = 'running'));
+        WITH done AS (
+            UPDATE baton._tasks AS x
+               SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
+              FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results))
+                       AS u(i, a, r)
+             WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running' AND x.run_id IS NOT NULL
+            RETURNING x.id, x.queue)
+        SELECT COALESCE(accepted, '{}') || pg_catalog.array_agg(d.id),
+               COALESCE(hooked, '{}') || pg_catalog.array_agg(d.id),
+               COALESCE(freed2, '{}') || pg_catalog.array_agg(DISTINCT d.queue) FILTER (WHERE d.queue = ANY (limited))
+          INTO accepted, hooked, freed2
+          FROM done AS d;
+    END IF;
+    -- Slots freed in concurrency-limited queues: their workers may claim again now.
+    PERFORM baton._wake_many(freed || freed2);
     -- Hooks run in run order, so two batches touching the same runs lock
     -- them in the same order and cannot deadlock.
     IF hooked IS NOT NULL THEN
-        FOR t IN SELECT * FROM baton._tasks AS x WHERE x.id = ANY (hooked) ORDER BY x.run_id NULLS FIRST, x.id LOOP
-            PERFORM baton._on_task_end(t);
-        END LOOP;
+        PERFORM baton._on_tasks_succeeded(ARRAY(SELECT x.id FROM baton._tasks AS x WHERE x.id = ANY (hooked)
+                                                 ORDER BY x.run_id NULLS FIRST, x.id));
     END IF;
     RETURN QUERY SELECT pg_catalog.unnest(dropped || accepted);
 END
@@ -889,12 +1226,15 @@ BEGIN
     IF retry_in < interval '0' THEN
         PERFORM baton._bad('fail', 'retry_in', pg_catalog.format('must not be negative (got %s)', retry_in));
     END IF;
+    -- A task of a run: its run first (the locking order of 61_workflow_runs.sql).
+    PERFORM baton._lock_task_run(fail.id);
     SELECT * INTO t FROM baton._tasks AS x
      WHERE x.id = fail.id AND x.attempt = fail.attempt AND x.state = 'running'
        FOR UPDATE;
     IF NOT FOUND THEN
         RETURN false;
     END IF;
+    PERFORM baton._wake_freed(ARRAY[t.queue]);
     IF COALESCE(retry, true) AND t.attempt < t.max_attempts THEN
         SELECT * INTO q FROM baton._queues AS x WHERE x.name = t.queue;
         delay := COALESCE(retry_in, baton._backoff(t.attempt, COALESCE(t.backoff_base, q.backoff_base),
@@ -1027,12 +1367,14 @@ DECLARE
     t baton._tasks;
 BEGIN
     PERFORM baton._authorize_task('cancel', task, 'manage');
+    PERFORM baton._lock_task_run(task);
     t := baton._task('cancel', task);
     IF t.state NOT IN ('scheduled', 'pending', 'running') THEN
         RETURN false;
     END IF;
     IF t.state = 'running' THEN
         PERFORM baton._cancelled(ARRAY[t.id]);
+        PERFORM baton._wake_freed(ARRAY[t.queue]);
     END IF;
     UPDATE baton._tasks AS x
        SET state = 'cancelled', finished_at = pg_catalog.now(), lease_expires_at = NULL
@@ -1045,6 +1387,9 @@ BEGIN
 END
 $$;
 
+COMMENT ON FUNCTION baton.cancel(bigint) IS
+'Cancels a live task. A running attempt is told at once (NOTIFY baton_cancel; its heartbeat and completion return false). Returns false when the task had already ended.';
+
 CREATE OR REPLACE FUNCTION baton.retry(task bigint) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1052,6 +1397,7 @@ DECLARE
     budget integer;
 BEGIN
     PERFORM baton._authorize_task('retry', task, 'manage');
+    PERFORM baton._lock_task_run(task);
     t := baton._task('retry', task);
     IF t.state NOT IN ('failed', 'cancelled') THEN
         RETURN false;
@@ -1119,6 +1465,7 @@ BEGIN
     IF worker IS NULL OR worker = '' THEN
         PERFORM baton._bad('register_worker', 'worker', 'must not be empty');
     END IF;
+    PERFORM baton._check_key('register_worker', 'worker', worker);
     INSERT INTO baton._workers AS w (id, host, pid, queues, version, backend_pid, started_at, last_seen)
     VALUES (worker, host, pid, COALESCE(queues, '{}'), version, pg_catalog.pg_backend_pid(),
             pg_catalog.now(), pg_catalog.now())
@@ -1134,6 +1481,12 @@ DECLARE
     t baton._tasks;
     n integer := 0;
 BEGIN
+    -- A task of a run that would end here needs its run locked, and the tick
+    -- may not wait for a run while it holds task locks (the locking order of
+    -- 61_workflow_runs.sql): such a task whose run is busy waits for the next tick.
+    ids := ARRAY(SELECT x.id FROM baton._tasks AS x
+                  WHERE x.id = ANY (ids)
+                    AND (x.run_id IS NULL OR x.attempt < x.max_attempts OR baton._wf_try_lock_run(x.run_id)));
     FOR t IN
         UPDATE baton._tasks AS x
            SET state = CASE WHEN x.attempt < x.max_attempts THEN 'pending' ELSE 'failed' END::baton.task_state,
@@ -1152,6 +1505,134 @@ BEGIN
     RETURN n;
 END
 $$;
+
+CREATE OR REPLACE FUNCTION baton._orphaned_tasks(max_rows integer) RETURNS bigint[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    asked_at timestamptz;
+BEGIN
+    PERFORM pg_catalog.pg_stat_clear_snapshot();
+    asked_at := pg_catalog.clock_timestamp();
+    RETURN (SELECT COALESCE(pg_catalog.array_agg(x.id), '{}') FROM (
+        SELECT t.id FROM baton._tasks AS t
+         WHERE t.state = 'running' AND t.claim_pid IS NOT NULL
+           AND t.claim_session_start < asked_at
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity AS a
+                            WHERE a.pid = t.claim_pid AND a.backend_start = t.claim_session_start)
+         LIMIT max_rows
+           FOR UPDATE OF t SKIP LOCKED) AS x);
+END
+$$;
+
+COMMENT ON FUNCTION baton._orphaned_tasks(integer) IS
+'Running tasks claimed by a database session that has ended, judged on a fresh list of live backends.';
+
+CREATE OR REPLACE FUNCTION baton._worker_timeout() RETURNS interval
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v text := pg_catalog.current_setting('baton.worker_timeout', true);
+    d interval;
+BEGIN
+    IF v IS NULL OR v = '' THEN
+        RETURN interval '10 seconds';
+    END IF;
+    BEGIN
+        d := v::interval;
+    EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR interval_field_overflow THEN
+        d := NULL;
+    END;
+    IF d IS NULL OR d <= interval '0' THEN
+        RAISE EXCEPTION 'baton.tick: setting baton.worker_timeout must be a positive interval (got "%")', v
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN d;
+END
+$$;
+
+COMMENT ON FUNCTION baton._worker_timeout() IS
+'How long a registered worker may go unseen before tick() re-queues its tasks: setting baton.worker_timeout, default 10 seconds.';
+
+CREATE OR REPLACE FUNCTION baton._rescue_unseen_workers(max_rows integer) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    timeout  interval := baton._worker_timeout();
+    cutoff   timestamptz := pg_catalog.now() - timeout;
+    up_since timestamptz := (SELECT pg_catalog.min(a.backend_start) FROM pg_catalog.pg_stat_activity AS a);
+    w        record;
+    n        integer := 0;
+BEGIN
+    IF up_since IS NULL OR up_since > cutoff - timeout THEN
+        RETURN 0;
+    END IF;
+    FOR w IN
+        SELECT x.worker, x.last_seen, pg_catalog.array_agg(x.id) AS ids FROM (
+            SELECT t.id, t.worker, k.last_seen FROM baton._tasks AS t
+              JOIN baton._workers AS k ON k.id = t.worker
+             WHERE t.state = 'running' AND k.last_seen < cutoff AND t.started_at < cutoff
+             LIMIT max_rows
+               FOR UPDATE OF t SKIP LOCKED) AS x
+         GROUP BY x.worker, x.last_seen
+    LOOP
+        n := n + baton._requeue_running(w.ids,
+                 pg_catalog.format('worker %s not seen since %s (baton.worker_timeout = %s)',
+                                   w.worker, w.last_seen, timeout));
+    END LOOP;
+    RETURN n;
+END
+$$;
+
+COMMENT ON FUNCTION baton._rescue_unseen_workers(integer) IS
+'Re-queues running tasks of registered workers not seen for baton.worker_timeout (session-bound or not); returns how many.';
+
+CREATE OR REPLACE FUNCTION baton.tick() RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    promoted integer := 0;
+    n        integer;
+    rescued  integer;
+    expired  integer;
+    purged   integer;
+    summary  jsonb;
+BEGIN
+    -- One tick at a time per database: a concurrent caller returns at once.
+    IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('baton.tick')) THEN
+        RETURN '{"skipped": true}';
+    END IF;
+    LOOP
+        n := baton._promote(NULL, 10000);
+        promoted := promoted + n;
+        EXIT WHEN n < 10000 OR promoted >= 100000;
+    END LOOP;
+    rescued := baton._requeue_running(baton._orphaned_tasks(10000), 'worker session ended')
+             + baton._rescue_unseen_workers(10000);
+    expired := baton._requeue_running(baton._expired_tasks(10000), 'lease expired');
+    purged := baton._apply_retention(10000);
+    summary := pg_catalog.jsonb_build_object('promoted', promoted, 'rescued', rescued,
+                                             'expired', expired, 'purged', purged);
+    summary := summary || baton._wf_tick() || baton._ev_tick() || baton._cron_tick();
+    RETURN summary;
+END
+$$;
+
+COMMENT ON FUNCTION baton.tick() IS
+'Does all time-driven work once: due delayed tasks, tasks of dead worker sessions and of registered workers not seen for baton.worker_timeout (default 10 s), expired leases, workflow and event timers, cron, retention. Safe to call concurrently (one runs, the others return {"skipped": true}). Returns counts of what it did.';
+
+CREATE OR REPLACE FUNCTION baton._ev_passes_safe(subscription_id bigint, filter jsonpath, e baton._events) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN baton._ev_passes(filter, e.payload, e.key, e.topic);
+EXCEPTION WHEN OTHERS THEN
+    IF baton._transient_error(SQLSTATE) THEN
+        RAISE;
+    END IF;
+    INSERT INTO baton._ev_filter_errors (subscription_id, event_id, sqlstate, error)
+    VALUES (_ev_passes_safe.subscription_id, e.id, SQLSTATE, SQLERRM);
+    RETURN false;
+END
+$$;
+
+COMMENT ON FUNCTION baton._ev_passes_safe(bigint, jsonpath, baton._events) IS
+'Does an event pass a subscription''s filter?  A filter that raises counts as no match and is recorded in baton._ev_filter_errors.';
 
 CREATE OR REPLACE FUNCTION baton._ev_start_run(e baton._events, s baton._subscriptions, replay boolean) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -1181,6 +1662,10 @@ DECLARE
     runs_for bigint[];
     s        baton._subscriptions;
 BEGIN
+    -- Here rather than in each caller: workflow publish steps render their key.
+    IF pg_catalog.octet_length(_publish.key) > baton._max_key_bytes() THEN
+        PERFORM baton._check_key('publish', 'key', _publish.key);
+    END IF;
     INSERT INTO baton._events AS x (topic, key, payload, correlation_id, cause_task_id, cause_run_id, cause_step)
     VALUES (_publish.topic, _publish.key, COALESCE(_publish.payload, '{}'),
             COALESCE(_publish.correlation_id, pg_catalog.gen_random_uuid()),
@@ -1206,7 +1691,7 @@ BEGIN
             SELECT s3.* FROM baton._subscriptions AS s3
              WHERE s3.wildcard AND s3.head IS NULL
                AND ('.' || e.topic) OPERATOR(pg_catalog.~) s3.topic_regex AND NOT s3.paused) AS x
-         WHERE x.filter IS NULL OR baton._ev_passes(x.filter, e.payload, e.key, e.topic)),
+         WHERE x.filter IS NULL OR baton._ev_passes_safe(x.id, x.filter, e)),
     ins AS (
         INSERT INTO baton._tasks (queue, state, priority, run_at, max_attempts, payload,
                                   subscription_id, event_id, correlation_id)
@@ -1359,6 +1844,8 @@ BEGIN
                 THEN 'must have a "topic" of dot-separated segments of letters, digits, "_" and "-", without wildcards'
             WHEN pg_catalog.jsonb_typeof(ev -> 'payload') = 'null' THEN 'must not have a null "payload"'
             WHEN pg_catalog.jsonb_typeof(ev -> 'key') NOT IN ('string', 'null') THEN 'must have a string "key"'
+            WHEN pg_catalog.octet_length(ev ->> 'key') > baton._max_key_bytes()
+                THEN pg_catalog.format('must have a "key" of at most %s bytes', baton._max_key_bytes())
         END;
         IF bad IS NOT NULL THEN
             PERFORM baton._bad('complete', 'result.emit',
@@ -1436,7 +1923,7 @@ BEGIN
                baton._ev_envelope(x, s.name), s.id, x.id, x.correlation_id
           FROM baton._events AS x JOIN baton._queues AS q ON q.name = s.queue
          WHERE x.published_at >= since AND (until IS NULL OR x.published_at < until)
-           AND baton._ev_matches(s, x.topic) AND baton._ev_passes(s.filter, x.payload, x.key, x.topic)
+           AND baton._ev_matches(s, x.topic) AND (s.filter IS NULL OR baton._ev_passes_safe(s.id, s.filter, x))
          ORDER BY x.id;
         GET DIAGNOSTICS n = ROW_COUNT;
         IF n > 0 THEN
@@ -1445,13 +1932,45 @@ BEGIN
     ELSE
         FOR e IN SELECT * FROM baton._events AS x
                   WHERE x.published_at >= since AND (until IS NULL OR x.published_at < until)
-                    AND baton._ev_matches(s, x.topic) AND baton._ev_passes(s.filter, x.payload, x.key, x.topic)
+                    AND baton._ev_matches(s, x.topic) AND (s.filter IS NULL OR baton._ev_passes_safe(s.id, s.filter, x))
                   ORDER BY x.id
         LOOP
             PERFORM baton._ev_start_run(e, s, true);
             n := n + 1;
         END LOOP;
     END IF;
+    RETURN n;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._ev_purge(max_rows integer) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    keep interval;
+    n    integer := 0;
+BEGIN
+    SELECT x.retention INTO keep FROM baton._ev_settings AS x;
+    IF NOT FOUND THEN
+        keep := interval '30 days';          -- the default, until set_event_retention
+    ELSIF keep IS NULL THEN
+        RETURN 0;                            -- keep events forever
+    END IF;
+    DELETE FROM baton._events AS x WHERE x.id IN (
+        SELECT y.id FROM baton._events AS y
+         WHERE y.published_at < pg_catalog.now() - keep
+         ORDER BY y.published_at
+         LIMIT max_rows
+           FOR UPDATE SKIP LOCKED);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    DELETE FROM baton._ev_filter_errors AS x WHERE x.id IN (
+        SELECT y.id FROM baton._ev_filter_errors AS y
+         WHERE y.at < pg_catalog.now() - keep
+         LIMIT max_rows);
+    DELETE FROM baton._ev_runs AS x WHERE x.run_id IN (
+        SELECT y.run_id FROM baton._ev_runs AS y
+         WHERE y.state IS NOT NULL AND y.created_at < pg_catalog.now() - keep
+         LIMIT max_rows
+           FOR UPDATE SKIP LOCKED);
     RETURN n;
 END
 $$;
@@ -1495,6 +2014,19 @@ SELECT s.name AS subscription, t.id AS task_id, t.queue, t.event_id, t.payload -
        t.payload ->> 'key' AS key, t.attempt AS attempts, t.error, t.finished_at, t.correlation_id
   FROM baton._tasks AS t JOIN baton._subscriptions AS s ON s.id = t.subscription_id
  WHERE t.state = 'failed' AND t.queue <> ALL ((SELECT baton._hidden_queues())::text[]);
+
+CREATE OR REPLACE VIEW baton.subscription_filter_errors WITH (security_barrier) AS
+SELECT s.name AS subscription, f.event_id, e.topic, e.key, f.sqlstate, f.error, f.at
+  FROM baton._ev_filter_errors AS f
+  JOIN baton._subscriptions AS s ON s.id = f.subscription_id
+  LEFT JOIN baton._events AS e ON e.id = f.event_id
+ -- as baton.subscriptions (its target) and baton.events (its topic) filter them
+ WHERE COALESCE(s.queue <> ALL ((SELECT baton._hidden_queues())::text[]), true)
+   AND COALESCE(s.workflow <> ALL ((SELECT baton._hidden_workflows())::text[]), true)
+   AND (NOT (SELECT baton._topics_filtered()) OR e.topic IS NULL OR NOT baton._topic_hidden(e.topic));
+
+COMMENT ON VIEW baton.subscription_filter_errors IS
+'Events whose subscription filter raised an error at publish time: the event was treated as not matching that subscription (the publisher did not fail). Kept as long as events (baton.set_event_retention).';
 
 CREATE OR REPLACE FUNCTION baton._ev_trace_visible(correlation uuid)
 RETURNS TABLE (at timestamptz, kind text, id bigint, name text, state text, cause_kind text, cause_id bigint,
@@ -1556,53 +2088,54 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
         (SELECT pg_catalog.string_agg(edges.line, E'\n' ORDER BY edges.ord) FROM edges))
 $$;
 
-CREATE OR REPLACE FUNCTION baton.define_workflow(name text, definition jsonb) RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+CREATE OR REPLACE FUNCTION baton._wf_max_steps() RETURNS integer
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT 10000 $$;
+
+COMMENT ON FUNCTION baton._wf_max_steps() IS 'The maximum number of steps of a workflow definition (10,000).';
+
+CREATE OR REPLACE FUNCTION baton._wf_define_validate(workflow text, definition jsonb,
+                                          OUT names text[], OUT kinds text[],
+                                          OUT edge_step text[], OUT edge_dep text[])
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    steps   jsonb;
-    k       text;
-    s       text;
-    d       text;
-    names   text[];
-    kinds   jsonb := '{}';
-    afters  jsonb := '{}';
-    deps    text[];
-    done    text[] := '{}';
-    ready   text[];
-    nxt_layer text[];
-    dependents jsonb;
-    pos     jsonb;
-    indeg   integer[];
-    i       integer;
-    path    text[];
-    cur     text;
-    nxt     text;
-    latest  baton._workflows;
-    ver     integer;
-    anc     jsonb := '{}';    -- step -> the steps that always end before it starts
+    steps jsonb;
+    k     text;
+    s     text;
+    d     text;
+    deps  text[];
+    n     integer;
 BEGIN
-    PERFORM baton._check_name('define_workflow', 'name', define_workflow.name);
-    PERFORM baton._authorize_definition(define_workflow.name, definition);
     IF pg_catalog.jsonb_typeof(definition) IS DISTINCT FROM 'object' THEN
         PERFORM baton._wf_bad(NULL, pg_catalog.format('definition must be a JSON object {"steps": {...}} (got %s)',
                                                       COALESCE(pg_catalog.jsonb_typeof(definition), 'NULL')));
     END IF;
     FOR k IN SELECT x FROM pg_catalog.jsonb_object_keys(definition) AS x ORDER BY x LOOP
-        IF k NOT IN ('steps', 'output') THEN
-            PERFORM baton._wf_bad(NULL, pg_catalog.format('unknown key "%s" in definition (use "steps" and "output")', k));
+        IF k NOT IN ('steps', 'output', 'timeout') THEN
+            PERFORM baton._wf_bad(NULL, pg_catalog.format('unknown key "%s" in definition (use "steps", "output" and "timeout")', k));
         END IF;
     END LOOP;
     steps := definition -> 'steps';
     IF pg_catalog.jsonb_typeof(steps) IS DISTINCT FROM 'object' OR steps = '{}' THEN
         PERFORM baton._wf_bad(NULL, 'definition needs "steps": a non-empty object of steps keyed by name');
     END IF;
+    n := (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_object_keys(steps));
+    IF n > baton._wf_max_steps() THEN
+        PERFORM baton._wf_bad(NULL, pg_catalog.format('definition has %s steps; a workflow has at most %s',
+                                                      n, baton._wf_max_steps()));
+    END IF;
     IF definition ? 'output' THEN
         PERFORM baton._wf_check_template(NULL, 'output', definition -> 'output');
     END IF;
+    IF definition ? 'timeout' THEN
+        PERFORM baton._wf_check_interval(NULL, 'timeout', definition -> 'timeout');
+    END IF;
 
     names := ARRAY(SELECT x FROM pg_catalog.jsonb_object_keys(steps) AS x ORDER BY x);
+    kinds := '{}';
+    edge_step := '{}';
+    edge_dep := '{}';
     FOREACH s IN ARRAY names LOOP
-        kinds := kinds || pg_catalog.jsonb_build_object(s, baton._wf_check_step(define_workflow.name, s, steps -> s));
+        kinds := kinds || baton._wf_check_step(workflow, s, steps -> s);
         CASE pg_catalog.jsonb_typeof(steps -> s -> 'after')
         WHEN 'string' THEN deps := ARRAY[steps -> s ->> 'after'];
         WHEN 'array' THEN
@@ -1621,40 +2154,58 @@ BEGIN
             deps := '{}';
         END CASE;
         FOREACH d IN ARRAY deps LOOP
-            IF NOT d = ANY (names) THEN
+            IF NOT steps ? d THEN
                 PERFORM baton._wf_bad(s, pg_catalog.format('unknown dependency "%s"', d));
             END IF;
+            edge_step := edge_step || s;
+            edge_dep := edge_dep || d;
         END LOOP;
-        afters := afters || pg_catalog.jsonb_build_object(s, pg_catalog.to_jsonb(deps));
     END LOOP;
 
     -- References to $.steps.<name> must name a step of this workflow.
     FOR s, d IN SELECT x.key, m[1]
                   FROM pg_catalog.jsonb_each(steps || pg_catalog.jsonb_build_object('', definition -> 'output')) AS x,
                        pg_catalog.regexp_matches(x.value::text, '\$\.steps\.([A-Za-z_][A-Za-z0-9_]*)', 'g') AS m
+                 WHERE NOT steps ? m[1]
                  ORDER BY x.key, m[1]
+                 LIMIT 1
     LOOP
-        IF NOT d = ANY (names) THEN
-            PERFORM baton._wf_bad(NULLIF(s, ''), pg_catalog.format('%srefers to unknown step "%s" ($.steps.%s)',
-                                                                   CASE WHEN s = '' THEN 'output ' ELSE '' END, d, d));
-        END IF;
+        PERFORM baton._wf_bad(NULLIF(s, ''), pg_catalog.format('%srefers to unknown step "%s" ($.steps.%s)',
+                                                               CASE WHEN s = '' THEN 'output ' ELSE '' END, d, d));
     END LOOP;
+END
+$$;
 
-    -- Topological order (Kahn), layer by layer, names sorted within a layer.
+CREATE OR REPLACE FUNCTION baton._wf_define_order(names text[], edge_step text[], edge_dep text[]) RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    dependents jsonb;
+    pos        jsonb;
+    indeg      integer[];
+    ready      text[];
+    nxt_layer  text[];
+    done       text[] := '{}';
+    s          text;
+    d          text;
+    i          integer;
+    path       text[];
+    cur        text;
+    nxt        text;
+BEGIN
     dependents := COALESCE((SELECT pg_catalog.jsonb_object_agg(x.dep, x.l) FROM (
-                               SELECT a.dep, pg_catalog.jsonb_agg(e.key ORDER BY e.key) AS l
-                                 FROM pg_catalog.jsonb_each(afters) AS e,
-                                      pg_catalog.jsonb_array_elements_text(e.value) AS a(dep)
-                                GROUP BY a.dep) AS x), '{}');
+                               SELECT e.dep, pg_catalog.jsonb_agg(e.step ORDER BY e.step) AS l
+                                 FROM ROWS FROM (pg_catalog.unnest(edge_step), pg_catalog.unnest(edge_dep)) AS e(step, dep)
+                                GROUP BY e.dep) AS x), '{}');
     pos := (SELECT pg_catalog.jsonb_object_agg(x.n, x.i) FROM pg_catalog.unnest(names) WITH ORDINALITY AS x(n, i));
-    indeg := ARRAY(SELECT pg_catalog.jsonb_array_length(afters -> x.n)
-                     FROM pg_catalog.unnest(names) WITH ORDINALITY AS x(n, i) ORDER BY x.i);
-    ready := ARRAY(SELECT x.n FROM pg_catalog.unnest(names) WITH ORDINALITY AS x(n, i)
-                    WHERE indeg[x.i] = 0 ORDER BY x.n);
+    indeg := ARRAY(SELECT pg_catalog.count(e.step)::integer
+                     FROM pg_catalog.unnest(names) WITH ORDINALITY AS x(n, i)
+                     LEFT JOIN pg_catalog.unnest(edge_step) AS e(step) ON e.step = x.n
+                    GROUP BY x.i ORDER BY x.i);
+    ready := ARRAY(SELECT x.n FROM ROWS FROM (pg_catalog.unnest(names), pg_catalog.unnest(indeg)) AS x(n, c) WHERE x.c = 0 ORDER BY x.n);
     WHILE pg_catalog.cardinality(ready) > 0 LOOP
-        done := done || ready;
         nxt_layer := '{}';
         FOREACH s IN ARRAY ready LOOP
+            done := done || s;
             FOR d IN SELECT pg_catalog.jsonb_array_elements_text(dependents -> s) LOOP
                 i := (pos ->> d)::integer;
                 indeg[i] := indeg[i] - 1;
@@ -1667,11 +2218,11 @@ BEGIN
     END LOOP;
     IF pg_catalog.cardinality(done) < pg_catalog.cardinality(names) THEN
         -- Walk unfinished dependencies until a step repeats: that loop is a cycle.
-        SELECT n INTO cur FROM pg_catalog.unnest(names) AS n WHERE NOT n = ANY (done) ORDER BY n LIMIT 1;
+        SELECT x.n INTO cur FROM ROWS FROM (pg_catalog.unnest(names), pg_catalog.unnest(indeg)) AS x(n, c) WHERE x.c > 0 ORDER BY x.n LIMIT 1;
         path := ARRAY[cur];
         LOOP
-            SELECT x INTO nxt FROM pg_catalog.jsonb_array_elements_text(afters -> cur) AS x
-             WHERE NOT x = ANY (done) ORDER BY x LIMIT 1;
+            SELECT e.dep INTO nxt FROM ROWS FROM (pg_catalog.unnest(edge_step), pg_catalog.unnest(edge_dep)) AS e(step, dep)
+             WHERE e.step = cur AND indeg[(pos ->> e.dep)::integer] > 0 ORDER BY e.dep LIMIT 1;
             IF nxt = ANY (path) THEN
                 path := path[pg_catalog.array_position(path, nxt):] || nxt;
                 PERFORM baton._wf_bad(nxt, pg_catalog.format('dependency cycle: %s',
@@ -1681,46 +2232,210 @@ BEGIN
             cur := nxt;
         END LOOP;
     END IF;
+    RETURN done;
+END
+$$;
 
-    -- A step's templates may read only steps that end before it starts: its
-    -- ancestors through "after" (and itself, which compensate.input may read).
-    -- Anything else would render as null or not, depending on timing.
-    FOREACH s IN ARRAY done LOOP
-        anc := anc || pg_catalog.jsonb_build_object(s, COALESCE((
-            SELECT pg_catalog.jsonb_agg(DISTINCT a.x)
-              FROM pg_catalog.jsonb_array_elements_text(afters -> s) AS p(dep),
-                   LATERAL (SELECT p.dep UNION ALL
-                            SELECT y FROM pg_catalog.jsonb_array_elements_text(anc -> p.dep) AS y) AS a(x)), '[]'));
-    END LOOP;
-    FOR s, d IN SELECT x.key, m[1]
-                  FROM pg_catalog.jsonb_each(steps) AS x,
-                       pg_catalog.regexp_matches(x.value::text, '\$\.steps\.([A-Za-z_][A-Za-z0-9_]*)', 'g') AS m
-                 ORDER BY x.key, m[1]
+CREATE OR REPLACE FUNCTION baton._wf_define_check_refs(steps jsonb, edge_step text[], edge_dep text[]) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s text;
+    d text;
+BEGIN
+    FOR s, d IN
+        WITH RECURSIVE
+        refs AS (
+            SELECT DISTINCT x.key AS s, m[1] AS d
+              FROM pg_catalog.jsonb_each(steps) AS x,
+                   pg_catalog.regexp_matches(x.value::text, '\$\.steps\.([A-Za-z_][A-Za-z0-9_]*)', 'g') AS m
+             WHERE m[1] <> x.key),
+        edges AS (
+            SELECT e.step, e.dep FROM ROWS FROM (pg_catalog.unnest(edge_step), pg_catalog.unnest(edge_dep)) AS e(step, dep)),
+        far AS (
+            SELECT r.s, r.d FROM refs AS r
+             WHERE NOT EXISTS (SELECT 1 FROM edges AS e WHERE e.step = r.s AND e.dep = r.d)),
+        up(s, a) AS (
+            SELECT e.step, e.dep FROM edges AS e WHERE e.step IN (SELECT f.s FROM far AS f)
+            UNION
+            SELECT up.s, e.dep FROM up JOIN edges AS e ON e.step = up.a)
+        SELECT f.s, f.d FROM far AS f
+         WHERE NOT EXISTS (SELECT 1 FROM up WHERE up.s = f.s AND up.a = f.d)
+         ORDER BY f.s, f.d
+         LIMIT 1
     LOOP
-        IF d <> s AND NOT (anc -> s) ? d THEN
-            PERFORM baton._wf_bad(s, pg_catalog.format(
-                'refers to step "%s" ($.steps.%s), which does not always end before it starts: add "%s" to its "after", directly or through a step in between',
-                d, d, d));
-        END IF;
+        PERFORM baton._wf_bad(s, pg_catalog.format(
+            'refers to step "%s" ($.steps.%s), which does not always end before it starts: add "%s" to its "after", directly or through a step in between',
+            d, d, d));
     END LOOP;
+END
+$$;
 
+CREATE OR REPLACE FUNCTION baton._wf_define_store(workflow text, definition jsonb, names text[], kinds text[],
+                                       edge_step text[], edge_dep text[], ord text[]) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    latest baton._workflows;
+    ver    integer;
+BEGIN
     -- Serialise definers of one workflow; an identical definition keeps its version.
-    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('baton.define_workflow:' || define_workflow.name));
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('baton.define_workflow:' || workflow));
     SELECT * INTO latest FROM baton._workflows AS w
-     WHERE w.name = define_workflow.name ORDER BY w.version DESC LIMIT 1;
+     WHERE w.name = workflow ORDER BY w.version DESC LIMIT 1;
     IF FOUND AND latest.definition = definition THEN
         RETURN latest.version;
     END IF;
     ver := COALESCE(latest.version, 0) + 1;
     INSERT INTO baton._workflows (name, version, definition, step_count)
-    VALUES (define_workflow.name, ver, definition, pg_catalog.cardinality(names));
+    VALUES (workflow, ver, definition, pg_catalog.cardinality(names));
     INSERT INTO baton._wf_steps (workflow, version, step, kind, spec, after, dependents, ord)
-    SELECT define_workflow.name, ver, n, kinds ->> n, steps -> n,
-           ARRAY(SELECT pg_catalog.jsonb_array_elements_text(afters -> n)),
-           ARRAY(SELECT pg_catalog.jsonb_array_elements_text(COALESCE(dependents -> n, '[]'))),
-           pg_catalog.array_position(done, n)
-      FROM pg_catalog.unnest(names) AS n;
+    SELECT workflow, ver, x.n, x.k, definition -> 'steps' -> x.n,
+           COALESCE(a.deps, '{}'), COALESCE(b.dependents, '{}'), o.i
+      FROM ROWS FROM (pg_catalog.unnest(names), pg_catalog.unnest(kinds)) AS x(n, k)
+      JOIN pg_catalog.unnest(ord) WITH ORDINALITY AS o(n, i) ON o.n = x.n
+      LEFT JOIN (SELECT e.step, pg_catalog.array_agg(e.dep ORDER BY e.dep) AS deps
+                   FROM ROWS FROM (pg_catalog.unnest(edge_step), pg_catalog.unnest(edge_dep)) AS e(step, dep) GROUP BY e.step) AS a ON a.step = x.n
+      LEFT JOIN (SELECT e.dep, pg_catalog.array_agg(e.step ORDER BY e.step) AS dependents
+                   FROM ROWS FROM (pg_catalog.unnest(edge_step), pg_catalog.unnest(edge_dep)) AS e(step, dep) GROUP BY e.dep) AS b ON b.dep = x.n;
     RETURN ver;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton.define_workflow(name text, definition jsonb) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v   record;
+    ord text[];
+BEGIN
+    PERFORM baton._check_name('define_workflow', 'name', define_workflow.name);
+    PERFORM baton._authorize_definition(define_workflow.name, definition);
+    v := baton._wf_define_validate(define_workflow.name, definition);
+    ord := baton._wf_define_order(v.names, v.edge_step, v.edge_dep);
+    PERFORM baton._wf_define_check_refs(definition -> 'steps', v.edge_step, v.edge_dep);
+    RETURN baton._wf_define_store(define_workflow.name, definition, v.names, v.kinds, v.edge_step, v.edge_dep, ord);
+END
+$$;
+
+COMMENT ON FUNCTION baton.define_workflow(text, jsonb) IS
+'Validates a workflow definition {"steps": {name: step, ...}, "output": template; at most 10,000 steps} and stores it as the next version of the workflow; returns the version. An identical definition returns the current version. Runs already started keep their version. Time: O(steps + edges), plus steps x depth for references to steps that are not direct dependencies.';
+
+CREATE OR REPLACE FUNCTION baton._wf_lock_runs(runs bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    run    bigint;
+    chain  bigint[];
+    p      bigint;
+    roots  bigint[] := '{}';
+    depths integer[] := '{}';
+    ids    bigint[] := '{}';
+    x      record;
+BEGIN
+    FOREACH run IN ARRAY COALESCE(runs, '{}') LOOP
+        -- Up the parents (unlocked reads: a run's parent never changes).
+        chain := ARRAY[run];
+        LOOP
+            SELECT r.parent_run_id INTO p FROM baton._runs AS r WHERE r.id = chain[1];
+            EXIT WHEN p IS NULL OR NOT EXISTS (SELECT 1 FROM baton._runs AS r WHERE r.id = p);
+            chain := p || chain;
+        END LOOP;
+        IF pg_catalog.cardinality(runs) = 1 THEN
+            FOREACH run IN ARRAY chain LOOP
+                PERFORM 1 FROM baton._runs AS r WHERE r.id = run FOR UPDATE;
+            END LOOP;
+            RETURN;
+        END IF;
+        FOR i IN 1 .. pg_catalog.cardinality(chain) LOOP
+            roots := roots || chain[1];
+            depths := depths || i;
+            ids := ids || chain[i];
+        END LOOP;
+    END LOOP;
+    FOR x IN SELECT DISTINCT u.root, u.depth, u.id
+               FROM ROWS FROM (pg_catalog.unnest(roots), pg_catalog.unnest(depths), pg_catalog.unnest(ids))
+                    AS u(root, depth, id)
+              ORDER BY u.root, u.depth, u.id
+    LOOP
+        PERFORM 1 FROM baton._runs AS r WHERE r.id = x.id FOR UPDATE;
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION baton._wf_lock_runs(bigint[]) IS
+'Locks the given runs and their ancestors in the one locking order of the workflow engine (root first, then down; trees by root id).';
+
+CREATE OR REPLACE FUNCTION baton._wf_try_lock_run(run bigint) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    chain bigint[] := ARRAY[run];
+    p     bigint;
+    x     bigint;
+BEGIN
+    LOOP
+        SELECT r.parent_run_id INTO p FROM baton._runs AS r WHERE r.id = chain[1];
+        EXIT WHEN p IS NULL OR NOT EXISTS (SELECT 1 FROM baton._runs AS r WHERE r.id = p);
+        chain := p || chain;
+    END LOOP;
+    FOREACH x IN ARRAY chain LOOP
+        PERFORM 1 FROM baton._runs AS r WHERE r.id = x FOR UPDATE SKIP LOCKED;
+        IF NOT FOUND THEN
+            RETURN false;
+        END IF;
+    END LOOP;
+    RETURN true;
+END
+$$;
+
+COMMENT ON FUNCTION baton._wf_try_lock_run(bigint) IS
+'Locks a run and its ancestors root first without waiting; false when one is locked by another transaction (or the run is gone).';
+
+CREATE OR REPLACE FUNCTION baton._wf_wait_lock_key(topic text) RETURNS integer
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.hashtext(topic) & 1023
+$$;
+
+COMMENT ON FUNCTION baton._wf_wait_lock_key(text) IS
+'Second key of the wait_event advisory lock of a topic (the first is hashtext(''baton.wait_event'')).';
+
+CREATE OR REPLACE FUNCTION baton._wf_item_holes(tmpl jsonb, at text[] DEFAULT '{}')
+RETURNS TABLE (loc text[], expr text, small boolean)
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t text := pg_catalog.jsonb_typeof(tmpl);
+    s text;
+BEGIN
+    IF t = 'string' THEN
+        s := tmpl #>> '{}';
+        IF pg_catalog.left(s, 2) = '$.' AND s ~ '\$\.(item|index)\M' THEN
+            RETURN QUERY SELECT at, s, s !~ '\$\.(input|steps)\M';
+        END IF;
+    ELSIF t = 'object' THEN
+        RETURN QUERY SELECT h.* FROM pg_catalog.jsonb_each(tmpl) AS e(k, v),
+                                     baton._wf_item_holes(e.v, at || e.k) AS h;
+    ELSIF t = 'array' THEN
+        RETURN QUERY SELECT h.* FROM pg_catalog.jsonb_array_elements(tmpl) WITH ORDINALITY AS e(v, n),
+                                     baton._wf_item_holes(e.v, at || (e.n - 1)::text) AS h;
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_render_item(partial jsonb, holes jsonb, item jsonb, idx integer, ctx jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    h     jsonb;
+    doc   jsonb := pg_catalog.jsonb_build_object('item', item, 'index', idx);
+    v     jsonb;
+    loc   text[];
+    res   jsonb := partial;
+BEGIN
+    FOR h IN SELECT x FROM pg_catalog.jsonb_array_elements(holes) AS x LOOP
+        v := COALESCE(pg_catalog.jsonb_path_query_first(
+                          CASE WHEN (h ->> 'small')::boolean THEN doc ELSE ctx || doc END,
+                          (h ->> 'expr')::jsonpath, '{}', true),
+                      'null'::jsonb);
+        loc := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(h -> 'loc'));
+        res := CASE WHEN pg_catalog.cardinality(loc) = 0 THEN v ELSE pg_catalog.jsonb_set(res, loc, v) END;
+    END LOOP;
+    RETURN res;
 END
 $$;
 
@@ -1765,20 +2480,214 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton._wf_end_run(run_id bigint, new_state text, err text, out_value jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r       baton._runs;
+    child   bigint;
+    running bigint[];
+BEGIN
+    UPDATE baton._runs AS x
+       SET state = new_state, error = err, output = out_value, finished_at = pg_catalog.now()
+     WHERE x.id = _wf_end_run.run_id AND x.state = 'running'
+    RETURNING x.* INTO r;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF new_state <> 'succeeded' THEN
+        FOR child IN SELECT s.child_run_id FROM baton._run_steps AS s
+                      WHERE s.run_id = r.id AND s.state = 'running' AND s.child_run_id IS NOT NULL
+        LOOP
+            PERFORM baton._wf_cancel(child, pg_catalog.format('parent run %s ended %s', r.id, new_state));
+        END LOOP;
+        UPDATE baton._run_steps AS s SET state = 'cancelled', finished_at = pg_catalog.now()
+         WHERE s.run_id = r.id AND s.state IN ('pending', 'waiting', 'running');
+        -- Waits for the locks on its live tasks (a claim being committed, a
+        -- heartbeat): nobody holding one of them waits for this run (the
+        -- locking order), and a task claimed meanwhile is cancelled too.
+        WITH live AS (
+            SELECT x.id, x.state FROM baton._tasks AS x
+             WHERE x.run_id = r.id AND x.state IN ('scheduled', 'pending', 'running')
+             ORDER BY x.id
+               FOR UPDATE),
+        gone AS (
+            UPDATE baton._tasks AS t
+               SET state = 'cancelled', finished_at = pg_catalog.now(), lease_expires_at = NULL,
+                   error = pg_catalog.format('run %s ended %s', r.id, new_state)
+              FROM live WHERE t.id = live.id
+            RETURNING t.id, live.state AS was)
+        SELECT pg_catalog.array_agg(gone.id ORDER BY gone.id) FILTER (WHERE gone.was = 'running')
+          INTO running FROM gone;
+        IF running IS NOT NULL THEN
+            PERFORM baton._cancelled(running);
+        END IF;
+        PERFORM baton._wf_compensate_next(r.id);
+    END IF;
+    PERFORM baton._wf_announce(r);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_wait_match(run baton._runs, topic text, wkey text) RETURNS baton._events
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT e.* FROM baton._events AS e
+     WHERE e.topic = _wf_wait_match.topic AND (wkey IS NULL OR e.key = wkey) AND e.published_at >= run.created_at
+     ORDER BY e.id LIMIT 1
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_activate_task(r baton._runs, d baton._wf_steps, q baton._queues, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tid bigint;
+BEGIN
+    INSERT INTO baton._tasks (queue, priority, max_attempts, payload, timeout, run_id, step, correlation_id)
+    VALUES (q.name, COALESCE((d.spec ->> 'priority')::integer, 0),
+            COALESCE((d.spec ->> 'max_attempts')::integer, q.max_attempts),
+            CASE WHEN d.spec ? 'input' THEN baton._wf_render(d.spec -> 'input', ctx) ELSE r.input END,
+            (d.spec ->> 'timeout')::interval, r.id, d.step, r.correlation_id)
+    RETURNING id INTO tid;
+    UPDATE baton._run_steps AS s SET task_id = tid WHERE s.run_id = r.id AND s.step = d.step;
+    PERFORM baton._wake(q.name);
+    RETURN '{}';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_activate_map(r baton._runs, d baton._wf_steps, q baton._queues, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    spec    jsonb := d.spec;
+    arr     jsonb;
+    n       integer;
+    partial jsonb;
+    holes   jsonb;
+BEGIN
+    arr := pg_catalog.jsonb_path_query_first(ctx, (spec ->> 'map')::jsonpath, '{}', true);
+    IF pg_catalog.jsonb_typeof(arr) IS DISTINCT FROM 'array' THEN
+        PERFORM baton._wf_step_failed(r.id, d.step,
+            pg_catalog.format('map: %s is not an array (got %s)', spec ->> 'map',
+                              COALESCE(pg_catalog.jsonb_typeof(arr), 'nothing')));
+        RETURN '{}';
+    END IF;
+    n := pg_catalog.jsonb_array_length(arr);
+    IF n = 0 THEN
+        UPDATE baton._run_steps AS s SET map_total = 0, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
+        RETURN baton._wf_step_done(r.id, d.step, '[]', 'succeeded');
+    END IF;
+    UPDATE baton._run_steps AS s SET map_total = n, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
+    INSERT INTO baton._run_map_counts (run_id, step, bucket, pending)
+    SELECT r.id, d.step, b, LEAST(100, n - b * 100) FROM pg_catalog.generate_series(0, (n - 1) / 100) AS b;
+    -- The input template is rendered once for the step; per element only
+    -- its $.item / $.index places are filled in (O(elements), however
+    -- large the run's input: no copy of the context per element).
+    IF spec ? 'input' THEN
+        partial := baton._wf_render(spec -> 'input', ctx || '{"item": null, "index": null}'::jsonb);
+        holes := COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                                      'loc', pg_catalog.to_jsonb(h.loc), 'expr', h.expr, 'small', h.small))
+                             FROM baton._wf_item_holes(spec -> 'input') AS h), '[]');
+    END IF;
+    -- One set-based insert for the whole fan-out.
+    INSERT INTO baton._tasks (queue, priority, max_attempts, payload, timeout, run_id, step, map_index,
+                              correlation_id)
+    SELECT q.name, COALESCE((spec ->> 'priority')::integer, 0),
+           COALESCE((spec ->> 'max_attempts')::integer, q.max_attempts),
+           CASE WHEN NOT spec ? 'input' THEN e.v
+                WHEN holes = '[]' THEN partial
+                ELSE baton._wf_render_item(partial, holes, e.v, (e.i - 1)::integer, ctx) END,
+           (spec ->> 'timeout')::interval, r.id, d.step, (e.i - 1)::integer, r.correlation_id
+      FROM pg_catalog.jsonb_array_elements(arr) WITH ORDINALITY AS e(v, i)
+     ORDER BY e.i;
+    PERFORM baton._wake(q.name);
+    RETURN '{}';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_activate_publish(r baton._runs, d baton._wf_steps, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    eid bigint;
+BEGIN
+    eid := baton._publish(d.spec ->> 'topic',
+                          CASE WHEN d.spec ? 'payload' THEN baton._wf_render(d.spec -> 'payload', ctx) ELSE r.input END,
+                          CASE WHEN d.spec ? 'key' THEN baton._wf_key(d.spec -> 'key', ctx) END,
+                          r.correlation_id, NULL, r.id, d.step);
+    RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('event_id', eid), 'succeeded');
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_activate_wait_event(r baton._runs, d baton._wf_steps, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    wkey  text := CASE WHEN d.spec ? 'key' THEN baton._wf_key(d.spec -> 'key', ctx) END;
+    alone boolean;
+    ev    baton._events;
+BEGIN
+    -- Exclusive when no publisher of the topic is in flight: publishers
+    -- then wait for this transaction and see the step waiting.  Else one
+    -- may commit an event this query cannot see yet: the tick looks again.
+    alone := pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('baton.wait_event'),
+                                                  baton._wf_wait_lock_key(d.spec ->> 'topic'));
+    ev := baton._wf_wait_match(r, d.spec ->> 'topic', wkey);
+    IF ev.id IS NOT NULL THEN
+        RETURN baton._wf_step_done(r.id, d.step, ev.payload, 'succeeded');
+    END IF;
+    UPDATE baton._run_steps AS s
+       SET wait_topic = d.spec ->> 'topic', wait_key = wkey,
+           wake_at = pg_catalog.now() + (d.spec ->> 'timeout')::interval, wait_recheck = NOT alone
+     WHERE s.run_id = r.id AND s.step = d.step;
+    RETURN '{}';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_activate_sleep(r baton._runs, d baton._wf_steps, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    until timestamptz;
+BEGIN
+    IF d.spec ? 'duration' THEN
+        until := pg_catalog.now() + (d.spec ->> 'duration')::interval;
+    ELSE
+        BEGIN
+            until := (baton._wf_render(d.spec -> 'until', ctx) #>> '{}')::timestamptz;
+        EXCEPTION WHEN OTHERS THEN
+            until := NULL;
+        END;
+        IF until IS NULL THEN
+            PERFORM baton._wf_step_failed(r.id, d.step,
+                pg_catalog.format('until: %s is not a timestamp (got %s)', d.spec ->> 'until',
+                                  baton._wf_render(d.spec -> 'until', ctx)));
+            RETURN '{}';
+        END IF;
+    END IF;
+    IF until <= pg_catalog.now() THEN
+        RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('until', until), 'succeeded');
+    END IF;
+    UPDATE baton._run_steps AS s SET wake_at = until WHERE s.run_id = r.id AND s.step = d.step;
+    RETURN '{}';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_activate_workflow(r baton._runs, d baton._wf_steps, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT baton._wf_exists(d.spec ->> 'workflow') THEN
+        PERFORM baton._wf_step_failed(r.id, d.step,
+            pg_catalog.format('workflow "%s" does not exist', d.spec ->> 'workflow'));
+        RETURN '{}';
+    END IF;
+    -- The child may end at once (all its steps instant); it then reports back here.
+    PERFORM baton._wf_start(d.spec ->> 'workflow',
+                            CASE WHEN d.spec ? 'input' THEN baton._wf_render(d.spec -> 'input', ctx) ELSE r.input END,
+                            NULL, r.correlation_id, NULL, NULL, r.id, d.step);
+    RETURN '{}';
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton._wf_activate(run_id bigint, step text) RETURNS text[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    r     baton._runs;
-    d     baton._wf_steps;
-    spec  jsonb;
-    ctx   jsonb;
-    q     baton._queues;
-    arr   jsonb;
-    n     integer;
-    tid   bigint;
-    until timestamptz;
-    wkey  text;
-    ev    baton._events;
+    r   baton._runs;
+    d   baton._wf_steps;
+    ctx jsonb;
+    q   baton._queues;
 BEGIN
     SELECT * INTO r FROM baton._runs AS x WHERE x.id = _wf_activate.run_id;
     IF r.state <> 'running'
@@ -1788,12 +2697,11 @@ BEGIN
     END IF;
     SELECT * INTO d FROM baton._wf_steps AS x
      WHERE x.workflow = r.workflow AND x.version = r.version AND x.step = _wf_activate.step;
-    spec := d.spec;
-    IF spec ?| ARRAY['when', 'input', 'map', 'payload', 'key', 'until'] THEN
+    IF d.spec ?| ARRAY['when', 'input', 'map', 'payload', 'key', 'until'] THEN
         ctx := baton._wf_ctx(r);
     END IF;
-    IF spec ? 'when'
-       AND NOT COALESCE(pg_catalog.jsonb_path_match(ctx, (spec ->> 'when')::jsonpath, '{}', true), false) THEN
+    IF d.spec ? 'when'
+       AND NOT COALESCE(pg_catalog.jsonb_path_match(ctx, (d.spec ->> 'when')::jsonpath, '{}', true), false) THEN
         RETURN baton._wf_step_done(r.id, d.step, NULL, 'skipped');
     END IF;
 
@@ -1804,101 +2712,71 @@ BEGIN
 
     CASE d.kind
     WHEN 'task' THEN
-        SELECT * INTO q FROM baton._queues AS x WHERE x.name = spec ->> 'queue';
+        SELECT * INTO q FROM baton._queues AS x WHERE x.name = d.spec ->> 'queue';
         IF NOT FOUND THEN
-            PERFORM baton._wf_step_failed(r.id, d.step, pg_catalog.format('queue "%s" does not exist', spec ->> 'queue'));
+            PERFORM baton._wf_step_failed(r.id, d.step, pg_catalog.format('queue "%s" does not exist', d.spec ->> 'queue'));
             RETURN '{}';
         END IF;
-        IF NOT spec ? 'map' THEN
-            INSERT INTO baton._tasks (queue, priority, max_attempts, payload, timeout, run_id, step, correlation_id)
-            VALUES (q.name, COALESCE((spec ->> 'priority')::integer, 0),
-                    COALESCE((spec ->> 'max_attempts')::integer, q.max_attempts),
-                    CASE WHEN spec ? 'input' THEN baton._wf_render(spec -> 'input', ctx) ELSE r.input END,
-                    (spec ->> 'timeout')::interval, r.id, d.step, r.correlation_id)
-            RETURNING id INTO tid;
-            UPDATE baton._run_steps AS s SET task_id = tid WHERE s.run_id = r.id AND s.step = d.step;
-            PERFORM baton._wake(q.name);
-            RETURN '{}';
+        IF d.spec ? 'map' THEN
+            RETURN baton._wf_activate_map(r, d, q, ctx);
         END IF;
-        arr := pg_catalog.jsonb_path_query_first(ctx, (spec ->> 'map')::jsonpath, '{}', true);
-        IF pg_catalog.jsonb_typeof(arr) IS DISTINCT FROM 'array' THEN
-            PERFORM baton._wf_step_failed(r.id, d.step,
-                pg_catalog.format('map: %s is not an array (got %s)', spec ->> 'map',
-                                  COALESCE(pg_catalog.jsonb_typeof(arr), 'nothing')));
-            RETURN '{}';
-        END IF;
-        n := pg_catalog.jsonb_array_length(arr);
-        IF n = 0 THEN
-            UPDATE baton._run_steps AS s SET map_total = 0, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
-            RETURN baton._wf_step_done(r.id, d.step, '[]', 'succeeded');
-        END IF;
-        UPDATE baton._run_steps AS s SET map_total = n, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
-        INSERT INTO baton._run_map_counts (run_id, step, bucket, pending)
-        SELECT r.id, d.step, b, LEAST(100, n - b * 100) FROM pg_catalog.generate_series(0, (n - 1) / 100) AS b;
-        -- One set-based insert for the whole fan-out.
-        INSERT INTO baton._tasks (queue, priority, max_attempts, payload, timeout, run_id, step, map_index,
-                                  correlation_id)
-        SELECT q.name, COALESCE((spec ->> 'priority')::integer, 0),
-               COALESCE((spec ->> 'max_attempts')::integer, q.max_attempts),
-               CASE WHEN spec ? 'input'
-                    THEN baton._wf_render(spec -> 'input',
-                                          ctx || pg_catalog.jsonb_build_object('item', e.v, 'index', e.i - 1))
-                    ELSE e.v END,
-               (spec ->> 'timeout')::interval, r.id, d.step, (e.i - 1)::integer, r.correlation_id
-          FROM pg_catalog.jsonb_array_elements(arr) WITH ORDINALITY AS e(v, i)
-         ORDER BY e.i;
-        PERFORM baton._wake(q.name);
+        RETURN baton._wf_activate_task(r, d, q, ctx);
     WHEN 'publish' THEN
-        tid := baton._publish(spec ->> 'topic',
-                              CASE WHEN spec ? 'payload' THEN baton._wf_render(spec -> 'payload', ctx) ELSE r.input END,
-                              CASE WHEN spec ? 'key' THEN baton._wf_key(spec -> 'key', ctx) END,
-                              r.correlation_id, NULL, r.id, d.step);
-        RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('event_id', tid), 'succeeded');
+        RETURN baton._wf_activate_publish(r, d, ctx);
     WHEN 'wait_event' THEN
-        wkey := CASE WHEN spec ? 'key' THEN baton._wf_key(spec -> 'key', ctx) END;
-        -- An event published since the run started counts even if it came before this step.
-        SELECT * INTO ev FROM baton._events AS e
-         WHERE e.topic = spec ->> 'topic' AND (wkey IS NULL OR e.key = wkey) AND e.published_at >= r.created_at
-         ORDER BY e.id LIMIT 1;
-        IF FOUND THEN
-            RETURN baton._wf_step_done(r.id, d.step, ev.payload, 'succeeded');
-        END IF;
-        UPDATE baton._run_steps AS s
-           SET wait_topic = spec ->> 'topic', wait_key = wkey,
-               wake_at = pg_catalog.now() + (spec ->> 'timeout')::interval
-         WHERE s.run_id = r.id AND s.step = d.step;
+        RETURN baton._wf_activate_wait_event(r, d, ctx);
     WHEN 'sleep' THEN
-        IF spec ? 'duration' THEN
-            until := pg_catalog.now() + (spec ->> 'duration')::interval;
-        ELSE
-            BEGIN
-                until := (baton._wf_render(spec -> 'until', ctx) #>> '{}')::timestamptz;
-            EXCEPTION WHEN OTHERS THEN
-                until := NULL;
-            END;
-            IF until IS NULL THEN
-                PERFORM baton._wf_step_failed(r.id, d.step,
-                    pg_catalog.format('until: %s is not a timestamp (got %s)', spec ->> 'until',
-                                      baton._wf_render(spec -> 'until', ctx)));
-                RETURN '{}';
-            END IF;
-        END IF;
-        IF until <= pg_catalog.now() THEN
-            RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('until', until), 'succeeded');
-        END IF;
-        UPDATE baton._run_steps AS s SET wake_at = until WHERE s.run_id = r.id AND s.step = d.step;
+        RETURN baton._wf_activate_sleep(r, d, ctx);
     WHEN 'workflow' THEN
-        IF NOT baton._wf_exists(spec ->> 'workflow') THEN
-            PERFORM baton._wf_step_failed(r.id, d.step,
-                pg_catalog.format('workflow "%s" does not exist', spec ->> 'workflow'));
-            RETURN '{}';
-        END IF;
-        -- The child may end at once (all its steps instant); it then reports back here.
-        PERFORM baton._wf_start(spec ->> 'workflow',
-                                CASE WHEN spec ? 'input' THEN baton._wf_render(spec -> 'input', ctx) ELSE r.input END,
-                                NULL, r.correlation_id, NULL, NULL, r.id, d.step);
+        RETURN baton._wf_activate_workflow(r, d, ctx);
     END CASE;
-    RETURN '{}';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_start(workflow text, input jsonb, idempotency_key text, correlation_id uuid,
+                                cause_event_id bigint, subscription_id bigint,
+                                parent_run_id bigint, parent_step text)
+RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w      baton._workflows;
+    new_run bigint;
+BEGIN
+    SELECT * INTO w FROM baton._workflows AS x WHERE x.name = _wf_start.workflow ORDER BY x.version DESC LIMIT 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'baton.start: workflow "%" does not exist', _wf_start.workflow
+            USING ERRCODE = 'undefined_object', COLUMN = 'workflow',
+                  HINT = 'Define it with baton.define_workflow().';
+    END IF;
+    LOOP
+        INSERT INTO baton._runs (workflow, version, input, idempotency_key, correlation_id, parent_run_id,
+                                 parent_step, cause_event_id, subscription_id, steps_left, deadline)
+        VALUES (w.name, w.version, _wf_start.input, _wf_start.idempotency_key,
+                COALESCE(_wf_start.correlation_id, pg_catalog.gen_random_uuid()), _wf_start.parent_run_id,
+                _wf_start.parent_step, _wf_start.cause_event_id, _wf_start.subscription_id, w.step_count,
+                pg_catalog.now() + (w.definition ->> 'timeout')::interval)
+        ON CONFLICT ON CONSTRAINT _runs_workflow_idempotency_key_key DO NOTHING
+        RETURNING id INTO new_run;
+        EXIT WHEN new_run IS NOT NULL;
+        SELECT x.id INTO new_run FROM baton._runs AS x
+         WHERE x.workflow = w.name AND x.idempotency_key = _wf_start.idempotency_key;
+        IF new_run IS NOT NULL THEN
+            RETURN new_run;    -- same key: the same run
+        END IF;
+    END LOOP;
+    PERFORM 1 FROM baton._runs AS x WHERE x.id = new_run FOR UPDATE;
+    IF _wf_start.parent_run_id IS NOT NULL THEN
+        UPDATE baton._run_steps AS s SET child_run_id = new_run
+         WHERE s.run_id = _wf_start.parent_run_id AND s.step = _wf_start.parent_step;
+    END IF;
+    INSERT INTO baton._run_steps (run_id, step, kind, ord, deps_left)
+    SELECT new_run, d.step, d.kind, d.ord, pg_catalog.cardinality(d.after)
+      FROM baton._wf_steps AS d WHERE d.workflow = w.name AND d.version = w.version;
+    PERFORM baton._wf_advance(new_run,
+        ARRAY(SELECT d.step FROM baton._wf_steps AS d
+               WHERE d.workflow = w.name AND d.version = w.version AND pg_catalog.cardinality(d.after) = 0
+               ORDER BY d.ord));
+    RETURN new_run;
 END
 $$;
 
@@ -1918,6 +2796,7 @@ BEGIN
     IF start.idempotency_key = '' THEN
         PERFORM baton._bad('start', 'idempotency_key', 'must not be empty');
     END IF;
+    PERFORM baton._check_key('start', 'idempotency_key', start.idempotency_key);
     RETURN baton._wf_start(start.workflow, start.input, start.idempotency_key, start.correlation_id,
                            NULL, NULL, NULL, NULL);
 END
@@ -1934,17 +2813,157 @@ BEGIN
         RAISE EXCEPTION 'baton.cancel_run: run % does not exist', cancel_run.run
             USING ERRCODE = 'no_data_found', COLUMN = 'run';
     END IF;
+    PERFORM baton._wf_lock_runs(ARRAY[cancel_run.run]);
     RETURN baton._wf_cancel(cancel_run.run, 'cancelled by baton.cancel_run');
+END
+$$;
+
+COMMENT ON FUNCTION baton.cancel_run(bigint) IS
+'Cancels a running run: pending and waiting steps are cancelled, live tasks cancelled (a task being claimed at that moment too; workers holding running ones are told through NOTIFY baton_cancel, and their completions are rejected), child runs cancelled, compensations started. Returns false when the run had already ended.';
+
+CREATE OR REPLACE FUNCTION baton._wf_on_event(event baton._events) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w record;
+BEGIN
+    -- Held until commit: a step that starts waiting meanwhile cannot take the
+    -- lock exclusively and asks the tick to look again; one that took it
+    -- before makes this wait until it has committed, so that the query
+    -- below sees it waiting.
+    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtext('baton.wait_event'),
+                                                    baton._wf_wait_lock_key(event.topic));
+    FOR w IN SELECT s.run_id, s.step FROM baton._run_steps AS s
+              WHERE s.state = 'waiting' AND s.wait_topic = event.topic
+                AND (s.wait_key IS NULL OR s.wait_key = event.key)
+              ORDER BY s.run_id, s.step
+    LOOP
+        -- Never waits for another run (the locking order): a busy run's step
+        -- is flagged, and the next tick completes it.
+        IF NOT baton._wf_try_lock_run(w.run_id) THEN
+            UPDATE baton._run_steps AS s SET wait_recheck = true
+             WHERE s.ctid = (SELECT y.ctid FROM baton._run_steps AS y
+                              WHERE y.run_id = w.run_id AND y.step = w.step AND y.state = 'waiting'
+                                FOR UPDATE SKIP LOCKED);
+            CONTINUE;
+        END IF;
+        PERFORM 1 FROM baton._runs AS x WHERE x.id = w.run_id AND x.state = 'running';
+        CONTINUE WHEN NOT FOUND;
+        -- Re-check under the lock: a concurrent event may have won.
+        PERFORM 1 FROM baton._run_steps AS s
+          WHERE s.run_id = w.run_id AND s.step = w.step AND s.state = 'waiting';
+        CONTINUE WHEN NOT FOUND;
+        PERFORM baton._wf_advance(w.run_id, baton._wf_step_done(w.run_id, w.step, event.payload, 'succeeded'));
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_time_out_runs(max_rows integer) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    x record;
+    n integer := 0;
+BEGIN
+    FOR x IN SELECT r.id, w.definition ->> 'timeout' AS timeout FROM baton._runs AS r
+               JOIN baton._workflows AS w ON w.name = r.workflow AND w.version = r.version
+              WHERE r.state = 'running' AND r.deadline IS NOT NULL AND r.deadline <= pg_catalog.now()
+              ORDER BY r.deadline LIMIT max_rows
+    LOOP
+        CONTINUE WHEN NOT baton._wf_try_lock_run(x.id);
+        PERFORM 1 FROM baton._runs AS r WHERE r.id = x.id AND r.state = 'running';
+        CONTINUE WHEN NOT FOUND;
+        n := n + 1;
+        PERFORM baton._wf_end_run(x.id, 'failed',
+            pg_catalog.format('timed out: the workflow''s "timeout" of %s has passed', x.timeout), NULL);
+    END LOOP;
+    RETURN n;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_recheck_waits(max_rows integer) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w  record;
+    r  baton._runs;
+    ev baton._events;
+    n  integer := 0;
+BEGIN
+    FOR w IN SELECT s.run_id, s.step, s.wait_topic, s.wait_key FROM baton._run_steps AS s
+              WHERE s.wait_recheck AND s.state = 'waiting'
+              ORDER BY s.run_id, s.step LIMIT max_rows
+    LOOP
+        CONTINUE WHEN NOT baton._wf_try_lock_run(w.run_id);
+        SELECT * INTO r FROM baton._runs AS x WHERE x.id = w.run_id AND x.state = 'running';
+        CONTINUE WHEN NOT FOUND;
+        PERFORM 1 FROM baton._run_steps AS s
+          WHERE s.run_id = w.run_id AND s.step = w.step AND s.state = 'waiting' AND s.wait_recheck;
+        CONTINUE WHEN NOT FOUND;
+        -- A publisher still in flight: look at the next tick.
+        CONTINUE WHEN NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('baton.wait_event'),
+                                                               baton._wf_wait_lock_key(w.wait_topic));
+        ev := baton._wf_wait_match(r, w.wait_topic, w.wait_key);
+        IF ev.id IS NULL THEN
+            UPDATE baton._run_steps AS s SET wait_recheck = false WHERE s.run_id = w.run_id AND s.step = w.step;
+        ELSE
+            n := n + 1;
+            PERFORM baton._wf_advance(w.run_id, baton._wf_step_done(w.run_id, w.step, ev.payload, 'succeeded'));
+        END IF;
+    END LOOP;
+    RETURN n;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION baton._wf_tick() RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w        record;
+    spec     jsonb;
+    woken    integer := 0;
+    timedout integer := 0;
+BEGIN
+    FOR w IN SELECT s.run_id, s.step, s.kind, s.wake_at FROM baton._run_steps AS s
+              WHERE s.state = 'waiting' AND s.wake_at <= pg_catalog.now()
+              ORDER BY s.wake_at LIMIT 10000
+    LOOP
+        CONTINUE WHEN NOT baton._wf_try_lock_run(w.run_id);
+        PERFORM 1 FROM baton._runs AS x WHERE x.id = w.run_id AND x.state = 'running';
+        CONTINUE WHEN NOT FOUND;
+        PERFORM 1 FROM baton._run_steps AS s
+          WHERE s.run_id = w.run_id AND s.step = w.step AND s.state = 'waiting' AND s.wake_at <= pg_catalog.now();
+        CONTINUE WHEN NOT FOUND;
+        IF w.kind = 'sleep' THEN
+            woken := woken + 1;
+            PERFORM baton._wf_advance(w.run_id,
+                baton._wf_step_done(w.run_id, w.step, pg_catalog.jsonb_build_object('until', w.wake_at), 'succeeded'));
+        ELSE
+            timedout := timedout + 1;
+            SELECT d.spec INTO spec FROM baton._runs AS x
+              JOIN baton._wf_steps AS d ON d.workflow = x.workflow AND d.version = x.version
+             WHERE x.id = w.run_id AND d.step = w.step;
+            IF spec ->> 'on_timeout' = 'skip' THEN
+                PERFORM baton._wf_advance(w.run_id, baton._wf_step_done(w.run_id, w.step, NULL, 'skipped'));
+            ELSE
+                PERFORM baton._wf_step_failed(w.run_id, w.step,
+                    pg_catalog.format('timed out after %s waiting for event "%s"', spec ->> 'timeout', spec ->> 'topic'));
+            END IF;
+        END IF;
+    END LOOP;
+    RETURN pg_catalog.jsonb_build_object('woken', woken, 'timed_out', timedout,
+                                         'runs_timed_out', baton._wf_time_out_runs(10000),
+                                         'waits_rechecked', baton._wf_recheck_waits(10000),
+                                         'runs_purged', baton._wf_purge(10000));
 END
 $$;
 
 CREATE OR REPLACE VIEW baton.runs WITH (security_barrier) AS
 SELECT r.id, r.workflow, r.version, r.state, r.input, r.output, r.error, r.created_at, r.finished_at,
        r.correlation_id, r.parent_run_id, r.parent_step, r.cause_event_id, r.subscription_id,
-       r.idempotency_key, r.compensation, r.steps_left
+       r.idempotency_key, r.compensation, r.steps_left, r.deadline
   FROM baton._runs AS r
  -- restricted workflows the reader may not read (empty without grants)
  WHERE r.workflow <> ALL ((SELECT baton._hidden_workflows())::text[]);
+
+COMMENT ON VIEW baton.runs IS
+'Workflow runs: state running, succeeded, failed or cancelled; compensation is NULL (nothing to undo), running or done; deadline: when the workflow''s "timeout" fails the run (NULL: none).';
 
 CREATE OR REPLACE VIEW baton.run_steps WITH (security_barrier) AS
 SELECT s.run_id, s.step, s.kind, s.state,
@@ -2487,6 +3506,11 @@ SELECT t.id, t.queue,
  -- restricted queues the reader may not read (empty without grants)
  WHERE t.queue <> ALL ((SELECT baton._hidden_queues())::text[]);
 
+CREATE OR REPLACE VIEW baton.queues AS
+SELECT q.name AS queue, q.concurrency, q.max_attempts, q.lease, q.backoff_base, q.backoff_cap,
+       q.rate_limit, q.rate_period, q.retention, q.paused, q.created_at, q.max_payload_size, q.max_result_size
+  FROM baton._queues AS q;
+
 CREATE OR REPLACE VIEW baton.queue_stats WITH (security_barrier) AS
 SELECT q.name AS queue, q.paused,
        (SELECT pg_catalog.count(*) FROM baton._tasks AS t WHERE t.queue = q.name AND t.state = 'pending') AS due,
@@ -2505,10 +3529,12 @@ SELECT q.name AS queue, q.paused,
 
 CREATE OR REPLACE VIEW baton.workers AS
 SELECT w.id AS worker, w.host, w.pid, w.queues, w.version, w.started_at, w.last_seen,
-       w.last_seen > pg_catalog.now() - interval '1 minute' AS alive,
+       w.last_seen > pg_catalog.now() - baton._worker_timeout() AS alive,
        (SELECT pg_catalog.count(*) FROM baton._tasks AS t WHERE t.state = 'running' AND t.worker = w.id
            AND t.queue <> ALL ((SELECT baton._hidden_queues())::text[])) AS running
   FROM baton._workers AS w;
+
+COMMENT ON VIEW baton.workers IS 'Worker daemons as they registered, with last heartbeat and tasks in flight; alive = seen within baton.worker_timeout (default 10 s).';
 
 CREATE OR REPLACE FUNCTION baton.explain_task(task bigint) RETURNS text
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -2606,7 +3632,7 @@ GRANT EXECUTE ON FUNCTION
     baton.scheduler_running()
   TO baton_worker;
 GRANT EXECUTE ON FUNCTION
-    baton.alter_queue(text, integer, integer, interval, interval, interval, integer, interval, interval),
+    baton.alter_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, integer, integer),
     baton.pause_queue(text),
     baton.resume_queue(text),
     baton.cancel(bigint),
@@ -2623,7 +3649,7 @@ GRANT EXECUTE ON FUNCTION
     baton.cron_next(text, timestamptz)
   TO baton_admin, baton_producer, baton_worker;
 GRANT EXECUTE ON FUNCTION
-    baton.create_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, boolean),
+    baton.create_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, boolean, integer, integer),
     baton.drop_queue(text, boolean),
     baton.subscribe(text, text, text, text, text, text, text, integer, integer, boolean),
     baton.unsubscribe(text, boolean),
@@ -2644,7 +3670,8 @@ GRANT EXECUTE ON FUNCTION
   TO baton_admin;
 GRANT SELECT ON baton.tasks, baton.queues, baton.queue_stats, baton.workers,
                 baton.events, baton.subscriptions, baton.subscription_dead_letters,
-                baton.runs, baton.run_steps, baton.schedules, baton.grants, baton.workflows
+                baton.runs, baton.run_steps, baton.schedules, baton.grants, baton.workflows,
+                baton.subscription_filter_errors
   TO baton_admin, baton_producer, baton_worker;
 GRANT EXECUTE ON FUNCTION
     baton._task_correlation(bigint),

@@ -3,7 +3,8 @@
 
 Protocol (exec): baton-worker starts this program once per task, writes the task as one JSON
 object on stdin ({"id", "queue", "attempt", "payload", ...}), and reads the result JSON from
-stdout. Exit 0 = success, 75 = retry later, anything else = failure (stderr is the error).
+stdout. Exit 0 = success, 65 = failed at once (retrying cannot help), 75 or any other exit =
+retried with backoff until the attempts are spent (stderr is the error).
 
 It serves both styles of the demo:
   orchestration  payload = {"action": "reserve" | "release", "order": {...}}  (the workflow's input template)
@@ -38,7 +39,7 @@ except (KeyError, TypeError, AttributeError) as e:
 if action == "reserve":
     if any(item.get("sku") == "out-of-stock" for item in items):
         print("no stock for an item of order %s" % order_id, file=sys.stderr)
-        sys.exit(1)
+        sys.exit(65)                           # EX_DATAERR: no retry can make stock appear
     json.dump({"order": order, "reservation": "R-%s" % order_id,
                "items": len(items)}, sys.stdout)
 else:

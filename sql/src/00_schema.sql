@@ -33,7 +33,11 @@ CREATE TABLE baton._queues (
     rate_updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     retention       interval NOT NULL CHECK (retention >= interval '0'),
     paused          boolean NOT NULL DEFAULT false,
-    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- Largest payload a task of the queue may carry and largest result it may
+    -- return, in bytes of jsonb (pg_column_size): they bound a worker's memory.
+    max_payload_size integer NOT NULL DEFAULT 16777216 CHECK (max_payload_size > 0),
+    max_result_size  integer NOT NULL DEFAULT 16777216 CHECK (max_result_size > 0)
 );
 
 CREATE TABLE baton._tasks (

@@ -61,6 +61,25 @@ BEGIN
 END
 $$;
 
+-- Keys (dedup_key, idempotency_key, an event key, a worker id) are stored in
+-- btree indexes, whose entries are limited to about 2.7 kB: past this limit
+-- they get a clear error naming the field instead of "index row requires ...".
+CREATE FUNCTION baton._max_key_bytes() RETURNS integer
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT 512 $$;
+COMMENT ON FUNCTION baton._max_key_bytes() IS
+'The maximum length in bytes of a dedup_key, an idempotency_key, an event key and a worker id (512).';
+
+-- Raises invalid_parameter_value naming the field when a key is longer than _max_key_bytes().  NULL passes.
+CREATE FUNCTION baton._check_key(fn text, field text, v text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF pg_catalog.octet_length(v) > baton._max_key_bytes() THEN
+        PERFORM baton._bad(fn, field, pg_catalog.format('must be at most %s bytes (got %s)',
+                                                        baton._max_key_bytes(), pg_catalog.octet_length(v)));
+    END IF;
+END
+$$;
+
 -- Checks an interval option: positive, or (when zero_ok) not negative.  NULL passes.
 CREATE FUNCTION baton._check_interval(fn text, field text, v interval, zero_ok boolean) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -113,6 +132,23 @@ BEGIN
 END
 $$;
 
+-- Checks the size limits of a queue: positive, at most 1 GiB (what a jsonb value can be).  NULL passes.
+CREATE FUNCTION baton._check_size_limits(fn text, max_payload_size integer, max_result_size integer) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF max_payload_size NOT BETWEEN 1 AND 1073741823 THEN
+        PERFORM baton._bad(fn, 'max_payload_size',
+                           pg_catalog.format('must be between 1 and 1073741823 bytes (got %s)', max_payload_size));
+    END IF;
+    IF max_result_size NOT BETWEEN 1 AND 1073741823 THEN
+        PERFORM baton._bad(fn, 'max_result_size',
+                           pg_catalog.format('must be between 1 and 1073741823 bytes (got %s)', max_result_size));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION baton._check_size_limits(text, integer, integer) IS
+'Raises 22023 naming fn and the field when a payload or result size limit is out of range.';
+
 CREATE FUNCTION baton.create_queue(queue text,
                                    concurrency integer DEFAULT NULL,
                                    max_attempts integer DEFAULT 5,
@@ -122,7 +158,9 @@ CREATE FUNCTION baton.create_queue(queue text,
                                    rate_limit integer DEFAULT NULL,
                                    rate_period interval DEFAULT '1 second',
                                    retention interval DEFAULT '7 days',
-                                   if_not_exists boolean DEFAULT false)
+                                   if_not_exists boolean DEFAULT false,
+                                   max_payload_size integer DEFAULT 16777216,
+                                   max_result_size integer DEFAULT 16777216)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -133,17 +171,22 @@ BEGIN
     IF backoff_cap IS NULL THEN PERFORM baton._bad('create_queue', 'backoff_cap', 'must not be NULL'); END IF;
     IF rate_period IS NULL THEN PERFORM baton._bad('create_queue', 'rate_period', 'must not be NULL'); END IF;
     IF retention IS NULL THEN PERFORM baton._bad('create_queue', 'retention', 'must not be NULL'); END IF;
+    IF max_payload_size IS NULL THEN PERFORM baton._bad('create_queue', 'max_payload_size', 'must not be NULL'); END IF;
+    IF max_result_size IS NULL THEN PERFORM baton._bad('create_queue', 'max_result_size', 'must not be NULL'); END IF;
     PERFORM baton._check_queue_options('create_queue', concurrency, max_attempts, lease, backoff_base,
                                        backoff_cap, rate_limit, rate_period, retention);
+    PERFORM baton._check_size_limits('create_queue', max_payload_size, max_result_size);
     -- The first queue fixes this database's correlation prefix (see baton._instance).
     INSERT INTO baton._instance (task_corr_prefix)
     SELECT pg_catalog.left(r.hex, 12) || '8' || pg_catalog.substr(r.hex, 14, 3)
       FROM pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', '') AS r(hex)
     ON CONFLICT (singleton) DO NOTHING;
     INSERT INTO baton._queues AS q (name, concurrency, max_attempts, lease, backoff_base, backoff_cap,
-                                    rate_limit, rate_period, rate_tokens, retention)
+                                    rate_limit, rate_period, rate_tokens, retention, max_payload_size,
+                                    max_result_size)
     VALUES (queue, NULLIF(concurrency, 0), max_attempts, lease, backoff_base, backoff_cap,
-            NULLIF(rate_limit, 0), rate_period, COALESCE(NULLIF(rate_limit, 0), 0), retention)
+            NULLIF(rate_limit, 0), rate_period, COALESCE(NULLIF(rate_limit, 0), 0), retention, max_payload_size,
+            max_result_size)
     ON CONFLICT (name) DO NOTHING;
     IF NOT FOUND AND NOT if_not_exists THEN
         RAISE EXCEPTION 'baton.create_queue: queue "%" already exists', queue
@@ -151,8 +194,8 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION baton.create_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, boolean) IS
-'Creates a queue. concurrency: global limit of running tasks across all workers (NULL = none); max_attempts and lease: defaults for its tasks; backoff_base/backoff_cap: exponential retry delay with jitter; rate_limit tasks per rate_period; retention: how long finished tasks are kept.';
+COMMENT ON FUNCTION baton.create_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, boolean, integer, integer) IS
+'Creates a queue. concurrency: global limit of running tasks across all workers (NULL = none); max_attempts and lease: defaults for its tasks; backoff_base/backoff_cap: exponential retry delay with jitter; rate_limit tasks per rate_period; retention: how long finished tasks are kept; max_payload_size/max_result_size: largest payload and result in bytes of jsonb (16 MiB by default).';
 
 CREATE FUNCTION baton.alter_queue(queue text,
                                   concurrency integer DEFAULT NULL,
@@ -162,7 +205,9 @@ CREATE FUNCTION baton.alter_queue(queue text,
                                   backoff_cap interval DEFAULT NULL,
                                   rate_limit integer DEFAULT NULL,
                                   rate_period interval DEFAULT NULL,
-                                  retention interval DEFAULT NULL)
+                                  retention interval DEFAULT NULL,
+                                  max_payload_size integer DEFAULT NULL,
+                                  max_result_size integer DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -170,6 +215,7 @@ BEGIN
     PERFORM baton._queue('alter_queue', queue);
     PERFORM baton._check_queue_options('alter_queue', concurrency, max_attempts, lease, backoff_base,
                                        backoff_cap, rate_limit, rate_period, retention);
+    PERFORM baton._check_size_limits('alter_queue', max_payload_size, max_result_size);
     UPDATE baton._queues AS q SET
         concurrency  = CASE WHEN alter_queue.concurrency IS NULL THEN q.concurrency
                             ELSE NULLIF(alter_queue.concurrency, 0) END,
@@ -180,12 +226,14 @@ BEGIN
         rate_limit   = CASE WHEN alter_queue.rate_limit IS NULL THEN q.rate_limit
                             ELSE NULLIF(alter_queue.rate_limit, 0) END,
         rate_period  = COALESCE(alter_queue.rate_period, q.rate_period),
-        retention    = COALESCE(alter_queue.retention, q.retention)
+        retention    = COALESCE(alter_queue.retention, q.retention),
+        max_payload_size = COALESCE(alter_queue.max_payload_size, q.max_payload_size),
+        max_result_size  = COALESCE(alter_queue.max_result_size, q.max_result_size)
     WHERE q.name = alter_queue.queue;
     PERFORM baton._wake(queue);
 END
 $$;
-COMMENT ON FUNCTION baton.alter_queue(text, integer, integer, interval, interval, interval, integer, interval, interval) IS
+COMMENT ON FUNCTION baton.alter_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, integer, integer) IS
 'Changes queue options; NULL leaves an option as it is, 0 removes a concurrency or rate limit.';
 
 -- What still sends work to a queue, in words, or NULL: a subscription, a

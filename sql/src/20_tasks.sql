@@ -32,11 +32,27 @@ BEGIN
     IF dedup_key = '' THEN
         PERFORM baton._bad(fn, 'dedup_key', 'must not be empty');
     END IF;
+    PERFORM baton._check_key(fn, 'dedup_key', dedup_key);
     IF timeout IS NOT NULL THEN PERFORM baton._check_interval(fn, 'timeout', timeout, false); END IF;
     IF backoff_base IS NOT NULL THEN PERFORM baton._check_interval(fn, 'backoff_base', backoff_base, true); END IF;
     IF backoff_cap IS NOT NULL THEN PERFORM baton._check_interval(fn, 'backoff_cap', backoff_cap, true); END IF;
 END
 $$;
+
+-- Refuses a payload larger than its queue allows (bytes of jsonb, as stored).
+CREATE FUNCTION baton._check_payload_size(fn text, field text, q baton._queues, payload jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    size integer := pg_catalog.pg_column_size(payload);
+BEGIN
+    IF size > q.max_payload_size THEN
+        PERFORM baton._bad(fn, field, pg_catalog.format('is %s bytes, more than max_payload_size of queue "%s" (%s bytes)',
+                                                        size, q.name, q.max_payload_size));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION baton._check_payload_size(text, text, baton._queues, jsonb) IS
+'Raises 22023 naming fn and field when a payload is larger than its queue''s max_payload_size.';
 
 -- The correlation id of a task enqueued without one: this database's random
 -- prefix and the task id with the RFC 9562 variant bits, a UUID version 8 that
@@ -85,6 +101,7 @@ BEGIN
                                       enqueue.dedup_key, enqueue.timeout, enqueue.backoff_base,
                                       enqueue.backoff_cap, enqueue.priority);
     q := baton._queue('enqueue', enqueue.queue);
+    PERFORM baton._check_payload_size('enqueue', 'payload', q, enqueue.payload);
     due := COALESCE(enqueue.run_at, pg_catalog.now() + enqueue.delay, pg_catalog.now());
     LOOP
         INSERT INTO baton._tasks (queue, state, priority, run_at, max_attempts, payload, dedup_key,
@@ -131,6 +148,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     q   baton._queues;
     due timestamptz;
+    big record;
 BEGIN
     IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_queue('enqueue_many', enqueue_many.queue, 'enqueue'); END IF;
     IF jsonb_typeof(enqueue_many.payloads) IS DISTINCT FROM 'array' THEN
@@ -142,6 +160,16 @@ BEGIN
                                       enqueue_many.max_attempts, NULL, enqueue_many.timeout, NULL, NULL,
                                       enqueue_many.priority);
     q := baton._queue('enqueue_many', enqueue_many.queue);
+    -- No element is larger than the whole array: look at elements only when it is.
+    IF pg_catalog.pg_column_size(enqueue_many.payloads) > q.max_payload_size THEN
+        SELECT e.n, e.p INTO big
+          FROM pg_catalog.jsonb_array_elements(enqueue_many.payloads) WITH ORDINALITY AS e(p, n)
+         WHERE pg_catalog.pg_column_size(e.p) > q.max_payload_size
+         ORDER BY e.n LIMIT 1;
+        IF FOUND THEN
+            PERFORM baton._check_payload_size('enqueue_many', pg_catalog.format('payloads[%s]', big.n - 1), q, big.p);
+        END IF;
+    END IF;
     due := COALESCE(enqueue_many.run_at, pg_catalog.now() + enqueue_many.delay, pg_catalog.now());
     RETURN QUERY
     INSERT INTO baton._tasks (queue, state, priority, run_at, max_attempts, payload, timeout, correlation_id)
@@ -195,7 +223,7 @@ $$;
 -- key once per task (15 % of a 1000-task claim with its completion, measured).
 CREATE FUNCTION baton._claim_from(queues text[], worker text, want integer, pid integer, session_start timestamptz)
 RETURNS TABLE (id bigint, queue text, payload jsonb, attempt integer, lease_expires_at timestamptz,
-               run_id bigint, step text, correlation_id uuid, max_attempts integer)
+               run_id bigint, step text, correlation_id uuid, max_attempts integer, timeout interval)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     corr_prefix text := (SELECT i.task_corr_prefix FROM baton._instance AS i);
@@ -225,8 +253,9 @@ BEGIN
               -- baton._task_correlation(t.id), without a function call per row
               COALESCE(t.correlation_id, (corr_prefix || pg_catalog.to_hex(t.id | x'8000000000000000'::bigint))::uuid)
                   AS correlation_id,
-              t.max_attempts, t.priority, t.run_at)
-    SELECT c.id, c.queue, c.payload, c.attempt, c.lease_expires_at, c.run_id, c.step, c.correlation_id, c.max_attempts
+              t.max_attempts, t.priority, t.run_at, t.timeout)
+    SELECT c.id, c.queue, c.payload, c.attempt, c.lease_expires_at, c.run_id, c.step, c.correlation_id, c.max_attempts,
+           c.timeout
       FROM claimed AS c
      ORDER BY c.priority DESC, c.run_at, c.id;
 END
@@ -235,7 +264,7 @@ $$;
 CREATE FUNCTION baton.claim(queues text[], worker text, batch integer DEFAULT 1,
                             session_bound boolean DEFAULT true)
 RETURNS TABLE (id bigint, queue text, payload jsonb, attempt integer, lease_expires_at timestamptz,
-               run_id bigint, step text, correlation_id uuid, max_attempts integer)
+               run_id bigint, step text, correlation_id uuid, max_attempts integer, timeout interval)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     pid        integer;
@@ -255,6 +284,7 @@ BEGIN
     IF worker IS NULL OR worker = '' THEN
         PERFORM baton._bad('claim', 'worker', 'must not be empty');
     END IF;
+    PERFORM baton._check_key('claim', 'worker', worker);
     IF batch IS NULL OR batch < 1 OR batch > 10000 THEN
         PERFORM baton._bad('claim', 'batch', pg_catalog.format('must be between 1 and 10000 (got %s)', batch));
     END IF;
@@ -317,7 +347,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION baton.claim(text[], text, integer, boolean) IS
-'Leases up to batch due tasks from the queues (priority, then due time) to a worker. (id, attempt) is the lease token for complete/fail/heartbeat. session_bound ties the lease to this database session so a dead worker''s tasks are rescued at the next tick; pass false behind transaction pooling.';
+'Leases up to batch due tasks from the queues (priority, then due time) to a worker. (id, attempt) is the lease token for complete/fail/heartbeat; timeout is the task''s execution deadline (NULL = the worker''s own). session_bound ties the lease to this database session so a dead worker''s tasks are rescued at the next tick; pass false behind transaction pooling.';
 
 -- Called when a task ends (or is retried) and it belongs to a workflow, a
 -- subscription or carries events to emit: the hook into those subsystems.
@@ -334,6 +364,134 @@ BEGIN
 END
 $$;
 
+-- Locks the run of a task (and its ancestors) before the task is locked: the
+-- locking order of 61_workflow_runs.sql.  False when the task does not exist
+-- or belongs to no run.  The run id of a task never changes, so reading it
+-- without a lock is safe.
+CREATE FUNCTION baton._lock_task_run(task bigint) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rid bigint;
+BEGIN
+    SELECT x.run_id INTO rid FROM baton._tasks AS x WHERE x.id = task;
+    IF rid IS NULL THEN
+        RETURN false;
+    END IF;
+    PERFORM baton._wf_lock_runs(ARRAY[rid]);
+    RETURN true;
+END
+$$;
+
+-- Is an error transient (retrying the same statement later may succeed):
+-- connection, transaction rollback (deadlock, serialization), resources,
+-- object state (lock not available), operator intervention, system errors.
+CREATE FUNCTION baton._transient_error(sqlstate text) RETURNS boolean
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.left(sqlstate, 2) IN ('08', '40', '53', '55', '57', '58', 'XX')
+$$;
+COMMENT ON FUNCTION baton._transient_error(text) IS
+'True for SQLSTATE classes that a later retry may not meet again (08, 40, 53, 55, 57, 58, XX).';
+
+-- A succeeded task whose consequences (workflow step, emits, tokens) raised
+-- a permanent error: the handler did its work, so running it again would
+-- repeat it.  The task fails instead, without retry, with the error, and its
+-- failure goes through the hooks (a step fails its run, which compensates).
+CREATE FUNCTION baton._completion_failed(task baton._tasks, sqlstate text, message text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t baton._tasks;
+BEGIN
+    UPDATE baton._tasks AS x
+       SET state = 'failed', finished_at = pg_catalog.now(), lease_expires_at = NULL,
+           error = pg_catalog.format('the completion could not be applied (SQLSTATE %s): %s', sqlstate, message)
+     WHERE x.id = task.id
+    RETURNING x.* INTO t;
+    IF baton._needs_hook(t) THEN
+        PERFORM baton._on_task_end(t);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION baton._completion_failed(baton._tasks, text, text) IS
+'Turns a completion whose workflow or event consequences raised a permanent error into a failure of the task (no retry: the handler already ran).';
+
+-- Runs the end hooks of succeeded tasks (in the given order); a task whose
+-- hooks raise a permanent error fails instead (_completion_failed).  One
+-- subtransaction for the batch; one per task only when the batch raised.
+CREATE FUNCTION baton._on_tasks_succeeded(ids bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t baton._tasks;
+BEGIN
+    BEGIN
+        FOR t IN SELECT x.* FROM pg_catalog.unnest(ids) WITH ORDINALITY AS u(i, n)
+                   JOIN baton._tasks AS x ON x.id = u.i ORDER BY u.n LOOP
+            PERFORM baton._on_task_end(t);
+        END LOOP;
+        RETURN;
+    EXCEPTION WHEN OTHERS THEN
+        IF baton._transient_error(SQLSTATE) THEN
+            RAISE;
+        END IF;
+    END;
+    FOR t IN SELECT x.* FROM pg_catalog.unnest(ids) WITH ORDINALITY AS u(i, n)
+               JOIN baton._tasks AS x ON x.id = u.i ORDER BY u.n LOOP
+        BEGIN
+            PERFORM baton._on_task_end(t);
+        EXCEPTION WHEN OTHERS THEN
+            IF baton._transient_error(SQLSTATE) THEN
+                RAISE;
+            END IF;
+            PERFORM baton._completion_failed(t, SQLSTATE, SQLERRM);
+        END;
+    END LOOP;
+END
+$$;
+
+-- A running task of a queue with a concurrency limit ended (or was retried):
+-- its slot is free, so the workers serving the queue may claim again now
+-- rather than at their next poll.  Unlimited queues need no wake-up: their
+-- workers claim again when their own slot frees.
+CREATE FUNCTION baton._wake_freed(queues text[]) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF queues IS NULL OR pg_catalog.cardinality(queues) = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM baton._wake_many(ARRAY(SELECT q.name FROM baton._queues AS q
+                                    WHERE q.name = ANY (queues) AND q.concurrency IS NOT NULL));
+END
+$$;
+COMMENT ON FUNCTION baton._wake_freed(text[]) IS
+'Wakes the workers of those queues that have a concurrency limit: a running task of theirs ended, its slot is free.';
+
+-- Refuses a result larger than its task's queue allows (bytes of jsonb).  The
+-- usual batch costs one pass over its results and one look at the smallest
+-- limit; the tasks are looked up only when a result is larger than that.
+CREATE FUNCTION baton._check_result_sizes(fn text, ids bigint[], results jsonb[]) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    biggest integer;
+    big     record;
+BEGIN
+    SELECT pg_catalog.max(pg_catalog.pg_column_size(r)) INTO biggest FROM pg_catalog.unnest(results) AS r;
+    IF biggest IS NULL OR biggest <= (SELECT pg_catalog.min(q.max_result_size) FROM baton._queues AS q) THEN
+        RETURN;
+    END IF;
+    SELECT u.i, pg_catalog.pg_column_size(u.r) AS size, q.name, q.max_result_size INTO big
+      FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(results)) AS u(i, r)
+      JOIN baton._tasks AS x ON x.id = u.i
+      JOIN baton._queues AS q ON q.name = x.queue
+     WHERE pg_catalog.pg_column_size(u.r) > q.max_result_size
+     LIMIT 1;
+    IF FOUND THEN
+        PERFORM baton._bad(fn, 'result', pg_catalog.format('of task %s is %s bytes, more than max_result_size of queue "%s" (%s bytes)',
+                                                           big.i, big.size, big.name, big.max_result_size));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION baton._check_result_sizes(text, bigint[], jsonb[]) IS
+'Raises 22023 naming fn and the result when a task''s result is larger than its queue''s max_result_size.';
+
 -- True when a finished task must be passed to _on_task_end.
 CREATE FUNCTION baton._needs_hook(task baton._tasks) RETURNS boolean
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -345,8 +503,10 @@ CREATE FUNCTION baton.complete(id bigint, attempt integer, result jsonb DEFAULT 
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t baton._tasks;
+    gone_queue text;
 BEGIN
     IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_task('complete', complete.id, 'work'); END IF;
+    PERFORM baton._check_result_sizes('complete', ARRAY[complete.id], ARRAY[complete.result]);
     -- A queue without history (retention 0): see complete_many.  Looked for
     -- only when one exists, so other completions find their task once.
     IF EXISTS (SELECT 1 FROM baton._queues AS q WHERE q.retention = interval '0') THEN
@@ -354,27 +514,41 @@ BEGIN
          WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running'
            AND q.name = x.queue AND q.retention = interval '0'
            AND x.run_id IS NULL AND x.subscription_id IS NULL
-           AND NOT COALESCE(pg_catalog.jsonb_typeof(complete.result) = 'object' AND complete.result ? 'emit', false);
+           AND NOT COALESCE(pg_catalog.jsonb_typeof(complete.result) = 'object' AND complete.result ? 'emit', false)
+        RETURNING x.queue INTO gone_queue;
         IF FOUND THEN
+            PERFORM baton._wake_freed(ARRAY[gone_queue]);
             RETURN true;
         END IF;
     END IF;
     UPDATE baton._tasks AS x
        SET state = 'succeeded', result = complete.result, finished_at = pg_catalog.now(),
            lease_expires_at = NULL
-     WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running'
+     WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running' AND x.run_id IS NULL
     RETURNING x.* INTO t;
     IF NOT FOUND THEN
-        RETURN false;
+        -- A task of a run: its run first (the locking order of 61_workflow_runs.sql).
+        IF NOT baton._lock_task_run(complete.id) THEN
+            RETURN false;
+        END IF;
+        UPDATE baton._tasks AS x
+           SET state = 'succeeded', result = complete.result, finished_at = pg_catalog.now(),
+               lease_expires_at = NULL
+         WHERE x.id = complete.id AND x.attempt = complete.attempt AND x.state = 'running'
+        RETURNING x.* INTO t;
+        IF NOT FOUND THEN
+            RETURN false;
+        END IF;
     END IF;
+    PERFORM baton._wake_freed(ARRAY[t.queue]);
     IF baton._needs_hook(t) THEN
-        PERFORM baton._on_task_end(t);
+        PERFORM baton._on_tasks_succeeded(ARRAY[t.id]);
     END IF;
     RETURN true;
 END
 $$;
 COMMENT ON FUNCTION baton.complete(bigint, integer, jsonb) IS
-'Marks a running task succeeded with its result (on a queue with retention 0 the task is deleted instead, unless a workflow, a subscription or an emit needs it). Returns false, changing nothing, when (id, attempt) no longer holds the lease.';
+'Marks a running task succeeded with its result (on a queue with retention 0 the task is deleted instead, unless a workflow, a subscription or an emit needs it). Returns false, changing nothing, when (id, attempt) no longer holds the lease. When what the result sets off cannot be applied (a malformed emit, a workflow predicate or template that raises), the task fails without retry with that error, and the call still returns true: the handler is not run again.';
 
 CREATE FUNCTION baton.complete_many(ids bigint[], attempts integer[], results jsonb[] DEFAULT NULL)
 RETURNS SETOF bigint
@@ -385,6 +559,9 @@ DECLARE
     hooked   bigint[];
     nohist   text[];
     dropped  bigint[];
+    limited  text[];
+    freed    text[];
+    freed2   text[];
 BEGIN
     IF EXISTS (SELECT 1 FROM baton._grants AS g WHERE g.kind = 'queue') THEN PERFORM baton._authorize_tasks('complete_many', ids, 'work'); END IF;
     IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(attempts) THEN
@@ -393,6 +570,7 @@ BEGIN
     IF results IS NOT NULL AND pg_catalog.cardinality(results) <> pg_catalog.cardinality(ids) THEN
         PERFORM baton._bad('complete_many', 'results', 'must have as many elements as ids');
     END IF;
+    PERFORM baton._check_result_sizes('complete_many', ids, results);
     -- Queues that keep no history (retention 0) lose their succeeded tasks at
     -- once: a delete adds no index entries, the update below adds one per index.
     -- Tasks with a hook keep the update path: the hook reads the finished row.
@@ -404,6 +582,8 @@ BEGIN
     -- The generic plan then looks each task up by primary key from the
     -- unnested arrays (estimated at a few rows, so no sequential scan).
     nohist := ARRAY(SELECT q.name FROM baton._queues AS q WHERE q.retention = interval '0');
+    -- Queues with a concurrency limit: a finished task frees a slot (_wake_freed).
+    limited := ARRAY(SELECT q.name FROM baton._queues AS q WHERE q.concurrency IS NOT NULL);
     IF pg_catalog.cardinality(nohist) > 0 THEN
         WITH gone AS (
             DELETE FROM baton._tasks AS x
@@ -412,33 +592,59 @@ BEGIN
              WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running'
                AND x.queue = ANY (nohist) AND x.run_id IS NULL AND x.subscription_id IS NULL
                AND NOT COALESCE(pg_catalog.jsonb_typeof(u.r) = 'object' AND u.r ? 'emit', false)
-            RETURNING x.id)
-        SELECT pg_catalog.array_agg(g.id) INTO dropped FROM gone AS g;
+            RETURNING x.id, x.queue)
+        SELECT pg_catalog.array_agg(g.id), pg_catalog.array_agg(DISTINCT g.queue) FILTER (WHERE g.queue = ANY (limited))
+          INTO dropped, freed
+          FROM gone AS g;
     END IF;
     IF pg_catalog.cardinality(dropped) IS NOT DISTINCT FROM pg_catalog.cardinality(ids) THEN
         -- Every task went: nothing is left to update.
+        PERFORM baton._wake_many(freed);
         RETURN QUERY SELECT pg_catalog.unnest(dropped);
         RETURN;
     END IF;
     -- One set-based update; the hook test is inlined (it is what _needs_hook
     -- says) because a function call per row costs more than the update.
+    -- Tasks of runs are left for the second pass below, which locks their
+    -- runs first (the locking order of 61_workflow_runs.sql).
     WITH done AS (
         UPDATE baton._tasks AS x
            SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
           FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results)) AS u(i, a, r)
-         WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running'
-        RETURNING x.id, x.run_id, x.subscription_id, x.result)
+         WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running' AND x.run_id IS NULL
+        RETURNING x.id, x.subscription_id, x.result, x.queue)
     SELECT pg_catalog.array_agg(d.id),
-           pg_catalog.array_agg(d.id) FILTER (WHERE d.run_id IS NOT NULL OR d.subscription_id IS NOT NULL
-                                              OR (pg_catalog.jsonb_typeof(d.result) = 'object' AND d.result ? 'emit'))
-      INTO accepted, hooked
+           pg_catalog.array_agg(d.id) FILTER (WHERE d.subscription_id IS NOT NULL
+                                              OR (pg_catalog.jsonb_typeof(d.result) = 'object' AND d.result ? 'emit')),
+           pg_catalog.array_agg(DISTINCT d.queue) FILTER (WHERE d.queue = ANY (limited))
+      INTO accepted, hooked, freed2
       FROM done AS d;
+    IF COALESCE(pg_catalog.cardinality(dropped), 0) + COALESCE(pg_catalog.cardinality(accepted), 0)
+       < pg_catalog.cardinality(ids) THEN
+        -- The rest: tasks of runs (and stale reports, which change nothing).
+        PERFORM baton._wf_lock_runs(ARRAY(
+            SELECT DISTINCT x.run_id FROM baton._tasks AS x
+             WHERE x.id = ANY (ids) AND x.run_id IS NOT NULL AND x.state::text = 'running'));
+        WITH done AS (
+            UPDATE baton._tasks AS x
+               SET state = 'succeeded', result = u.r, finished_at = pg_catalog.now(), lease_expires_at = NULL
+              FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(attempts), pg_catalog.unnest(results))
+                       AS u(i, a, r)
+             WHERE x.id = u.i AND x.attempt = u.a AND x.state::text = 'running' AND x.run_id IS NOT NULL
+            RETURNING x.id, x.queue)
+        SELECT COALESCE(accepted, '{}') || pg_catalog.array_agg(d.id),
+               COALESCE(hooked, '{}') || pg_catalog.array_agg(d.id),
+               COALESCE(freed2, '{}') || pg_catalog.array_agg(DISTINCT d.queue) FILTER (WHERE d.queue = ANY (limited))
+          INTO accepted, hooked, freed2
+          FROM done AS d;
+    END IF;
+    -- Slots freed in concurrency-limited queues: their workers may claim again now.
+    PERFORM baton._wake_many(freed || freed2);
     -- Hooks run in run order, so two batches touching the same runs lock
     -- them in the same order and cannot deadlock.
     IF hooked IS NOT NULL THEN
-        FOR t IN SELECT * FROM baton._tasks AS x WHERE x.id = ANY (hooked) ORDER BY x.run_id NULLS FIRST, x.id LOOP
-            PERFORM baton._on_task_end(t);
-        END LOOP;
+        PERFORM baton._on_tasks_succeeded(ARRAY(SELECT x.id FROM baton._tasks AS x WHERE x.id = ANY (hooked)
+                                                 ORDER BY x.run_id NULLS FIRST, x.id));
     END IF;
     RETURN QUERY SELECT pg_catalog.unnest(dropped || accepted);
 END
@@ -459,12 +665,15 @@ BEGIN
     IF retry_in < interval '0' THEN
         PERFORM baton._bad('fail', 'retry_in', pg_catalog.format('must not be negative (got %s)', retry_in));
     END IF;
+    -- A task of a run: its run first (the locking order of 61_workflow_runs.sql).
+    PERFORM baton._lock_task_run(fail.id);
     SELECT * INTO t FROM baton._tasks AS x
      WHERE x.id = fail.id AND x.attempt = fail.attempt AND x.state = 'running'
        FOR UPDATE;
     IF NOT FOUND THEN
         RETURN false;
     END IF;
+    PERFORM baton._wake_freed(ARRAY[t.queue]);
     IF COALESCE(retry, true) AND t.attempt < t.max_attempts THEN
         SELECT * INTO q FROM baton._queues AS x WHERE x.name = t.queue;
         delay := COALESCE(retry_in, baton._backoff(t.attempt, COALESCE(t.backoff_base, q.backoff_base),
@@ -623,12 +832,14 @@ DECLARE
     t baton._tasks;
 BEGIN
     PERFORM baton._authorize_task('cancel', task, 'manage');
+    PERFORM baton._lock_task_run(task);
     t := baton._task('cancel', task);
     IF t.state NOT IN ('scheduled', 'pending', 'running') THEN
         RETURN false;
     END IF;
     IF t.state = 'running' THEN
         PERFORM baton._cancelled(ARRAY[t.id]);
+        PERFORM baton._wake_freed(ARRAY[t.queue]);
     END IF;
     UPDATE baton._tasks AS x
        SET state = 'cancelled', finished_at = pg_catalog.now(), lease_expires_at = NULL
@@ -641,7 +852,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION baton.cancel(bigint) IS
-'Cancels a live task. A running attempt learns it at its next heartbeat or completion (both return false). Returns false when the task had already ended.';
+'Cancels a live task. A running attempt is told at once (NOTIFY baton_cancel; its heartbeat and completion return false). Returns false when the task had already ended.';
 
 CREATE FUNCTION baton.retry(task bigint) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -650,6 +861,7 @@ DECLARE
     budget integer;
 BEGIN
     PERFORM baton._authorize_task('retry', task, 'manage');
+    PERFORM baton._lock_task_run(task);
     t := baton._task('retry', task);
     IF t.state NOT IN ('failed', 'cancelled') THEN
         RETURN false;
@@ -723,6 +935,7 @@ BEGIN
     IF worker IS NULL OR worker = '' THEN
         PERFORM baton._bad('register_worker', 'worker', 'must not be empty');
     END IF;
+    PERFORM baton._check_key('register_worker', 'worker', worker);
     INSERT INTO baton._workers AS w (id, host, pid, queues, version, backend_pid, started_at, last_seen)
     VALUES (worker, host, pid, COALESCE(queues, '{}'), version, pg_catalog.pg_backend_pid(),
             pg_catalog.now(), pg_catalog.now())

@@ -73,6 +73,20 @@ CREATE TABLE baton._ev_settings (
     retention interval CHECK (retention > interval '0')   -- NULL: keep events forever
 );
 
+-- Filters that raised at publish time (the event then does not match that
+-- subscription; the publisher goes on).  Append-only, so that publishers
+-- never contend on a counter; old rows leave with the event retention.
+CREATE TABLE baton._ev_filter_errors (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    subscription_id bigint NOT NULL,
+    event_id        bigint NOT NULL,
+    sqlstate        text NOT NULL,
+    error           text NOT NULL,
+    at              timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE INDEX _ev_filter_errors_subscription_idx ON baton._ev_filter_errors (subscription_id, at);
+CREATE INDEX _ev_filter_errors_at_idx ON baton._ev_filter_errors (at);
+
 -- Per-subscription counts and dead letters look tasks up by subscription.
 CREATE INDEX _tasks_subscription_idx ON baton._tasks (subscription_id, state) WHERE subscription_id IS NOT NULL;
 CREATE INDEX _tasks_event_idx ON baton._tasks (event_id) WHERE event_id IS NOT NULL;
@@ -81,6 +95,7 @@ SELECT pg_catalog.pg_extension_config_dump('baton._events', '');
 SELECT pg_catalog.pg_extension_config_dump('baton._subscriptions', '');
 SELECT pg_catalog.pg_extension_config_dump('baton._ev_runs', '');
 SELECT pg_catalog.pg_extension_config_dump('baton._ev_settings', '');
+SELECT pg_catalog.pg_extension_config_dump('baton._ev_filter_errors', '');
 
 -- Validation ----------------------------------------------------------------
 
@@ -144,6 +159,27 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
                         pg_catalog.jsonb_build_object('key', key, 'topic', topic), true), false)
 $$;
 
+-- _ev_passes for one subscription at publish time: a filter that raises
+-- (e.g. .datetime() of a value that is no date-time) never aborts the
+-- publisher: the event does not match, and the error is recorded in
+-- _ev_filter_errors (view baton.subscription_filter_errors).  Transient
+-- errors (baton._transient_error) still raise.
+CREATE FUNCTION baton._ev_passes_safe(subscription_id bigint, filter jsonpath, e baton._events) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN baton._ev_passes(filter, e.payload, e.key, e.topic);
+EXCEPTION WHEN OTHERS THEN
+    IF baton._transient_error(SQLSTATE) THEN
+        RAISE;
+    END IF;
+    INSERT INTO baton._ev_filter_errors (subscription_id, event_id, sqlstate, error)
+    VALUES (_ev_passes_safe.subscription_id, e.id, SQLSTATE, SQLERRM);
+    RETURN false;
+END
+$$;
+COMMENT ON FUNCTION baton._ev_passes_safe(bigint, jsonpath, baton._events) IS
+'Does an event pass a subscription''s filter?  A filter that raises counts as no match and is recorded in baton._ev_filter_errors.';
+
 -- The payload of a task delivering an event to a queue subscription.
 CREATE FUNCTION baton._ev_envelope(e baton._events, subscription text) RETURNS jsonb
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -206,6 +242,10 @@ DECLARE
     runs_for bigint[];
     s        baton._subscriptions;
 BEGIN
+    -- Here rather than in each caller: workflow publish steps render their key.
+    IF pg_catalog.octet_length(_publish.key) > baton._max_key_bytes() THEN
+        PERFORM baton._check_key('publish', 'key', _publish.key);
+    END IF;
     INSERT INTO baton._events AS x (topic, key, payload, correlation_id, cause_task_id, cause_run_id, cause_step)
     VALUES (_publish.topic, _publish.key, COALESCE(_publish.payload, '{}'),
             COALESCE(_publish.correlation_id, pg_catalog.gen_random_uuid()),
@@ -231,7 +271,7 @@ BEGIN
             SELECT s3.* FROM baton._subscriptions AS s3
              WHERE s3.wildcard AND s3.head IS NULL
                AND ('.' || e.topic) OPERATOR(pg_catalog.~) s3.topic_regex AND NOT s3.paused) AS x
-         WHERE x.filter IS NULL OR baton._ev_passes(x.filter, e.payload, e.key, e.topic)),
+         WHERE x.filter IS NULL OR baton._ev_passes_safe(x.id, x.filter, e)),
     ins AS (
         INSERT INTO baton._tasks (queue, state, priority, run_at, max_attempts, payload,
                                   subscription_id, event_id, correlation_id)
@@ -400,8 +440,8 @@ COMMENT ON FUNCTION baton.resume_subscription(text) IS 'Resumes deliveries to a 
 -- Tokens and emits ----------------------------------------------------------
 
 -- Publishes the events a succeeded task's result lists under "emit".  A
--- malformed list raises, so the completion that carried it is rejected as a
--- whole (the worker sees the error) and nothing is published.
+-- malformed list raises before anything is published; the completion then
+-- fails the task without retry (baton._on_tasks_succeeded).
 CREATE FUNCTION baton._ev_emit(task baton._tasks) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -427,6 +467,8 @@ BEGIN
                 THEN 'must have a "topic" of dot-separated segments of letters, digits, "_" and "-", without wildcards'
             WHEN pg_catalog.jsonb_typeof(ev -> 'payload') = 'null' THEN 'must not have a null "payload"'
             WHEN pg_catalog.jsonb_typeof(ev -> 'key') NOT IN ('string', 'null') THEN 'must have a string "key"'
+            WHEN pg_catalog.octet_length(ev ->> 'key') > baton._max_key_bytes()
+                THEN pg_catalog.format('must have a "key" of at most %s bytes', baton._max_key_bytes())
         END;
         IF bad IS NOT NULL THEN
             PERFORM baton._bad('complete', 'result.emit',
@@ -543,7 +585,7 @@ BEGIN
                baton._ev_envelope(x, s.name), s.id, x.id, x.correlation_id
           FROM baton._events AS x JOIN baton._queues AS q ON q.name = s.queue
          WHERE x.published_at >= since AND (until IS NULL OR x.published_at < until)
-           AND baton._ev_matches(s, x.topic) AND baton._ev_passes(s.filter, x.payload, x.key, x.topic)
+           AND baton._ev_matches(s, x.topic) AND (s.filter IS NULL OR baton._ev_passes_safe(s.id, s.filter, x))
          ORDER BY x.id;
         GET DIAGNOSTICS n = ROW_COUNT;
         IF n > 0 THEN
@@ -552,7 +594,7 @@ BEGIN
     ELSE
         FOR e IN SELECT * FROM baton._events AS x
                   WHERE x.published_at >= since AND (until IS NULL OR x.published_at < until)
-                    AND baton._ev_matches(s, x.topic) AND baton._ev_passes(s.filter, x.payload, x.key, x.topic)
+                    AND baton._ev_matches(s, x.topic) AND (s.filter IS NULL OR baton._ev_passes_safe(s.id, s.filter, x))
                   ORDER BY x.id
         LOOP
             PERFORM baton._ev_start_run(e, s, true);
@@ -600,6 +642,10 @@ BEGIN
          LIMIT max_rows
            FOR UPDATE SKIP LOCKED);
     GET DIAGNOSTICS n = ROW_COUNT;
+    DELETE FROM baton._ev_filter_errors AS x WHERE x.id IN (
+        SELECT y.id FROM baton._ev_filter_errors AS y
+         WHERE y.at < pg_catalog.now() - keep
+         LIMIT max_rows);
     DELETE FROM baton._ev_runs AS x WHERE x.run_id IN (
         SELECT y.run_id FROM baton._ev_runs AS y
          WHERE y.state IS NOT NULL AND y.created_at < pg_catalog.now() - keep

@@ -46,6 +46,18 @@ SELECT s.name AS subscription, t.id AS task_id, t.queue, t.event_id, t.payload -
 COMMENT ON VIEW baton.subscription_dead_letters IS
 'Tasks of queue subscriptions that spent their attempts; retry them with baton.retry_dead_letters(subscription) or baton.retry(task).';
 
+CREATE VIEW baton.subscription_filter_errors WITH (security_barrier) AS
+SELECT s.name AS subscription, f.event_id, e.topic, e.key, f.sqlstate, f.error, f.at
+  FROM baton._ev_filter_errors AS f
+  JOIN baton._subscriptions AS s ON s.id = f.subscription_id
+  LEFT JOIN baton._events AS e ON e.id = f.event_id
+ -- as baton.subscriptions (its target) and baton.events (its topic) filter them
+ WHERE COALESCE(s.queue <> ALL ((SELECT baton._hidden_queues())::text[]), true)
+   AND COALESCE(s.workflow <> ALL ((SELECT baton._hidden_workflows())::text[]), true)
+   AND (NOT (SELECT baton._topics_filtered()) OR e.topic IS NULL OR NOT baton._topic_hidden(e.topic));
+COMMENT ON VIEW baton.subscription_filter_errors IS
+'Events whose subscription filter raised an error at publish time: the event was treated as not matching that subscription (the publisher did not fail). Kept as long as events (baton.set_event_retention).';
+
 CREATE FUNCTION baton.retry_dead_letters(subscription text) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

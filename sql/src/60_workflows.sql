@@ -256,53 +256,58 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION baton.define_workflow(name text, definition jsonb) RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+-- The largest definition define_workflow accepts (steps).
+CREATE FUNCTION baton._wf_max_steps() RETURNS integer
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT 10000 $$;
+COMMENT ON FUNCTION baton._wf_max_steps() IS 'The maximum number of steps of a workflow definition (10,000).';
+
+-- define_workflow, phase 1: validates the definition and every step's own
+-- fields and dependencies (errors in step name order).  Returns the step
+-- names in name order, their kinds, and the edges (step, dependency), each
+-- list built by appends that plpgsql does in place: O(steps + edges).
+CREATE FUNCTION baton._wf_define_validate(workflow text, definition jsonb,
+                                          OUT names text[], OUT kinds text[],
+                                          OUT edge_step text[], OUT edge_dep text[])
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    steps   jsonb;
-    k       text;
-    s       text;
-    d       text;
-    names   text[];
-    kinds   jsonb := '{}';
-    afters  jsonb := '{}';
-    deps    text[];
-    done    text[] := '{}';
-    ready   text[];
-    nxt_layer text[];
-    dependents jsonb;
-    pos     jsonb;
-    indeg   integer[];
-    i       integer;
-    path    text[];
-    cur     text;
-    nxt     text;
-    latest  baton._workflows;
-    ver     integer;
-    anc     jsonb := '{}';    -- step -> the steps that always end before it starts
+    steps jsonb;
+    k     text;
+    s     text;
+    d     text;
+    deps  text[];
+    n     integer;
 BEGIN
-    PERFORM baton._check_name('define_workflow', 'name', define_workflow.name);
-    PERFORM baton._authorize_definition(define_workflow.name, definition);
     IF pg_catalog.jsonb_typeof(definition) IS DISTINCT FROM 'object' THEN
         PERFORM baton._wf_bad(NULL, pg_catalog.format('definition must be a JSON object {"steps": {...}} (got %s)',
                                                       COALESCE(pg_catalog.jsonb_typeof(definition), 'NULL')));
     END IF;
     FOR k IN SELECT x FROM pg_catalog.jsonb_object_keys(definition) AS x ORDER BY x LOOP
-        IF k NOT IN ('steps', 'output') THEN
-            PERFORM baton._wf_bad(NULL, pg_catalog.format('unknown key "%s" in definition (use "steps" and "output")', k));
+        IF k NOT IN ('steps', 'output', 'timeout') THEN
+            PERFORM baton._wf_bad(NULL, pg_catalog.format('unknown key "%s" in definition (use "steps", "output" and "timeout")', k));
         END IF;
     END LOOP;
     steps := definition -> 'steps';
     IF pg_catalog.jsonb_typeof(steps) IS DISTINCT FROM 'object' OR steps = '{}' THEN
         PERFORM baton._wf_bad(NULL, 'definition needs "steps": a non-empty object of steps keyed by name');
     END IF;
+    n := (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_object_keys(steps));
+    IF n > baton._wf_max_steps() THEN
+        PERFORM baton._wf_bad(NULL, pg_catalog.format('definition has %s steps; a workflow has at most %s',
+                                                      n, baton._wf_max_steps()));
+    END IF;
     IF definition ? 'output' THEN
         PERFORM baton._wf_check_template(NULL, 'output', definition -> 'output');
     END IF;
+    IF definition ? 'timeout' THEN
+        PERFORM baton._wf_check_interval(NULL, 'timeout', definition -> 'timeout');
+    END IF;
 
     names := ARRAY(SELECT x FROM pg_catalog.jsonb_object_keys(steps) AS x ORDER BY x);
+    kinds := '{}';
+    edge_step := '{}';
+    edge_dep := '{}';
     FOREACH s IN ARRAY names LOOP
-        kinds := kinds || pg_catalog.jsonb_build_object(s, baton._wf_check_step(define_workflow.name, s, steps -> s));
+        kinds := kinds || baton._wf_check_step(workflow, s, steps -> s);
         CASE pg_catalog.jsonb_typeof(steps -> s -> 'after')
         WHEN 'string' THEN deps := ARRAY[steps -> s ->> 'after'];
         WHEN 'array' THEN
@@ -321,40 +326,61 @@ BEGIN
             deps := '{}';
         END CASE;
         FOREACH d IN ARRAY deps LOOP
-            IF NOT d = ANY (names) THEN
+            IF NOT steps ? d THEN
                 PERFORM baton._wf_bad(s, pg_catalog.format('unknown dependency "%s"', d));
             END IF;
+            edge_step := edge_step || s;
+            edge_dep := edge_dep || d;
         END LOOP;
-        afters := afters || pg_catalog.jsonb_build_object(s, pg_catalog.to_jsonb(deps));
     END LOOP;
 
     -- References to $.steps.<name> must name a step of this workflow.
     FOR s, d IN SELECT x.key, m[1]
                   FROM pg_catalog.jsonb_each(steps || pg_catalog.jsonb_build_object('', definition -> 'output')) AS x,
                        pg_catalog.regexp_matches(x.value::text, '\$\.steps\.([A-Za-z_][A-Za-z0-9_]*)', 'g') AS m
+                 WHERE NOT steps ? m[1]
                  ORDER BY x.key, m[1]
+                 LIMIT 1
     LOOP
-        IF NOT d = ANY (names) THEN
-            PERFORM baton._wf_bad(NULLIF(s, ''), pg_catalog.format('%srefers to unknown step "%s" ($.steps.%s)',
-                                                                   CASE WHEN s = '' THEN 'output ' ELSE '' END, d, d));
-        END IF;
+        PERFORM baton._wf_bad(NULLIF(s, ''), pg_catalog.format('%srefers to unknown step "%s" ($.steps.%s)',
+                                                               CASE WHEN s = '' THEN 'output ' ELSE '' END, d, d));
     END LOOP;
+END
+$$;
 
-    -- Topological order (Kahn), layer by layer, names sorted within a layer.
+-- define_workflow, phase 2: a topological order (Kahn, layer by layer, names
+-- sorted within a layer), or an error naming a dependency cycle.  Each step
+-- and edge is visited once: O(steps + edges).
+CREATE FUNCTION baton._wf_define_order(names text[], edge_step text[], edge_dep text[]) RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    dependents jsonb;
+    pos        jsonb;
+    indeg      integer[];
+    ready      text[];
+    nxt_layer  text[];
+    done       text[] := '{}';
+    s          text;
+    d          text;
+    i          integer;
+    path       text[];
+    cur        text;
+    nxt        text;
+BEGIN
     dependents := COALESCE((SELECT pg_catalog.jsonb_object_agg(x.dep, x.l) FROM (
-                               SELECT a.dep, pg_catalog.jsonb_agg(e.key ORDER BY e.key) AS l
-                                 FROM pg_catalog.jsonb_each(afters) AS e,
-                                      pg_catalog.jsonb_array_elements_text(e.value) AS a(dep)
-                                GROUP BY a.dep) AS x), '{}');
+                               SELECT e.dep, pg_catalog.jsonb_agg(e.step ORDER BY e.step) AS l
+                                 FROM ROWS FROM (pg_catalog.unnest(edge_step), pg_catalog.unnest(edge_dep)) AS e(step, dep)
+                                GROUP BY e.dep) AS x), '{}');
     pos := (SELECT pg_catalog.jsonb_object_agg(x.n, x.i) FROM pg_catalog.unnest(names) WITH ORDINALITY AS x(n, i));
-    indeg := ARRAY(SELECT pg_catalog.jsonb_array_length(afters -> x.n)
-                     FROM pg_catalog.unnest(names) WITH ORDINALITY AS x(n, i) ORDER BY x.i);
-    ready := ARRAY(SELECT x.n FROM pg_catalog.unnest(names) WITH ORDINALITY AS x(n, i)
-                    WHERE indeg[x.i] = 0 ORDER BY x.n);
+    indeg := ARRAY(SELECT pg_catalog.count(e.step)::integer
+                     FROM pg_catalog.unnest(names) WITH ORDINALITY AS x(n, i)
+                     LEFT JOIN pg_catalog.unnest(edge_step) AS e(step) ON e.step = x.n
+                    GROUP BY x.i ORDER BY x.i);
+    ready := ARRAY(SELECT x.n FROM ROWS FROM (pg_catalog.unnest(names), pg_catalog.unnest(indeg)) AS x(n, c) WHERE x.c = 0 ORDER BY x.n);
     WHILE pg_catalog.cardinality(ready) > 0 LOOP
-        done := done || ready;
         nxt_layer := '{}';
         FOREACH s IN ARRAY ready LOOP
+            done := done || s;
             FOR d IN SELECT pg_catalog.jsonb_array_elements_text(dependents -> s) LOOP
                 i := (pos ->> d)::integer;
                 indeg[i] := indeg[i] - 1;
@@ -367,11 +393,11 @@ BEGIN
     END LOOP;
     IF pg_catalog.cardinality(done) < pg_catalog.cardinality(names) THEN
         -- Walk unfinished dependencies until a step repeats: that loop is a cycle.
-        SELECT n INTO cur FROM pg_catalog.unnest(names) AS n WHERE NOT n = ANY (done) ORDER BY n LIMIT 1;
+        SELECT x.n INTO cur FROM ROWS FROM (pg_catalog.unnest(names), pg_catalog.unnest(indeg)) AS x(n, c) WHERE x.c > 0 ORDER BY x.n LIMIT 1;
         path := ARRAY[cur];
         LOOP
-            SELECT x INTO nxt FROM pg_catalog.jsonb_array_elements_text(afters -> cur) AS x
-             WHERE NOT x = ANY (done) ORDER BY x LIMIT 1;
+            SELECT e.dep INTO nxt FROM ROWS FROM (pg_catalog.unnest(edge_step), pg_catalog.unnest(edge_dep)) AS e(step, dep)
+             WHERE e.step = cur AND indeg[(pos ->> e.dep)::integer] > 0 ORDER BY e.dep LIMIT 1;
             IF nxt = ANY (path) THEN
                 path := path[pg_catalog.array_position(path, nxt):] || nxt;
                 PERFORM baton._wf_bad(nxt, pg_catalog.format('dependency cycle: %s',
@@ -381,50 +407,98 @@ BEGIN
             cur := nxt;
         END LOOP;
     END IF;
+    RETURN done;
+END
+$$;
 
-    -- A step's templates may read only steps that end before it starts: its
-    -- ancestors through "after" (and itself, which compensate.input may read).
-    -- Anything else would render as null or not, depending on timing.
-    FOREACH s IN ARRAY done LOOP
-        anc := anc || pg_catalog.jsonb_build_object(s, COALESCE((
-            SELECT pg_catalog.jsonb_agg(DISTINCT a.x)
-              FROM pg_catalog.jsonb_array_elements_text(afters -> s) AS p(dep),
-                   LATERAL (SELECT p.dep UNION ALL
-                            SELECT y FROM pg_catalog.jsonb_array_elements_text(anc -> p.dep) AS y) AS a(x)), '[]'));
-    END LOOP;
-    FOR s, d IN SELECT x.key, m[1]
-                  FROM pg_catalog.jsonb_each(steps) AS x,
-                       pg_catalog.regexp_matches(x.value::text, '\$\.steps\.([A-Za-z_][A-Za-z0-9_]*)', 'g') AS m
-                 ORDER BY x.key, m[1]
+-- define_workflow, phase 3: a step's templates may read only steps that end
+-- before it starts: its ancestors through "after" (and itself, which
+-- compensate.input may read).  Anything else would render as null or not,
+-- depending on timing.  Direct dependencies are checked by lookup; only the
+-- other references walk up the graph, from their step alone: at worst
+-- O(steps x depth), never the whole closure.
+CREATE FUNCTION baton._wf_define_check_refs(steps jsonb, edge_step text[], edge_dep text[]) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s text;
+    d text;
+BEGIN
+    FOR s, d IN
+        WITH RECURSIVE
+        refs AS (
+            SELECT DISTINCT x.key AS s, m[1] AS d
+              FROM pg_catalog.jsonb_each(steps) AS x,
+                   pg_catalog.regexp_matches(x.value::text, '\$\.steps\.([A-Za-z_][A-Za-z0-9_]*)', 'g') AS m
+             WHERE m[1] <> x.key),
+        edges AS (
+            SELECT e.step, e.dep FROM ROWS FROM (pg_catalog.unnest(edge_step), pg_catalog.unnest(edge_dep)) AS e(step, dep)),
+        far AS (
+            SELECT r.s, r.d FROM refs AS r
+             WHERE NOT EXISTS (SELECT 1 FROM edges AS e WHERE e.step = r.s AND e.dep = r.d)),
+        up(s, a) AS (
+            SELECT e.step, e.dep FROM edges AS e WHERE e.step IN (SELECT f.s FROM far AS f)
+            UNION
+            SELECT up.s, e.dep FROM up JOIN edges AS e ON e.step = up.a)
+        SELECT f.s, f.d FROM far AS f
+         WHERE NOT EXISTS (SELECT 1 FROM up WHERE up.s = f.s AND up.a = f.d)
+         ORDER BY f.s, f.d
+         LIMIT 1
     LOOP
-        IF d <> s AND NOT (anc -> s) ? d THEN
-            PERFORM baton._wf_bad(s, pg_catalog.format(
-                'refers to step "%s" ($.steps.%s), which does not always end before it starts: add "%s" to its "after", directly or through a step in between',
-                d, d, d));
-        END IF;
+        PERFORM baton._wf_bad(s, pg_catalog.format(
+            'refers to step "%s" ($.steps.%s), which does not always end before it starts: add "%s" to its "after", directly or through a step in between',
+            d, d, d));
     END LOOP;
+END
+$$;
 
+-- define_workflow, phase 4: stores the definition as the next version with
+-- one row per step, unless it is identical to the latest version.
+CREATE FUNCTION baton._wf_define_store(workflow text, definition jsonb, names text[], kinds text[],
+                                       edge_step text[], edge_dep text[], ord text[]) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    latest baton._workflows;
+    ver    integer;
+BEGIN
     -- Serialise definers of one workflow; an identical definition keeps its version.
-    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('baton.define_workflow:' || define_workflow.name));
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('baton.define_workflow:' || workflow));
     SELECT * INTO latest FROM baton._workflows AS w
-     WHERE w.name = define_workflow.name ORDER BY w.version DESC LIMIT 1;
+     WHERE w.name = workflow ORDER BY w.version DESC LIMIT 1;
     IF FOUND AND latest.definition = definition THEN
         RETURN latest.version;
     END IF;
     ver := COALESCE(latest.version, 0) + 1;
     INSERT INTO baton._workflows (name, version, definition, step_count)
-    VALUES (define_workflow.name, ver, definition, pg_catalog.cardinality(names));
+    VALUES (workflow, ver, definition, pg_catalog.cardinality(names));
     INSERT INTO baton._wf_steps (workflow, version, step, kind, spec, after, dependents, ord)
-    SELECT define_workflow.name, ver, n, kinds ->> n, steps -> n,
-           ARRAY(SELECT pg_catalog.jsonb_array_elements_text(afters -> n)),
-           ARRAY(SELECT pg_catalog.jsonb_array_elements_text(COALESCE(dependents -> n, '[]'))),
-           pg_catalog.array_position(done, n)
-      FROM pg_catalog.unnest(names) AS n;
+    SELECT workflow, ver, x.n, x.k, definition -> 'steps' -> x.n,
+           COALESCE(a.deps, '{}'), COALESCE(b.dependents, '{}'), o.i
+      FROM ROWS FROM (pg_catalog.unnest(names), pg_catalog.unnest(kinds)) AS x(n, k)
+      JOIN pg_catalog.unnest(ord) WITH ORDINALITY AS o(n, i) ON o.n = x.n
+      LEFT JOIN (SELECT e.step, pg_catalog.array_agg(e.dep ORDER BY e.dep) AS deps
+                   FROM ROWS FROM (pg_catalog.unnest(edge_step), pg_catalog.unnest(edge_dep)) AS e(step, dep) GROUP BY e.step) AS a ON a.step = x.n
+      LEFT JOIN (SELECT e.dep, pg_catalog.array_agg(e.step ORDER BY e.step) AS dependents
+                   FROM ROWS FROM (pg_catalog.unnest(edge_step), pg_catalog.unnest(edge_dep)) AS e(step, dep) GROUP BY e.dep) AS b ON b.dep = x.n;
     RETURN ver;
 END
 $$;
+
+CREATE FUNCTION baton.define_workflow(name text, definition jsonb) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v   record;
+    ord text[];
+BEGIN
+    PERFORM baton._check_name('define_workflow', 'name', define_workflow.name);
+    PERFORM baton._authorize_definition(define_workflow.name, definition);
+    v := baton._wf_define_validate(define_workflow.name, definition);
+    ord := baton._wf_define_order(v.names, v.edge_step, v.edge_dep);
+    PERFORM baton._wf_define_check_refs(definition -> 'steps', v.edge_step, v.edge_dep);
+    RETURN baton._wf_define_store(define_workflow.name, definition, v.names, v.kinds, v.edge_step, v.edge_dep, ord);
+END
+$$;
 COMMENT ON FUNCTION baton.define_workflow(text, jsonb) IS
-'Validates a workflow definition {"steps": {name: step, ...}, "output": template} and stores it as the next version of the workflow; returns the version. An identical definition returns the current version. Runs already started keep their version.';
+'Validates a workflow definition {"steps": {name: step, ...}, "output": template; at most 10,000 steps} and stores it as the next version of the workflow; returns the version. An identical definition returns the current version. Runs already started keep their version. Time: O(steps + edges), plus steps x depth for references to steps that are not direct dependencies.';
 
 -- Does a workflow of this name exist (any version)?  Used by cron and subscriptions.
 CREATE FUNCTION baton._wf_exists(workflow text) RETURNS boolean

@@ -1,10 +1,32 @@
 -- 61_workflow_runs.sql — orchestration, part 2: runs and the engine that moves their steps.
 --
--- Locking rule: every entry point (start, task end, event, tick, cancel_run)
--- locks the run row first and changes its steps only while holding it.  Tasks
--- of a run that is failing are cancelled with SKIP LOCKED, so a worker that is
--- completing one of them at that moment never deadlocks with the failure: it
--- gets the run lock afterwards, sees the run has ended and its result is ignored.
+-- Locking order (issue 12).  Every transaction that waits for a lock takes
+-- them in this one order, so none can wait for another in a circle:
+--
+--   1. runs, through baton._wf_lock_runs: a run's root first, then down its
+--      chain of parents to the run itself (a parent before its child);
+--      several trees in order of their root id.  Holding a root therefore
+--      excludes everyone else from its whole tree, so a run's own children
+--      (cancelled with it) may be locked later in the same transaction;
+--   2. then tasks of those runs (complete, fail, cancel and retry look up the
+--      task's run and lock it before the task; a run that ends waits for the
+--      locks on its live tasks and cancels them all, including one a worker
+--      is claiming at that moment: claims never wait for a run);
+--   3. the wait_event topic locks (advisory, see _wf_wait_lock_key): a
+--      publisher takes one shared and may wait for it; a step that starts
+--      waiting only tries it exclusively and never waits.
+--
+-- Tasks that belong to no run may be locked at any point: nothing that holds
+-- a run waits for them.  What may lock out of order never waits: the tick
+-- (timers, rescues of dead workers' tasks, wait re-checks) and the delivery
+-- of an event to the waiting steps of other runs try their locks with SKIP
+-- LOCKED and leave what they could not lock to the next tick.
+--
+-- A step whose task is still live when its run ends (failed or cancelled) is
+-- cancelled with it, and its worker is told (baton._cancelled: NOTIFY
+-- baton_cancel).  A completion or failure reported for it afterwards is
+-- rejected (false) and changes nothing: the step stays cancelled and is not
+-- compensated, because as far as baton knows it never succeeded.
 
 CREATE TABLE baton._runs (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -26,6 +48,7 @@ CREATE TABLE baton._runs (
     compensation    text CHECK (compensation IN ('running', 'done')),
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     finished_at     timestamptz,
+    deadline        timestamptz,            -- the definition's "timeout" after the start
     FOREIGN KEY (workflow, version) REFERENCES baton._workflows (name, version),
     UNIQUE (workflow, idempotency_key)
 );
@@ -34,6 +57,8 @@ CREATE INDEX _runs_parent_idx ON baton._runs (parent_run_id) WHERE parent_run_id
 CREATE INDEX _runs_running_idx ON baton._runs (workflow) WHERE state = 'running';
 -- Retention: ended runs by age.
 CREATE INDEX _runs_finished_idx ON baton._runs (finished_at) WHERE state <> 'running';
+-- The tick fails running runs whose deadline has passed.
+CREATE INDEX _runs_deadline_idx ON baton._runs (deadline) WHERE state = 'running' AND deadline IS NOT NULL;
 
 -- Settings of the workflow engine: at most one row, written by set_run_retention.
 -- No row means the defaults; the script inserts none, so that pg_dump/restore
@@ -65,10 +90,14 @@ CREATE TABLE baton._run_steps (
     comp_task_id  bigint,           -- its compensation task, once started
     started_at    timestamptz,
     finished_at   timestamptz,
+    -- wait_event: an event of its topic may have been published by a
+    -- transaction still open when it began waiting: the tick looks again
+    wait_recheck  boolean NOT NULL DEFAULT false,
     PRIMARY KEY (run_id, step)
 );
 CREATE INDEX _run_steps_wait_idx ON baton._run_steps (wait_topic, wait_key) WHERE state = 'waiting';
 CREATE INDEX _run_steps_wake_idx ON baton._run_steps (wake_at) WHERE state = 'waiting';
+CREATE INDEX _run_steps_recheck_idx ON baton._run_steps (run_id) WHERE wait_recheck AND state = 'waiting';
 
 -- Outputs of finished map elements, so fan-in never depends on the task table
 -- still holding finished tasks.
@@ -100,6 +129,90 @@ SELECT pg_catalog.pg_extension_config_dump('baton._run_map_counts', '');
 SELECT pg_catalog.pg_extension_config_dump('baton._run_steps', '');
 SELECT pg_catalog.pg_extension_config_dump('baton._run_map_outputs', '');
 
+-- Locks runs in the locking order (see the top of this file): each run's
+-- root first, then down to the run; trees by root id.  A run whose parent was
+-- deleted counts as a root.
+CREATE FUNCTION baton._wf_lock_runs(runs bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    run    bigint;
+    chain  bigint[];
+    p      bigint;
+    roots  bigint[] := '{}';
+    depths integer[] := '{}';
+    ids    bigint[] := '{}';
+    x      record;
+BEGIN
+    FOREACH run IN ARRAY COALESCE(runs, '{}') LOOP
+        -- Up the parents (unlocked reads: a run's parent never changes).
+        chain := ARRAY[run];
+        LOOP
+            SELECT r.parent_run_id INTO p FROM baton._runs AS r WHERE r.id = chain[1];
+            EXIT WHEN p IS NULL OR NOT EXISTS (SELECT 1 FROM baton._runs AS r WHERE r.id = p);
+            chain := p || chain;
+        END LOOP;
+        IF pg_catalog.cardinality(runs) = 1 THEN
+            FOREACH run IN ARRAY chain LOOP
+                PERFORM 1 FROM baton._runs AS r WHERE r.id = run FOR UPDATE;
+            END LOOP;
+            RETURN;
+        END IF;
+        FOR i IN 1 .. pg_catalog.cardinality(chain) LOOP
+            roots := roots || chain[1];
+            depths := depths || i;
+            ids := ids || chain[i];
+        END LOOP;
+    END LOOP;
+    FOR x IN SELECT DISTINCT u.root, u.depth, u.id
+               FROM ROWS FROM (pg_catalog.unnest(roots), pg_catalog.unnest(depths), pg_catalog.unnest(ids))
+                    AS u(root, depth, id)
+              ORDER BY u.root, u.depth, u.id
+    LOOP
+        PERFORM 1 FROM baton._runs AS r WHERE r.id = x.id FOR UPDATE;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION baton._wf_lock_runs(bigint[]) IS
+'Locks the given runs and their ancestors in the one locking order of the workflow engine (root first, then down; trees by root id).';
+
+-- Like _wf_lock_runs for one run, without waiting: false (some locks maybe
+-- taken) when another transaction holds one of them.  For the paths that
+-- may not wait (tick, event delivery to other runs).
+CREATE FUNCTION baton._wf_try_lock_run(run bigint) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    chain bigint[] := ARRAY[run];
+    p     bigint;
+    x     bigint;
+BEGIN
+    LOOP
+        SELECT r.parent_run_id INTO p FROM baton._runs AS r WHERE r.id = chain[1];
+        EXIT WHEN p IS NULL OR NOT EXISTS (SELECT 1 FROM baton._runs AS r WHERE r.id = p);
+        chain := p || chain;
+    END LOOP;
+    FOREACH x IN ARRAY chain LOOP
+        PERFORM 1 FROM baton._runs AS r WHERE r.id = x FOR UPDATE SKIP LOCKED;
+        IF NOT FOUND THEN
+            RETURN false;
+        END IF;
+    END LOOP;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION baton._wf_try_lock_run(bigint) IS
+'Locks a run and its ancestors root first without waiting; false when one is locked by another transaction (or the run is gone).';
+
+-- The advisory lock (two int4 keys) that orders a wait_event step starting
+-- to wait against publishers of its topic: publishers hold it shared until
+-- they commit; a step starting to wait tries it exclusively.  Topics share
+-- 1024 keys, so a transaction publishing many topics holds a bounded number.
+CREATE FUNCTION baton._wf_wait_lock_key(topic text) RETURNS integer
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.hashtext(topic) & 1023
+$$;
+COMMENT ON FUNCTION baton._wf_wait_lock_key(text) IS
+'Second key of the wait_event advisory lock of a topic (the first is hashtext(''baton.wait_event'')).';
+
 -- Renders a template: every string starting with "$." becomes the value of that
 -- JSONPath over ctx (JSON null when it matches nothing); all else is kept.
 CREATE FUNCTION baton._wf_render(tmpl jsonb, ctx jsonb) RETURNS jsonb
@@ -120,6 +233,59 @@ BEGIN
                            FROM pg_catalog.jsonb_array_elements(tmpl) WITH ORDINALITY AS e(v, n)), '[]'::jsonb);
     END IF;
     RETURN tmpl;
+END
+$$;
+
+-- The places of a map step's input template that depend on the element:
+-- strings "$...." that mention $.item or $.index, with their location (an
+-- array of keys / indexes, for jsonb_set) and whether they read only the
+-- element ("small": evaluated over {"item", "index"} alone).
+CREATE FUNCTION baton._wf_item_holes(tmpl jsonb, at text[] DEFAULT '{}')
+RETURNS TABLE (loc text[], expr text, small boolean)
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t text := pg_catalog.jsonb_typeof(tmpl);
+    s text;
+BEGIN
+    IF t = 'string' THEN
+        s := tmpl #>> '{}';
+        IF pg_catalog.left(s, 2) = '$.' AND s ~ '\$\.(item|index)\M' THEN
+            RETURN QUERY SELECT at, s, s !~ '\$\.(input|steps)\M';
+        END IF;
+    ELSIF t = 'object' THEN
+        RETURN QUERY SELECT h.* FROM pg_catalog.jsonb_each(tmpl) AS e(k, v),
+                                     baton._wf_item_holes(e.v, at || e.k) AS h;
+    ELSIF t = 'array' THEN
+        RETURN QUERY SELECT h.* FROM pg_catalog.jsonb_array_elements(tmpl) WITH ORDINALITY AS e(v, n),
+                                     baton._wf_item_holes(e.v, at || (e.n - 1)::text) AS h;
+    END IF;
+END
+$$;
+
+-- One map element's input: the template rendered once for the whole step
+-- (partial), with the element's holes filled in.  A hole that reads only the
+-- element is evaluated over {"item", "index"}, so the cost per element does
+-- not grow with the run's input; one that also reads $.input or $.steps
+-- (rare) over the whole context.
+CREATE FUNCTION baton._wf_render_item(partial jsonb, holes jsonb, item jsonb, idx integer, ctx jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    h     jsonb;
+    doc   jsonb := pg_catalog.jsonb_build_object('item', item, 'index', idx);
+    v     jsonb;
+    loc   text[];
+    res   jsonb := partial;
+BEGIN
+    FOR h IN SELECT x FROM pg_catalog.jsonb_array_elements(holes) AS x LOOP
+        v := COALESCE(pg_catalog.jsonb_path_query_first(
+                          CASE WHEN (h ->> 'small')::boolean THEN doc ELSE ctx || doc END,
+                          (h ->> 'expr')::jsonpath, '{}', true),
+                      'null'::jsonb);
+        loc := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(h -> 'loc'));
+        res := CASE WHEN pg_catalog.cardinality(loc) = 0 THEN v ELSE pg_catalog.jsonb_set(res, loc, v) END;
+    END LOOP;
+    RETURN res;
 END
 $$;
 
@@ -201,8 +367,9 @@ $$;
 CREATE FUNCTION baton._wf_end_run(run_id bigint, new_state text, err text, out_value jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    r     baton._runs;
-    child bigint;
+    r       baton._runs;
+    child   bigint;
+    running bigint[];
 BEGIN
     UPDATE baton._runs AS x
        SET state = new_state, error = err, output = out_value, finished_at = pg_catalog.now()
@@ -219,11 +386,25 @@ BEGIN
         END LOOP;
         UPDATE baton._run_steps AS s SET state = 'cancelled', finished_at = pg_catalog.now()
          WHERE s.run_id = r.id AND s.state IN ('pending', 'waiting', 'running');
-        UPDATE baton._tasks AS t
-           SET state = 'cancelled', finished_at = pg_catalog.now(), lease_expires_at = NULL
-         WHERE t.id IN (SELECT x.id FROM baton._tasks AS x
-                         WHERE x.run_id = r.id AND x.state IN ('scheduled', 'pending', 'running')
-                           FOR UPDATE SKIP LOCKED);
+        -- Waits for the locks on its live tasks (a claim being committed, a
+        -- heartbeat): nobody holding one of them waits for this run (the
+        -- locking order), and a task claimed meanwhile is cancelled too.
+        WITH live AS (
+            SELECT x.id, x.state FROM baton._tasks AS x
+             WHERE x.run_id = r.id AND x.state IN ('scheduled', 'pending', 'running')
+             ORDER BY x.id
+               FOR UPDATE),
+        gone AS (
+            UPDATE baton._tasks AS t
+               SET state = 'cancelled', finished_at = pg_catalog.now(), lease_expires_at = NULL,
+                   error = pg_catalog.format('run %s ended %s', r.id, new_state)
+              FROM live WHERE t.id = live.id
+            RETURNING t.id, live.state AS was)
+        SELECT pg_catalog.array_agg(gone.id ORDER BY gone.id) FILTER (WHERE gone.was = 'running')
+          INTO running FROM gone;
+        IF running IS NOT NULL THEN
+            PERFORM baton._cancelled(running);
+        END IF;
         PERFORM baton._wf_compensate_next(r.id);
     END IF;
     PERFORM baton._wf_announce(r);
@@ -304,21 +485,183 @@ BEGIN
 END
 $$;
 
--- Starts a step whose dependencies are all done (caller holds the run lock).
+-- The event a wait_event step of this run takes: the first of its topic (and
+-- key) published since the run started, even before the step began waiting.
+CREATE FUNCTION baton._wf_wait_match(run baton._runs, topic text, wkey text) RETURNS baton._events
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT e.* FROM baton._events AS e
+     WHERE e.topic = _wf_wait_match.topic AND (wkey IS NULL OR e.key = wkey) AND e.published_at >= run.created_at
+     ORDER BY e.id LIMIT 1
+$$;
+
+-- Each _wf_activate_<kind> starts one step of its kind, already marked
+-- running (or waiting), with the caller holding the run lock; ctx is the
+-- template document (NULL when the step has no template).  Each returns the
+-- steps made ready when the step ended at once.
+
+-- task: one task; its result will be the step output.
+CREATE FUNCTION baton._wf_activate_task(r baton._runs, d baton._wf_steps, q baton._queues, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tid bigint;
+BEGIN
+    INSERT INTO baton._tasks (queue, priority, max_attempts, payload, timeout, run_id, step, correlation_id)
+    VALUES (q.name, COALESCE((d.spec ->> 'priority')::integer, 0),
+            COALESCE((d.spec ->> 'max_attempts')::integer, q.max_attempts),
+            CASE WHEN d.spec ? 'input' THEN baton._wf_render(d.spec -> 'input', ctx) ELSE r.input END,
+            (d.spec ->> 'timeout')::interval, r.id, d.step, r.correlation_id)
+    RETURNING id INTO tid;
+    UPDATE baton._run_steps AS s SET task_id = tid WHERE s.run_id = r.id AND s.step = d.step;
+    PERFORM baton._wake(q.name);
+    RETURN '{}';
+END
+$$;
+
+-- task with map: one task per array element, in one insert; fan-in counters.
+CREATE FUNCTION baton._wf_activate_map(r baton._runs, d baton._wf_steps, q baton._queues, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    spec    jsonb := d.spec;
+    arr     jsonb;
+    n       integer;
+    partial jsonb;
+    holes   jsonb;
+BEGIN
+    arr := pg_catalog.jsonb_path_query_first(ctx, (spec ->> 'map')::jsonpath, '{}', true);
+    IF pg_catalog.jsonb_typeof(arr) IS DISTINCT FROM 'array' THEN
+        PERFORM baton._wf_step_failed(r.id, d.step,
+            pg_catalog.format('map: %s is not an array (got %s)', spec ->> 'map',
+                              COALESCE(pg_catalog.jsonb_typeof(arr), 'nothing')));
+        RETURN '{}';
+    END IF;
+    n := pg_catalog.jsonb_array_length(arr);
+    IF n = 0 THEN
+        UPDATE baton._run_steps AS s SET map_total = 0, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
+        RETURN baton._wf_step_done(r.id, d.step, '[]', 'succeeded');
+    END IF;
+    UPDATE baton._run_steps AS s SET map_total = n, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
+    INSERT INTO baton._run_map_counts (run_id, step, bucket, pending)
+    SELECT r.id, d.step, b, LEAST(100, n - b * 100) FROM pg_catalog.generate_series(0, (n - 1) / 100) AS b;
+    -- The input template is rendered once for the step; per element only
+    -- its $.item / $.index places are filled in (O(elements), however
+    -- large the run's input: no copy of the context per element).
+    IF spec ? 'input' THEN
+        partial := baton._wf_render(spec -> 'input', ctx || '{"item": null, "index": null}'::jsonb);
+        holes := COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                                      'loc', pg_catalog.to_jsonb(h.loc), 'expr', h.expr, 'small', h.small))
+                             FROM baton._wf_item_holes(spec -> 'input') AS h), '[]');
+    END IF;
+    -- One set-based insert for the whole fan-out.
+    INSERT INTO baton._tasks (queue, priority, max_attempts, payload, timeout, run_id, step, map_index,
+                              correlation_id)
+    SELECT q.name, COALESCE((spec ->> 'priority')::integer, 0),
+           COALESCE((spec ->> 'max_attempts')::integer, q.max_attempts),
+           CASE WHEN NOT spec ? 'input' THEN e.v
+                WHEN holes = '[]' THEN partial
+                ELSE baton._wf_render_item(partial, holes, e.v, (e.i - 1)::integer, ctx) END,
+           (spec ->> 'timeout')::interval, r.id, d.step, (e.i - 1)::integer, r.correlation_id
+      FROM pg_catalog.jsonb_array_elements(arr) WITH ORDINALITY AS e(v, i)
+     ORDER BY e.i;
+    PERFORM baton._wake(q.name);
+    RETURN '{}';
+END
+$$;
+
+-- publish: the event is published now and the step is done.
+CREATE FUNCTION baton._wf_activate_publish(r baton._runs, d baton._wf_steps, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    eid bigint;
+BEGIN
+    eid := baton._publish(d.spec ->> 'topic',
+                          CASE WHEN d.spec ? 'payload' THEN baton._wf_render(d.spec -> 'payload', ctx) ELSE r.input END,
+                          CASE WHEN d.spec ? 'key' THEN baton._wf_key(d.spec -> 'key', ctx) END,
+                          r.correlation_id, NULL, r.id, d.step);
+    RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('event_id', eid), 'succeeded');
+END
+$$;
+
+-- wait_event: done at once when a matching event exists, else waiting.
+CREATE FUNCTION baton._wf_activate_wait_event(r baton._runs, d baton._wf_steps, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    wkey  text := CASE WHEN d.spec ? 'key' THEN baton._wf_key(d.spec -> 'key', ctx) END;
+    alone boolean;
+    ev    baton._events;
+BEGIN
+    -- Exclusive when no publisher of the topic is in flight: publishers
+    -- then wait for this transaction and see the step waiting.  Else one
+    -- may commit an event this query cannot see yet: the tick looks again.
+    alone := pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('baton.wait_event'),
+                                                  baton._wf_wait_lock_key(d.spec ->> 'topic'));
+    ev := baton._wf_wait_match(r, d.spec ->> 'topic', wkey);
+    IF ev.id IS NOT NULL THEN
+        RETURN baton._wf_step_done(r.id, d.step, ev.payload, 'succeeded');
+    END IF;
+    UPDATE baton._run_steps AS s
+       SET wait_topic = d.spec ->> 'topic', wait_key = wkey,
+           wake_at = pg_catalog.now() + (d.spec ->> 'timeout')::interval, wait_recheck = NOT alone
+     WHERE s.run_id = r.id AND s.step = d.step;
+    RETURN '{}';
+END
+$$;
+
+-- sleep: waiting until its time (done at once when it has passed).
+CREATE FUNCTION baton._wf_activate_sleep(r baton._runs, d baton._wf_steps, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    until timestamptz;
+BEGIN
+    IF d.spec ? 'duration' THEN
+        until := pg_catalog.now() + (d.spec ->> 'duration')::interval;
+    ELSE
+        BEGIN
+            until := (baton._wf_render(d.spec -> 'until', ctx) #>> '{}')::timestamptz;
+        EXCEPTION WHEN OTHERS THEN
+            until := NULL;
+        END;
+        IF until IS NULL THEN
+            PERFORM baton._wf_step_failed(r.id, d.step,
+                pg_catalog.format('until: %s is not a timestamp (got %s)', d.spec ->> 'until',
+                                  baton._wf_render(d.spec -> 'until', ctx)));
+            RETURN '{}';
+        END IF;
+    END IF;
+    IF until <= pg_catalog.now() THEN
+        RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('until', until), 'succeeded');
+    END IF;
+    UPDATE baton._run_steps AS s SET wake_at = until WHERE s.run_id = r.id AND s.step = d.step;
+    RETURN '{}';
+END
+$$;
+
+-- workflow: starts the child run, which reports back when it ends.
+CREATE FUNCTION baton._wf_activate_workflow(r baton._runs, d baton._wf_steps, ctx jsonb) RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT baton._wf_exists(d.spec ->> 'workflow') THEN
+        PERFORM baton._wf_step_failed(r.id, d.step,
+            pg_catalog.format('workflow "%s" does not exist', d.spec ->> 'workflow'));
+        RETURN '{}';
+    END IF;
+    -- The child may end at once (all its steps instant); it then reports back here.
+    PERFORM baton._wf_start(d.spec ->> 'workflow',
+                            CASE WHEN d.spec ? 'input' THEN baton._wf_render(d.spec -> 'input', ctx) ELSE r.input END,
+                            NULL, r.correlation_id, NULL, NULL, r.id, d.step);
+    RETURN '{}';
+END
+$$;
+
+-- Starts a step whose dependencies are all done (caller holds the run lock):
+-- evaluates its "when", marks it running or waiting, and hands it to the
+-- function of its kind.
 CREATE FUNCTION baton._wf_activate(run_id bigint, step text) RETURNS text[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    r     baton._runs;
-    d     baton._wf_steps;
-    spec  jsonb;
-    ctx   jsonb;
-    q     baton._queues;
-    arr   jsonb;
-    n     integer;
-    tid   bigint;
-    until timestamptz;
-    wkey  text;
-    ev    baton._events;
+    r   baton._runs;
+    d   baton._wf_steps;
+    ctx jsonb;
+    q   baton._queues;
 BEGIN
     SELECT * INTO r FROM baton._runs AS x WHERE x.id = _wf_activate.run_id;
     IF r.state <> 'running'
@@ -328,12 +671,11 @@ BEGIN
     END IF;
     SELECT * INTO d FROM baton._wf_steps AS x
      WHERE x.workflow = r.workflow AND x.version = r.version AND x.step = _wf_activate.step;
-    spec := d.spec;
-    IF spec ?| ARRAY['when', 'input', 'map', 'payload', 'key', 'until'] THEN
+    IF d.spec ?| ARRAY['when', 'input', 'map', 'payload', 'key', 'until'] THEN
         ctx := baton._wf_ctx(r);
     END IF;
-    IF spec ? 'when'
-       AND NOT COALESCE(pg_catalog.jsonb_path_match(ctx, (spec ->> 'when')::jsonpath, '{}', true), false) THEN
+    IF d.spec ? 'when'
+       AND NOT COALESCE(pg_catalog.jsonb_path_match(ctx, (d.spec ->> 'when')::jsonpath, '{}', true), false) THEN
         RETURN baton._wf_step_done(r.id, d.step, NULL, 'skipped');
     END IF;
 
@@ -344,101 +686,24 @@ BEGIN
 
     CASE d.kind
     WHEN 'task' THEN
-        SELECT * INTO q FROM baton._queues AS x WHERE x.name = spec ->> 'queue';
+        SELECT * INTO q FROM baton._queues AS x WHERE x.name = d.spec ->> 'queue';
         IF NOT FOUND THEN
-            PERFORM baton._wf_step_failed(r.id, d.step, pg_catalog.format('queue "%s" does not exist', spec ->> 'queue'));
+            PERFORM baton._wf_step_failed(r.id, d.step, pg_catalog.format('queue "%s" does not exist', d.spec ->> 'queue'));
             RETURN '{}';
         END IF;
-        IF NOT spec ? 'map' THEN
-            INSERT INTO baton._tasks (queue, priority, max_attempts, payload, timeout, run_id, step, correlation_id)
-            VALUES (q.name, COALESCE((spec ->> 'priority')::integer, 0),
-                    COALESCE((spec ->> 'max_attempts')::integer, q.max_attempts),
-                    CASE WHEN spec ? 'input' THEN baton._wf_render(spec -> 'input', ctx) ELSE r.input END,
-                    (spec ->> 'timeout')::interval, r.id, d.step, r.correlation_id)
-            RETURNING id INTO tid;
-            UPDATE baton._run_steps AS s SET task_id = tid WHERE s.run_id = r.id AND s.step = d.step;
-            PERFORM baton._wake(q.name);
-            RETURN '{}';
+        IF d.spec ? 'map' THEN
+            RETURN baton._wf_activate_map(r, d, q, ctx);
         END IF;
-        arr := pg_catalog.jsonb_path_query_first(ctx, (spec ->> 'map')::jsonpath, '{}', true);
-        IF pg_catalog.jsonb_typeof(arr) IS DISTINCT FROM 'array' THEN
-            PERFORM baton._wf_step_failed(r.id, d.step,
-                pg_catalog.format('map: %s is not an array (got %s)', spec ->> 'map',
-                                  COALESCE(pg_catalog.jsonb_typeof(arr), 'nothing')));
-            RETURN '{}';
-        END IF;
-        n := pg_catalog.jsonb_array_length(arr);
-        IF n = 0 THEN
-            UPDATE baton._run_steps AS s SET map_total = 0, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
-            RETURN baton._wf_step_done(r.id, d.step, '[]', 'succeeded');
-        END IF;
-        UPDATE baton._run_steps AS s SET map_total = n, map_done = 0 WHERE s.run_id = r.id AND s.step = d.step;
-        INSERT INTO baton._run_map_counts (run_id, step, bucket, pending)
-        SELECT r.id, d.step, b, LEAST(100, n - b * 100) FROM pg_catalog.generate_series(0, (n - 1) / 100) AS b;
-        -- One set-based insert for the whole fan-out.
-        INSERT INTO baton._tasks (queue, priority, max_attempts, payload, timeout, run_id, step, map_index,
-                                  correlation_id)
-        SELECT q.name, COALESCE((spec ->> 'priority')::integer, 0),
-               COALESCE((spec ->> 'max_attempts')::integer, q.max_attempts),
-               CASE WHEN spec ? 'input'
-                    THEN baton._wf_render(spec -> 'input',
-                                          ctx || pg_catalog.jsonb_build_object('item', e.v, 'index', e.i - 1))
-                    ELSE e.v END,
-               (spec ->> 'timeout')::interval, r.id, d.step, (e.i - 1)::integer, r.correlation_id
-          FROM pg_catalog.jsonb_array_elements(arr) WITH ORDINALITY AS e(v, i)
-         ORDER BY e.i;
-        PERFORM baton._wake(q.name);
+        RETURN baton._wf_activate_task(r, d, q, ctx);
     WHEN 'publish' THEN
-        tid := baton._publish(spec ->> 'topic',
-                              CASE WHEN spec ? 'payload' THEN baton._wf_render(spec -> 'payload', ctx) ELSE r.input END,
-                              CASE WHEN spec ? 'key' THEN baton._wf_key(spec -> 'key', ctx) END,
-                              r.correlation_id, NULL, r.id, d.step);
-        RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('event_id', tid), 'succeeded');
+        RETURN baton._wf_activate_publish(r, d, ctx);
     WHEN 'wait_event' THEN
-        wkey := CASE WHEN spec ? 'key' THEN baton._wf_key(spec -> 'key', ctx) END;
-        -- An event published since the run started counts even if it came before this step.
-        SELECT * INTO ev FROM baton._events AS e
-         WHERE e.topic = spec ->> 'topic' AND (wkey IS NULL OR e.key = wkey) AND e.published_at >= r.created_at
-         ORDER BY e.id LIMIT 1;
-        IF FOUND THEN
-            RETURN baton._wf_step_done(r.id, d.step, ev.payload, 'succeeded');
-        END IF;
-        UPDATE baton._run_steps AS s
-           SET wait_topic = spec ->> 'topic', wait_key = wkey,
-               wake_at = pg_catalog.now() + (spec ->> 'timeout')::interval
-         WHERE s.run_id = r.id AND s.step = d.step;
+        RETURN baton._wf_activate_wait_event(r, d, ctx);
     WHEN 'sleep' THEN
-        IF spec ? 'duration' THEN
-            until := pg_catalog.now() + (spec ->> 'duration')::interval;
-        ELSE
-            BEGIN
-                until := (baton._wf_render(spec -> 'until', ctx) #>> '{}')::timestamptz;
-            EXCEPTION WHEN OTHERS THEN
-                until := NULL;
-            END;
-            IF until IS NULL THEN
-                PERFORM baton._wf_step_failed(r.id, d.step,
-                    pg_catalog.format('until: %s is not a timestamp (got %s)', spec ->> 'until',
-                                      baton._wf_render(spec -> 'until', ctx)));
-                RETURN '{}';
-            END IF;
-        END IF;
-        IF until <= pg_catalog.now() THEN
-            RETURN baton._wf_step_done(r.id, d.step, pg_catalog.jsonb_build_object('until', until), 'succeeded');
-        END IF;
-        UPDATE baton._run_steps AS s SET wake_at = until WHERE s.run_id = r.id AND s.step = d.step;
+        RETURN baton._wf_activate_sleep(r, d, ctx);
     WHEN 'workflow' THEN
-        IF NOT baton._wf_exists(spec ->> 'workflow') THEN
-            PERFORM baton._wf_step_failed(r.id, d.step,
-                pg_catalog.format('workflow "%s" does not exist', spec ->> 'workflow'));
-            RETURN '{}';
-        END IF;
-        -- The child may end at once (all its steps instant); it then reports back here.
-        PERFORM baton._wf_start(spec ->> 'workflow',
-                                CASE WHEN spec ? 'input' THEN baton._wf_render(spec -> 'input', ctx) ELSE r.input END,
-                                NULL, r.correlation_id, NULL, NULL, r.id, d.step);
+        RETURN baton._wf_activate_workflow(r, d, ctx);
     END CASE;
-    RETURN '{}';
 END
 $$;
 
@@ -497,10 +762,11 @@ BEGIN
     END IF;
     LOOP
         INSERT INTO baton._runs (workflow, version, input, idempotency_key, correlation_id, parent_run_id,
-                                 parent_step, cause_event_id, subscription_id, steps_left)
+                                 parent_step, cause_event_id, subscription_id, steps_left, deadline)
         VALUES (w.name, w.version, _wf_start.input, _wf_start.idempotency_key,
                 COALESCE(_wf_start.correlation_id, pg_catalog.gen_random_uuid()), _wf_start.parent_run_id,
-                _wf_start.parent_step, _wf_start.cause_event_id, _wf_start.subscription_id, w.step_count)
+                _wf_start.parent_step, _wf_start.cause_event_id, _wf_start.subscription_id, w.step_count,
+                pg_catalog.now() + (w.definition ->> 'timeout')::interval)
         ON CONFLICT ON CONSTRAINT _runs_workflow_idempotency_key_key DO NOTHING
         RETURNING id INTO new_run;
         EXIT WHEN new_run IS NOT NULL;
@@ -542,6 +808,7 @@ BEGIN
     IF start.idempotency_key = '' THEN
         PERFORM baton._bad('start', 'idempotency_key', 'must not be empty');
     END IF;
+    PERFORM baton._check_key('start', 'idempotency_key', start.idempotency_key);
     RETURN baton._wf_start(start.workflow, start.input, start.idempotency_key, start.correlation_id,
                            NULL, NULL, NULL, NULL);
 END
@@ -557,11 +824,12 @@ BEGIN
         RAISE EXCEPTION 'baton.cancel_run: run % does not exist', cancel_run.run
             USING ERRCODE = 'no_data_found', COLUMN = 'run';
     END IF;
+    PERFORM baton._wf_lock_runs(ARRAY[cancel_run.run]);
     RETURN baton._wf_cancel(cancel_run.run, 'cancelled by baton.cancel_run');
 END
 $$;
 COMMENT ON FUNCTION baton.cancel_run(bigint) IS
-'Cancels a running run: pending and waiting steps are cancelled, live tasks cancelled (a running attempt learns it at its next heartbeat or completion), child runs cancelled, compensations started. Returns false when the run had already ended.';
+'Cancels a running run: pending and waiting steps are cancelled, live tasks cancelled (a task being claimed at that moment too; workers holding running ones are told through NOTIFY baton_cancel, and their completions are rejected), child runs cancelled, compensations started. Returns false when the run had already ended.';
 
 -- Called by the task core when a task of a run ends, in the completing transaction.
 CREATE FUNCTION baton._wf_on_task_end(task baton._tasks) RETURNS void
@@ -648,12 +916,27 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     w record;
 BEGIN
+    -- Held until commit: a step that starts waiting meanwhile cannot take the
+    -- lock exclusively and asks the tick to look again; one that took it
+    -- before makes this wait until it has committed, so that the query
+    -- below sees it waiting.
+    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtext('baton.wait_event'),
+                                                    baton._wf_wait_lock_key(event.topic));
     FOR w IN SELECT s.run_id, s.step FROM baton._run_steps AS s
               WHERE s.state = 'waiting' AND s.wait_topic = event.topic
                 AND (s.wait_key IS NULL OR s.wait_key = event.key)
               ORDER BY s.run_id, s.step
     LOOP
-        PERFORM 1 FROM baton._runs AS x WHERE x.id = w.run_id AND x.state = 'running' FOR UPDATE;
+        -- Never waits for another run (the locking order): a busy run's step
+        -- is flagged, and the next tick completes it.
+        IF NOT baton._wf_try_lock_run(w.run_id) THEN
+            UPDATE baton._run_steps AS s SET wait_recheck = true
+             WHERE s.ctid = (SELECT y.ctid FROM baton._run_steps AS y
+                              WHERE y.run_id = w.run_id AND y.step = w.step AND y.state = 'waiting'
+                                FOR UPDATE SKIP LOCKED);
+            CONTINUE;
+        END IF;
+        PERFORM 1 FROM baton._runs AS x WHERE x.id = w.run_id AND x.state = 'running';
         CONTINUE WHEN NOT FOUND;
         -- Re-check under the lock: a concurrent event may have won.
         PERFORM 1 FROM baton._run_steps AS s
@@ -707,8 +990,73 @@ BEGIN
 END
 $$;
 
+-- Fails running runs whose workflow "timeout" has passed: their running steps
+-- and tasks are cancelled (the workers are told), their child runs cancelled,
+-- and the saga compensates, as for any failed run.  Never waits: a run that
+-- is busy now is failed at the next tick.  Returns how many.
+CREATE FUNCTION baton._wf_time_out_runs(max_rows integer) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    x record;
+    n integer := 0;
+BEGIN
+    FOR x IN SELECT r.id, w.definition ->> 'timeout' AS timeout FROM baton._runs AS r
+               JOIN baton._workflows AS w ON w.name = r.workflow AND w.version = r.version
+              WHERE r.state = 'running' AND r.deadline IS NOT NULL AND r.deadline <= pg_catalog.now()
+              ORDER BY r.deadline LIMIT max_rows
+    LOOP
+        CONTINUE WHEN NOT baton._wf_try_lock_run(x.id);
+        PERFORM 1 FROM baton._runs AS r WHERE r.id = x.id AND r.state = 'running';
+        CONTINUE WHEN NOT FOUND;
+        n := n + 1;
+        PERFORM baton._wf_end_run(x.id, 'failed',
+            pg_catalog.format('timed out: the workflow''s "timeout" of %s has passed', x.timeout), NULL);
+    END LOOP;
+    RETURN n;
+END
+$$;
+
+-- Looks again for the event of wait_event steps that began waiting while a
+-- publisher of their topic was in flight (or that a publisher could not
+-- complete because their run was busy); returns how many it completed.
+-- Never waits: what it cannot lock now is left for the next tick.
+CREATE FUNCTION baton._wf_recheck_waits(max_rows integer) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    w  record;
+    r  baton._runs;
+    ev baton._events;
+    n  integer := 0;
+BEGIN
+    FOR w IN SELECT s.run_id, s.step, s.wait_topic, s.wait_key FROM baton._run_steps AS s
+              WHERE s.wait_recheck AND s.state = 'waiting'
+              ORDER BY s.run_id, s.step LIMIT max_rows
+    LOOP
+        CONTINUE WHEN NOT baton._wf_try_lock_run(w.run_id);
+        SELECT * INTO r FROM baton._runs AS x WHERE x.id = w.run_id AND x.state = 'running';
+        CONTINUE WHEN NOT FOUND;
+        PERFORM 1 FROM baton._run_steps AS s
+          WHERE s.run_id = w.run_id AND s.step = w.step AND s.state = 'waiting' AND s.wait_recheck;
+        CONTINUE WHEN NOT FOUND;
+        -- A publisher still in flight: look at the next tick.
+        CONTINUE WHEN NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('baton.wait_event'),
+                                                               baton._wf_wait_lock_key(w.wait_topic));
+        ev := baton._wf_wait_match(r, w.wait_topic, w.wait_key);
+        IF ev.id IS NULL THEN
+            UPDATE baton._run_steps AS s SET wait_recheck = false WHERE s.run_id = w.run_id AND s.step = w.step;
+        ELSE
+            n := n + 1;
+            PERFORM baton._wf_advance(w.run_id, baton._wf_step_done(w.run_id, w.step, ev.payload, 'succeeded'));
+        END IF;
+    END LOOP;
+    RETURN n;
+END
+$$;
+
 -- Time-driven work: wakes sleep steps whose time has come and times out
--- wait_event steps, applies run retention; returns {"woken": n, "timed_out": m, "runs_purged": k}.
+-- wait_event steps, fails runs past their timeout, re-checks waits (see
+-- _wf_recheck_waits), applies run retention; returns {"woken": n,
+-- "timed_out": m, "runs_timed_out": t, "waits_rechecked": c, "runs_purged": k}.
 CREATE FUNCTION baton._wf_tick() RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -721,7 +1069,8 @@ BEGIN
               WHERE s.state = 'waiting' AND s.wake_at <= pg_catalog.now()
               ORDER BY s.wake_at LIMIT 10000
     LOOP
-        PERFORM 1 FROM baton._runs AS x WHERE x.id = w.run_id AND x.state = 'running' FOR UPDATE SKIP LOCKED;
+        CONTINUE WHEN NOT baton._wf_try_lock_run(w.run_id);
+        PERFORM 1 FROM baton._runs AS x WHERE x.id = w.run_id AND x.state = 'running';
         CONTINUE WHEN NOT FOUND;
         PERFORM 1 FROM baton._run_steps AS s
           WHERE s.run_id = w.run_id AND s.step = w.step AND s.state = 'waiting' AND s.wake_at <= pg_catalog.now();
@@ -744,6 +1093,8 @@ BEGIN
         END IF;
     END LOOP;
     RETURN pg_catalog.jsonb_build_object('woken', woken, 'timed_out', timedout,
+                                         'runs_timed_out', baton._wf_time_out_runs(10000),
+                                         'waits_rechecked', baton._wf_recheck_waits(10000),
                                          'runs_purged', baton._wf_purge(10000));
 END
 $$;

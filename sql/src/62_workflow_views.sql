@@ -3,12 +3,12 @@
 CREATE VIEW baton.runs WITH (security_barrier) AS
 SELECT r.id, r.workflow, r.version, r.state, r.input, r.output, r.error, r.created_at, r.finished_at,
        r.correlation_id, r.parent_run_id, r.parent_step, r.cause_event_id, r.subscription_id,
-       r.idempotency_key, r.compensation, r.steps_left
+       r.idempotency_key, r.compensation, r.steps_left, r.deadline
   FROM baton._runs AS r
  -- restricted workflows the reader may not read (empty without grants)
  WHERE r.workflow <> ALL ((SELECT baton._hidden_workflows())::text[]);
 COMMENT ON VIEW baton.runs IS
-'Workflow runs: state running, succeeded, failed or cancelled; compensation is NULL (nothing to undo), running or done.';
+'Workflow runs: state running, succeeded, failed or cancelled; compensation is NULL (nothing to undo), running or done; deadline: when the workflow''s "timeout" fails the run (NULL: none).';
 
 CREATE VIEW baton.run_steps WITH (security_barrier) AS
 SELECT s.run_id, s.step, s.kind, s.state,

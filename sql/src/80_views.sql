@@ -16,7 +16,7 @@ COMMENT ON VIEW baton.tasks IS 'Every task with its state: pending (due or delay
 
 CREATE VIEW baton.queues AS
 SELECT q.name AS queue, q.concurrency, q.max_attempts, q.lease, q.backoff_base, q.backoff_cap,
-       q.rate_limit, q.rate_period, q.retention, q.paused, q.created_at
+       q.rate_limit, q.rate_period, q.retention, q.paused, q.created_at, q.max_payload_size, q.max_result_size
   FROM baton._queues AS q;
 COMMENT ON VIEW baton.queues IS 'Queues and their options.';
 
@@ -39,11 +39,11 @@ COMMENT ON VIEW baton.queue_stats IS 'Per queue: due and delayed depth, running,
 
 CREATE VIEW baton.workers AS
 SELECT w.id AS worker, w.host, w.pid, w.queues, w.version, w.started_at, w.last_seen,
-       w.last_seen > pg_catalog.now() - interval '1 minute' AS alive,
+       w.last_seen > pg_catalog.now() - baton._worker_timeout() AS alive,
        (SELECT pg_catalog.count(*) FROM baton._tasks AS t WHERE t.state = 'running' AND t.worker = w.id
            AND t.queue <> ALL ((SELECT baton._hidden_queues())::text[])) AS running
   FROM baton._workers AS w;
-COMMENT ON VIEW baton.workers IS 'Worker daemons as they registered, with last heartbeat and tasks in flight.';
+COMMENT ON VIEW baton.workers IS 'Worker daemons as they registered, with last heartbeat and tasks in flight; alive = seen within baton.worker_timeout (default 10 s).';
 
 CREATE FUNCTION baton.explain_task(task bigint) RETURNS text
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

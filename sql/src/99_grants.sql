@@ -50,7 +50,7 @@ GRANT EXECUTE ON FUNCTION
 
 -- per-object management and reading: any baton role, checked against the grants
 GRANT EXECUTE ON FUNCTION
-    baton.alter_queue(text, integer, integer, interval, interval, interval, integer, interval, interval),
+    baton.alter_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, integer, integer),
     baton.pause_queue(text),
     baton.resume_queue(text),
     baton.cancel(bigint),
@@ -69,7 +69,7 @@ GRANT EXECUTE ON FUNCTION
 
 -- administration
 GRANT EXECUTE ON FUNCTION
-    baton.create_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, boolean),
+    baton.create_queue(text, integer, integer, interval, interval, interval, integer, interval, interval, boolean, integer, integer),
     baton.drop_queue(text, boolean),
     baton.subscribe(text, text, text, text, text, text, text, integer, integer, boolean),
     baton.unsubscribe(text, boolean),
@@ -92,7 +92,8 @@ GRANT EXECUTE ON FUNCTION
 -- The views filter their rows by the reader's grants.
 GRANT SELECT ON baton.tasks, baton.queues, baton.queue_stats, baton.workers,
                 baton.events, baton.subscriptions, baton.subscription_dead_letters,
-                baton.runs, baton.run_steps, baton.schedules, baton.grants, baton.workflows
+                baton.runs, baton.run_steps, baton.schedules, baton.grants, baton.workflows,
+                baton.subscription_filter_errors
   TO baton_admin, baton_producer, baton_worker;
 -- Functions the views call for their readers (SECURITY DEFINER, reveal no row):
 -- derived correlation ids, and what the reader may not see.

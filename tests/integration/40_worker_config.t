@@ -20,6 +20,8 @@ def conf(text):
 
 
 conf.n = 0
+# File-only checks: no database to reach (--check-config also looks the queues up when it can).
+OFFLINE = dict(os.environ, PGHOST="/nonexistent-baton-socket-dir")
 
 good = conf("""# a comment
 [worker]
@@ -42,7 +44,7 @@ header = X-Other: def
 handler = sql
 statement = INSERT INTO t VALUES ($1) RETURNING 1
 """)
-rc, out, err = run([WORKER, "--config", good, "--check-config"])
+rc, out, err = run([WORKER, "--config", good, "--check-config"], env=OFFLINE)
 t.is_(rc, 0, "a good file passes --check-config", err)
 t.ok("OK (4 queues)" in out, "--check-config says OK and counts the queues", out)
 
@@ -61,16 +63,16 @@ cases = [
 ]
 for name, text, line, msg in cases:
     p = conf(text)
-    rc, out, err = run([WORKER, "--config", p, "--check-config"])
+    rc, out, err = run([WORKER, "--config", p, "--check-config"], env=OFFLINE)
     t.is_(rc, 2, "%s: exit code 2" % name, err)
     t.ok(("%s:%d:" % (p, line)) in err and msg in err, "%s: message names %s:%d" % (name, os.path.basename(p), line), err)
     # The daemon itself refuses to start with the same message.
     rc2, _, err2 = run([WORKER, "--config", p])
     t.ok(rc2 == 2 and msg in err2, "%s: the daemon refuses to start" % name, err2)
 
-rc, out, err = run([WORKER, "--config", os.path.join(ROOT, "worker", "examples", "worker.conf"), "--check-config"])
+rc, out, err = run([WORKER, "--config", os.path.join(ROOT, "worker", "examples", "worker.conf"), "--check-config"], env=OFFLINE)
 t.is_(rc, 0, "worker/examples/worker.conf is valid", err)
-rc, out, err = run([WORKER, "--config", os.path.join(d, "missing.conf"), "--check-config"])
+rc, out, err = run([WORKER, "--config", os.path.join(d, "missing.conf"), "--check-config"], env=OFFLINE)
 t.ok(rc == 2 and "cannot open" in err, "a missing file is an error", err)
 rc, out, err = run([WORKER, "--bogus"])
 t.is_(rc, 2, "an unknown option exits 2")

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-# 41_worker_exec.t — the exec handler: results, failures, retry (exit 75), timeouts killing the process group,
+# 41_worker_exec.t — the exec handler: results, exit codes (0 ok, 65 failed at once, 75 / any other / a signal
+# = retried until the attempts are spent), timeouts killing the process group,
 # stderr tail, output cap; registration in baton.workers.
 import json
 import os
@@ -31,6 +32,13 @@ elif do == "fail":
 elif do == "retry":
     sys.stderr.write("busy, later\n")
     sys.exit(75)
+elif do == "dataerr":
+    sys.stderr.write("the sku is not a sku\n")
+    sys.exit(65)
+elif do == "raise":
+    raise RuntimeError("transient network error")
+elif do == "signal":
+    os.kill(os.getpid(), 9)
 elif do == "sleep":
     # A grandchild in the same process group must die with the task too.
     g = subprocess.Popen(["sleep", "300"])
@@ -55,12 +63,12 @@ kill_grace = 300ms
 [queue work]
 handler = exec
 command = %s --flag 'two words' "say \\"hi\\"" back\\ slash
-timeout = 1s
+timeout = 15s
 max_output = 4KiB
 """ % svc
 
 ids = {}
-for do in ["echo", "text", "empty", "fail", "retry", "big", "binary", "argv", "longtext"]:
+for do in ["echo", "text", "empty", "fail", "retry", "big", "binary", "argv", "longtext", "dataerr", "raise", "signal"]:
     ids[do] = int(db.sql("SELECT baton.enqueue('work', '{\"do\": \"%s\"}')" % do))
 pidfile = os.path.join(d, "sleep.pids")
 ids["sleep"] = int(db.sql("SELECT baton.enqueue('work', '{\"do\": \"sleep\", \"pidfile\": \"%s\"}', max_attempts => 1)" % pidfile))
@@ -72,7 +80,7 @@ def state(i):
     return db.sql("SELECT state FROM baton.tasks WHERE id = %d" % i)
 
 
-done = wait_until(lambda: all(state(i) in ("succeeded", "failed") for i in ids.values()), 60)
+done = wait_until(lambda: all(state(i) in ("succeeded", "failed") for i in ids.values()), 120)
 t.ok(done, "every task ends", w.logtext())
 
 r = json.loads(db.sql("SELECT result FROM baton.tasks WHERE id = %d" % ids["echo"]))
@@ -94,8 +102,15 @@ t.ok(w.proc.poll() is None, "the worker keeps running after malformed and oversi
 t.is_(json.loads(db.sql("SELECT result FROM baton.tasks WHERE id = %d" % ids["argv"])),
       ["--flag", "two words", 'say "hi"', "back slash", "no password"],
       "command is split into argv without a shell, with quoting; PGPASSWORD is not passed on")
-t.is_(db.sql("SELECT state || ' ' || attempt FROM baton.tasks WHERE id = %d" % ids["fail"]), "failed 1",
-      "another exit code fails without retry")
+t.is_(db.sql("SELECT state || ' ' || attempt FROM baton.tasks WHERE id = %d" % ids["fail"]), "failed 2",
+      "another exit code (3) is retried until max_attempts (2)")
+t.is_(db.sql("SELECT state || ' ' || attempt || ' ' || error FROM baton.tasks WHERE id = %d" % ids["dataerr"]),
+      "failed 1 the sku is not a sku", "exit 65 (EX_DATAERR) fails at once, without retry, stderr as the error")
+t.ok(db.sql("SELECT state || ' ' || attempt FROM baton.tasks WHERE id = %d" % ids["raise"]) == "failed 2"
+     and "transient network error" in db.sql("SELECT error FROM baton.tasks WHERE id = %d" % ids["raise"]),
+     "an uncaught exception (exit 1) is retried until max_attempts, the traceback tail is the error")
+t.is_(db.sql("SELECT state || ' ' || attempt || ' ' || error FROM baton.tasks WHERE id = %d" % ids["signal"]),
+      "failed 2 killed by signal 9", "death by a signal the worker did not send is retried until max_attempts")
 err = db.sql("SELECT error FROM baton.tasks WHERE id = %d" % ids["fail"])
 t.ok(err.endswith("the last line says why") and len(err.encode()) <= 4096, "the error is the stderr tail (at most 4 KiB)",
      "%d bytes: ...%s" % (len(err), err[-80:]))

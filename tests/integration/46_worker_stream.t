@@ -18,6 +18,8 @@ with open(%r, "a") as f:
     f.write("%%d\n" %% os.getpid())
 for line in sys.stdin:
     req = json.loads(line)
+    if "cancel" in req:
+        continue                               # {"cancel": id}: nothing to stop here
     task = req["task"]
     p = task["payload"]
     if p.get("crash") and task["attempt"] == 1:

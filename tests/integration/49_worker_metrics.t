@@ -14,7 +14,7 @@ db = Db("baton_worker_metrics")
 d = tmpdir("metrics")
 svc = write_script(os.path.join(d, "svc.sh"), """#!/bin/bash
 input=$(cat)
-case "$input" in *fail*) echo nope >&2; exit 1 ;; *again*) exit 75 ;; *hang*) sleep 60 ;; esac
+case "$input" in *fail*) echo nope >&2; exit 65 ;; *again*) exit 75 ;; *hang*) sleep 60 ;; esac
 """)
 s = socket.socket()
 s.bind(("127.0.0.1", 0))

@@ -30,7 +30,7 @@ t.ok(wait_until(lambda: db.sql("SELECT count(*) FROM baton.tasks WHERE state IN 
 t.is_(json.loads(db.sql("SELECT result FROM baton.tasks WHERE id = %d" % ok)), {"reserved": 2, "sku": "A-1"},
       "reserve: success with a JSON result")
 t.is_(db.sql("SELECT state || ': ' || error FROM baton.tasks WHERE id = %d" % bad), "failed: reserving 2 x None (task 2, attempt 1)\npayload needs a sku",
-      "reserve: exit 2 fails with stderr as the error")
+      "reserve: exit 65 fails at once with stderr as the error")
 t.is_(db.sql("SELECT state || ': ' || error FROM baton.tasks WHERE id = %d" % busy),
       "failed: reserving 500 x A-1 (task 3, attempt 1)\nwarehouse busy, try later", "reserve: exit 75 (retried until attempts run out)")
 t.is_(json.loads(db.sql("SELECT result FROM baton.tasks WHERE id = %d" % p1)), {"sku": "B-2", "cents": 3000},

@@ -20,6 +20,8 @@ with open(%r, "a") as f:
     f.write("%%d\n" %% os.getpid())
 for line in sys.stdin:
     req = json.loads(line)
+    if "cancel" in req:
+        continue                               # {"cancel": id}: nothing to stop here
     task = req["task"]
     do = task["payload"].get("do")
     first = task["attempt"] == 1
@@ -37,7 +39,7 @@ for line in sys.stdin:
         out = json.dumps({"id": req["id"], "attempt": 7, "ok": True})
     else:
         if first and do == "late":
-            time.sleep(1.5)            # past the 1 s timeout: this answer comes late
+            time.sleep(5)              # past the 3 s timeout: this answer comes late
         out = json.dumps({"id": req["id"], "attempt": req["attempt"], "ok": True,
                           "result": {"attempt": task["attempt"]}})
     sys.stdout.write(out + "\n")
@@ -51,7 +53,7 @@ poll_interval = 100ms
 handler = stream
 command = %s
 processes = 1
-timeout = 1s
+timeout = 3s
 max_output = 16KiB
 """ % co)
 
@@ -105,7 +107,7 @@ t.ok("response for an attempt it was not given" in w.logtext(), "the log says so
 t.is_(nprocs(), 6, "another restart")
 
 late = enqueue("late")
-t.ok(wait_until(lambda: row(late) == "succeeded 2", 10), "a task past its timeout is retried", w.logtext())
+t.ok(wait_until(lambda: row(late) == "succeeded 2", 30), "a task past its timeout is retried", w.logtext())
 t.is_(db.sql("SELECT result::text FROM baton.tasks WHERE id = %d" % late), '{"attempt": 2}',
       "attempt 1's late answer (it echoes its attempt) is not taken for attempt 2's, which follows it on the same "
       "co-process", w.logtext())

@@ -15,6 +15,8 @@ co = write_script(os.path.join(d, "co.py"), r'''#!/usr/bin/env python3
 import json, sys
 for line in sys.stdin:
     req = json.loads(line)
+    if "cancel" in req:
+        continue                               # {"cancel": id}: nothing to stop here
     n = req["task"]["payload"]["n"]
     sys.stderr.write("working on %d\n" % n)
     if n == 2:

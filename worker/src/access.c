@@ -32,7 +32,7 @@ int access_check_blocking(const char *dsn, const config *c)
     for (const queue_conf *qc = c->queues; qc; qc = qc->next) pg_array_add(&qs, qc->name, i++ == 0);
     buf_adds(&qs, "}");
     const char *params[1] = {qs.data};
-    PGresult *r = PQexecParams(conn, "SELECT baton.check_worker_access($1::text[])", 1, NULL, params, NULL, NULL, 0);
+    PGresult *r = PQexecParams(conn, "SELECT baton.check_worker_access($1::pg_catalog.text[])", 1, NULL, params, NULL, NULL, 0);
     int rc = 0;
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);

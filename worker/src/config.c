@@ -51,10 +51,17 @@ static const opt options[] = {
     {SEC_WORKER, "id", T_STRING, "", false, "worker id in baton.workers; empty = host:pid:random", W(id), NULL, 0,
      0, 0},
     {SEC_WORKER, "listen", T_BOOL, "on", false,
-     "LISTEN baton_tasks for wake-ups; off behind transaction pooling (claims are then not session-bound)",
+     "LISTEN baton_tasks on the dsn's session for wake-ups, unless a transaction pooler is detected; "
+     "off = pooled mode (no LISTEN, claims not session-bound)",
      W(listen), NULL, 0, 0, 0},
+    {SEC_WORKER, "listen_dsn", T_STRING, "", false,
+     "a direct (unpooled) conninfo used only to LISTEN for wake-ups and cancellations; set = the dsn is taken for pooled",
+     W(listen_dsn), NULL, 0, 0, 0},
     {SEC_WORKER, "poll_interval", T_DURATION, "5s", true, "claim at least this often even without a wake-up",
      W(poll_interval_ms), NULL, 10, 86400000, 0},
+    {SEC_WORKER, "pooled_poll_interval", T_DURATION, "500ms", true,
+     "claim at least this often while no LISTEN delivers wake-ups (pooled mode without listen_dsn)",
+     W(pooled_poll_interval_ms), NULL, 10, 86400000, 0},
     {SEC_WORKER, "max_batch", T_INT, "100", true, "most tasks claimed (or reported) in one statement",
      W(max_batch), NULL, 1, 10000, 0},
     {SEC_WORKER, "tick", T_ENUM, "auto", true,
@@ -66,7 +73,8 @@ static const opt options[] = {
      "on SIGTERM, how long in-flight tasks may finish before they are released", W(grace_ms), NULL, 0, 86400000, 0},
     {SEC_WORKER, "kill_grace", T_DURATION, "5s", true, "time between SIGTERM and SIGKILL of a child process group",
      W(kill_grace_ms), NULL, 0, 3600000, 0},
-    {SEC_WORKER, "seen_interval", T_DURATION, "10s", true, "how often to refresh the worker's row (worker_seen)",
+    {SEC_WORKER, "seen_interval", T_DURATION, "2s", true,
+     "how often to refresh the worker's row (worker_seen); keep it well under baton.worker_timeout (10s)",
      W(seen_interval_ms), NULL, 100, 86400000, 0},
     {SEC_WORKER, "reconnect_max", T_DURATION, "10s", true, "longest pause between reconnect attempts (backoff cap)",
      W(reconnect_max_ms), NULL, 10, 3600000, 0},
@@ -92,7 +100,7 @@ static const opt options[] = {
      Q(headers), NULL, 0, 0, M_HTTP},
     {SEC_QUEUE, "statement", T_STRING, NULL, true,
      "SQL run with $1 = payload (jsonb), $2 = task id (bigint); required for sql", Q(statement), NULL, 0, 0, M_SQL},
-    {SEC_QUEUE, "timeout", T_DURATION, "30s", true, "longest run of one task; then it fails for retry",
+    {SEC_QUEUE, "timeout", T_DURATION, "30s", true, "longest run of a task without its own timeout; then it is stopped and fails for retry",
      Q(timeout_ms), NULL, 1, 604800000, M_ALL},
     {SEC_QUEUE, "concurrency", T_INT, "0", true, "tasks of this queue in flight; 0 = the [worker] concurrency",
      Q(concurrency), NULL, 0, 100000, M_ALL},
@@ -355,6 +363,7 @@ void config_free(config *c)
     free(c->dsn);
     free(c->id);
     free(c->metrics_listen);
+    free(c->listen_dsn);
     free(c);
 }
 
@@ -550,6 +559,8 @@ void config_warn_static(const config *old, const config *neu)
     if (strcmp(old->dsn, neu->dsn)) log_warn("config reload: dsn changed; it takes effect only after a restart");
     if (strcmp(old->id, neu->id)) log_warn("config reload: id changed; it takes effect only after a restart");
     if (old->listen != neu->listen) log_warn("config reload: listen changed; it takes effect only after a restart");
+    if (strcmp(old->listen_dsn, neu->listen_dsn))
+        log_warn("config reload: listen_dsn changed; it takes effect only after a restart");
     if (strcmp(old->metrics_listen, neu->metrics_listen))
         log_warn("config reload: metrics_listen changed; it takes effect only after a restart");
 }

@@ -49,6 +49,8 @@ typedef struct config {
     int     log_format;    /* 0 text, 1 json */
     int     log_level;
     char   *metrics_listen;
+    char   *listen_dsn;        /* direct conninfo for LISTEN only; "" = none */
+    int64_t pooled_poll_interval_ms;
     queue_conf *queues;
     int     nqueues;
 } config;

@@ -10,10 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <unistd.h>
 
 #define STDERR_TAIL 4096
 #define EXIT_RETRY  75     /* EX_TEMPFAIL: "retry later" */
+#define EXIT_DATAERR 65    /* EX_DATAERR: the input is wrong; retrying cannot help */
 
 typedef struct exec_state {
     pid_t   pid;
@@ -39,8 +43,15 @@ typedef struct pgkill {
    worker's password from the environment, enters workdir and runs the queue's
    command. Never returns; exit 127 when the command cannot run. Shared by the
    exec and stream handlers. */
-_Noreturn void child_exec(const queue_conf *qc)
+_Noreturn void child_exec(const queue_conf *qc, pid_t parent)
 {
+#ifdef __linux__
+    /* However the worker dies (kill -9 included), its children die with it: a task it held is
+       rescued and run again elsewhere, and must not also go on running here. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) _exit(127);
+#endif
+    /* The worker may have died before the line above: then nobody would send the signal. */
+    if (getppid() != parent) _exit(127);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -141,7 +152,7 @@ static void on_stdin(void *arg, int fd, short rev)
     task *t = arg;
     exec_state *e = t->h;
     (void)fd;
-    size_t len = strlen(t->json);
+    size_t len = t->json_len;   /* not strlen: this runs once per pipe buffer of a large payload */
     if (rev & (POLLERR | POLLHUP)) { close_fd(&e->in_fd); return; }
     while (e->in_off < len) {
         ssize_t n = write(e->in_fd, t->json + e->in_off, len - e->in_off);
@@ -206,6 +217,7 @@ static void exec_start(task *t)
     if (pipe2(pin, O_CLOEXEC) < 0) goto fail0;
     if (pipe2(pout, O_CLOEXEC) < 0) goto fail1;
     if (pipe2(perr, O_CLOEXEC) < 0) goto fail2;
+    pid_t self = getpid();
     pid_t pid = fork();
     if (pid < 0) goto fail3;
     if (pid == 0) {
@@ -213,7 +225,7 @@ static void exec_start(task *t)
         dup2(pin[0], 0);
         dup2(pout[1], 1);
         dup2(perr[1], 2);
-        child_exec(t->qc);
+        child_exec(t->qc, self);
     }
     setpgid(pid, pid);   /* also in the parent: no race with a kill right after fork */
     close(pin[0]);
@@ -267,7 +279,7 @@ static void exec_outcome(task *t, exec_state *e)
         buf_printf(&msg, "output exceeds max_output (%lld bytes)", (long long)t->qc->max_output);
         task_finish(t, REP_FAIL, msg.data);
     } else if (e->kill_at) {
-        buf_printf(&msg, "timed out after %.3gs", (double)t->qc->timeout_ms / 1000.0);
+        buf_printf(&msg, "timed out after %.3gs", (double)t->timeout_ms / 1000.0);
         if (*tail) buf_printf(&msg, "; stderr: %s", tail);
         task_finish(t, REP_RETRY, msg.data);
     } else if (WIFEXITED(e->status) && WEXITSTATUS(e->status) == 0) {
@@ -290,10 +302,12 @@ static void exec_outcome(task *t, exec_state *e)
             task_finish(t, REP_FAIL, msg.data);
         }
     } else if (WIFEXITED(e->status)) {
+        /* 65 says retrying cannot help; 75 and every other code (an exception, a crash) are
+           retried with backoff until the attempts are spent, as with every peer. */
         int code = WEXITSTATUS(e->status);
         if (*tail) buf_adds(&msg, tail);
         else buf_printf(&msg, "exit code %d", code);
-        task_finish(t, code == EXIT_RETRY ? REP_RETRY : REP_FAIL, msg.data);
+        task_finish(t, code == EXIT_DATAERR ? REP_FAIL : REP_RETRY, msg.data);
     } else {
         /* Killed by a signal we did not send (OOM killer, operator): worth another try. */
         buf_printf(&msg, "killed by signal %d", WTERMSIG(e->status));

@@ -195,9 +195,9 @@ static void http_start(task *t)
     for (int i = 0; i < t->qc->headers.n; i++) h->headers = curl_slist_append(h->headers, t->qc->headers.v[i]);
     curl_easy_setopt(h->easy, CURLOPT_URL, t->qc->url);
     curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, t->json);
-    curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(t->json));
+    curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE, (long)t->json_len);
     curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->headers);
-    curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, (long)t->qc->timeout_ms);
+    curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
     curl_easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h->easy, CURLOPT_PRIVATE, (char *)t);
     curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, write_cb);

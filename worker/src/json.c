@@ -88,26 +88,59 @@ static bool parse_string(jp *p)
     return false;
 }
 
-/* Parses a number per the JSON grammar. */
+/* PostgreSQL's numeric (what jsonb stores numbers as) holds at most 131072
+   digits before the decimal point and 16383 after it, and refuses exponents
+   of INT_MAX / 2 or more; JSON that jsonb cannot store is not a valid result. */
+#define NUMERIC_MAX_INT_DIGITS 131072L
+#define NUMERIC_MAX_SCALE      16383L
+#define NUMERIC_MAX_EXPONENT   1073741823L
+
+/* Parses a number per the JSON grammar; false also for one jsonb cannot store. */
 static bool parse_number(jp *p)
 {
     const char *s = p->s;
     if (s < p->e && *s == '-') s++;
     if (s >= p->e) return false;
+    const char *is = s;
     if (*s == '0') s++;
     else if (*s >= '1' && *s <= '9') while (s < p->e && *s >= '0' && *s <= '9') s++;
     else return false;
+    long int_len = (long)(s - is);
+    const char *fs = s, *fe = s;
     if (s < p->e && *s == '.') {
         s++;
+        fs = s;
         if (s >= p->e || *s < '0' || *s > '9') return false;
         while (s < p->e && *s >= '0' && *s <= '9') s++;
+        fe = s;
     }
+    long exp = 0;
     if (s < p->e && (*s == 'e' || *s == 'E')) {
         s++;
-        if (s < p->e && (*s == '+' || *s == '-')) s++;
+        bool neg = false;
+        if (s < p->e && (*s == '+' || *s == '-')) neg = *s++ == '-';
         if (s >= p->e || *s < '0' || *s > '9') return false;
-        while (s < p->e && *s >= '0' && *s <= '9') s++;
+        while (s < p->e && *s >= '0' && *s <= '9') {
+            if (exp < NUMERIC_MAX_EXPONENT) exp = exp * 10 + (*s - '0');
+            s++;
+        }
+        if (exp >= NUMERIC_MAX_EXPONENT) return false;
+        if (neg) exp = -exp;
     }
+    /* Digits after the point once the exponent is applied. */
+    if ((long)(fe - fs) - exp > NUMERIC_MAX_SCALE) return false;
+    /* Digits before the point, counted from the first non-zero digit. */
+    const char *nz = is;
+    while (nz < is + int_len && *nz == '0') nz++;
+    long weight;
+    if (nz < is + int_len) {
+        weight = (long)(is + int_len - nz) + exp;
+    } else {
+        const char *f = fs;
+        while (f < fe && *f == '0') f++;
+        weight = f < fe ? exp - (long)(f - fs) : 0;   /* zero has no digits */
+    }
+    if (weight > NUMERIC_MAX_INT_DIGITS) return false;
     p->s = s;
     return true;
 }

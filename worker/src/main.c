@@ -52,7 +52,8 @@ static void usage(FILE *f)
             "Runs tasks of the baton queues named in FILE ([queue NAME] sections).\n"
             "  --config FILE     the configuration file (INI: [worker] and [queue NAME] sections)\n"
             "  --dsn CONNINFO    libpq connection string or URI (default: [worker] dsn, then PG* environment)\n"
-            "  --check-config    validate FILE and exit (0 = valid, 2 = errors, each with file:line)\n"
+            "  --check-config    validate FILE and, if the database is reachable, that its queues exist;\n"
+            "                    exit 0 = valid, 2 = errors (each with file:line)\n"
             "  --print-config    print the table of every config key (Markdown) and exit\n"
             "  --version         print the version and check the extension's version in the database\n"
             "  --help            this text\n"
@@ -107,6 +108,8 @@ static void reload(void)
     free(c->id);
     c->id = xstrdup(W.cfg->id);
     c->listen = W.cfg->listen;
+    free(c->listen_dsn);
+    c->listen_dsn = xstrdup(W.cfg->listen_dsn);
     free(c->metrics_listen);
     c->metrics_listen = xstrdup(W.cfg->metrics_listen);
     config *old = W.cfg;
@@ -203,8 +206,10 @@ int main(int argc, char **argv)
         return 2;
     }
     if (check) {
-        /* With --dsn, the database says whether this role may work on every queue. */
-        int rc = dsn ? access_check_blocking(dsn, W.cfg) : 0;
+        /* The file is valid; a database that can be reached must also have its queues, and with
+           --dsn the database says whether this role may work on every queue. */
+        int rc = db_check_queues_blocking(dsn ? dsn : W.cfg->dsn, W.cfg);
+        if (rc == 0 && dsn) rc = access_check_blocking(dsn, W.cfg);
         if (rc == 0) printf("%s: OK (%d queue%s)\n", path, W.cfg->nqueues, W.cfg->nqueues == 1 ? "" : "s");
         config_free(W.cfg);
         return rc;
@@ -298,12 +303,16 @@ int main(int argc, char **argv)
         http_step(now);
         pgroups_step(now);
         metrics_step(now);
+        listen_step(now);
         db_step(now);
+        tick_step(now);
         if (W.draining) loop_deadline(W.drain_deadline > now ? W.drain_deadline : give_up_at);
         loop_watch(sigpipe_fds[0], POLLIN, on_sigpipe, NULL);
         loop_run_once();
     }
     log_info("stopped");
+    listen_close();
+    tick_close();
     kill_children();
     tasks_reap();
     http_shutdown();

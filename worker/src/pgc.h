@@ -26,6 +26,29 @@ typedef struct pgc {
     void     *arg;
 } pgc;
 
+/* Type OIDs the worker reads results by (PostgreSQL's pg_type.dat; stable across releases). */
+#define OID_BOOL    16
+#define OID_INT8    20
+#define OID_INT2    21
+#define OID_INT4    23
+#define OID_JSON    114
+#define OID_FLOAT4  700
+#define OID_FLOAT8  701
+#define OID_NUMERIC 1700
+#define OID_JSONB   3802
+
+/* SQLSTATEs and classes the worker acts on (PostgreSQL's errcodes.txt). */
+#define SQLSTATE_CLASS_TRANSACTION_ROLLBACK "40"
+#define SQLSTATE_CLASS_DATA_EXCEPTION       "22"
+#define SQLSTATE_CLASS_CONNECTION           "08"
+#define SQLSTATE_CLASS_RESOURCES            "53"
+#define SQLSTATE_CLASS_OPERATOR             "57"
+#define SQLSTATE_LOCK_NOT_AVAILABLE         "55P03"
+#define SQLSTATE_QUERY_CANCELED             "57014"
+#define SQLSTATE_UNDEFINED_OBJECT           "42704"
+#define SQLSTATE_INVALID_PARAMETER_VALUE    "22023"
+#define SQLSTATE_PROGRAM_LIMIT_EXCEEDED     "54000"
+
 /* Starts connecting (non-blocking); returns 0 or -1 with c->err set (state BROKEN). */
 int  pgc_connect(pgc *c, const char *conninfo, const char *appname);
 /* Registers the socket with the loop according to the state. */

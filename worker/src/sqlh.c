@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* S_SETUP: the transaction's statement_timeout (SET LOCAL), right after BEGIN. */
 enum sstep { S_CONNECT, S_SETUP, S_IDLE, S_BEGIN, S_STMT, S_COMPLETE, S_COMMIT, S_ROLLBACK };
 
 typedef struct sqlconn {
@@ -38,13 +39,14 @@ static char *first_value_json(PGresult *r)
     buf b;
     buf_init(&b);
     switch (type) {
-    case 114: case 3802:           /* json, jsonb */
+    case OID_JSON: case OID_JSONB:
         buf_adds(&b, v);
         break;
-    case 16:                       /* bool */
+    case OID_BOOL:
         buf_adds(&b, v[0] == 't' ? "true" : "false");
         break;
-    case 20: case 21: case 23: case 700: case 701: case 1700: /* numbers, unless NaN/Infinity */
+    case OID_INT8: case OID_INT2: case OID_INT4: case OID_FLOAT4: case OID_FLOAT8:
+    case OID_NUMERIC:              /* numbers, unless NaN/Infinity */
         if (json_valid(v, strlen(v))) { buf_adds(&b, v); break; }
         /* fall through */
     default:
@@ -56,8 +58,9 @@ static char *first_value_json(PGresult *r)
 /* SQLSTATE classes worth retrying: connection, resources, operator intervention, lock/serialization. */
 static bool retryable(const char *ss)
 {
-    return !strncmp(ss, "40", 2) || !strncmp(ss, "08", 2) || !strncmp(ss, "53", 2) || !strncmp(ss, "57", 2) ||
-           !strcmp(ss, "55P03");
+    return !strncmp(ss, SQLSTATE_CLASS_TRANSACTION_ROLLBACK, 2) || !strncmp(ss, SQLSTATE_CLASS_CONNECTION, 2) ||
+           !strncmp(ss, SQLSTATE_CLASS_RESOURCES, 2) || !strncmp(ss, SQLSTATE_CLASS_OPERATOR, 2) ||
+           !strcmp(ss, SQLSTATE_LOCK_NOT_AVAILABLE);
 }
 
 /* Ends the task bound to a connection (if it still is) and unbinds it. */
@@ -84,7 +87,7 @@ static void advance(sqlconn *s, queue_rt *q)
     char id[24], att[16];
     snprintf(id, sizeof id, "%lld", (long long)s->id);
     snprintf(att, sizeof att, "%d", s->attempt);
-    if (!s->t && (s->step == S_BEGIN || s->step == S_STMT || s->step == S_COMPLETE)) {
+    if (!s->t && (s->step == S_BEGIN || s->step == S_SETUP || s->step == S_STMT || s->step == S_COMPLETE)) {
         /* The task was taken away (lease lost, released): never complete it from here. */
         if (s->step == S_BEGIN) {
             s->step = S_IDLE;
@@ -94,10 +97,12 @@ static void advance(sqlconn *s, queue_rt *q)
     }
     switch (s->step) {
     case S_SETUP: {
+        /* Local to the transaction: behind a transaction pooler a session setting would stay on
+           the server connection and cancel other clients' statements. */
         char to[32];
         snprintf(to, sizeof to, "%lld", (long long)(q->qc ? q->qc->timeout_ms : 30000));
         const char *p[1] = {to};
-        pgc_send(c, "SELECT pg_catalog.set_config('statement_timeout', $1, false)", 1, p, NULL);
+        pgc_send(c, "SELECT pg_catalog.set_config('statement_timeout', $1, true)", 1, p, NULL);
         break;
     }
     case S_BEGIN:
@@ -105,13 +110,13 @@ static void advance(sqlconn *s, queue_rt *q)
         break;
     case S_STMT: {
         const char *p[2] = {s->t ? s->t->payload : "null", id};
-        const unsigned int types[2] = {3802, 20};   /* jsonb, bigint: typed so an unused $2 is fine */
+        const unsigned int types[2] = {OID_JSONB, OID_INT8};   /* typed so an unused $2 is fine */
         pgc_send(c, s->t ? s->t->qc->statement : "SELECT 1", 2, p, types);
         break;
     }
     case S_COMPLETE: {
         const char *p[3] = {id, att, s->result};
-        pgc_send(c, "SELECT baton.complete($1::bigint, $2::integer, $3::jsonb)", 3, p, NULL);
+        pgc_send(c, "SELECT baton.complete($1::bigint, $2::integer, $3::pg_catalog.jsonb)", 3, p, NULL);
         break;
     }
     case S_COMMIT:
@@ -128,11 +133,11 @@ static void on_done(sqlconn *s, queue_rt *q)
 {
     pgc *c = &s->c;
     switch (s->step) {
-    case S_SETUP:
-        if (c->err) log_warn("sql queue %s: %s", q->name, c->err);
-        s->step = s->t ? S_BEGIN : S_IDLE;
-        break;
     case S_BEGIN:
+        if (c->err) rollback(s, REP_RETRY, c->err);
+        else s->step = S_SETUP;
+        break;
+    case S_SETUP:
         if (c->err) rollback(s, REP_RETRY, c->err);
         else s->step = S_STMT;
         break;
@@ -202,26 +207,42 @@ static void sql_start(task *t)
     if (s->step == S_IDLE) s->step = S_BEGIN;
 }
 
+/* Asks the server to cancel the statement running on a connection (a short
+   blocking round trip of its own: libpq 15 has no asynchronous cancel). */
+static void sql_cancel_statement(sqlconn *s)
+{
+    PGcancel *cn = PQgetCancel(s->c.conn);
+    char err[256];
+    if (!cn) return;
+    if (!PQcancel(cn, err, sizeof err)) log_warn("sql: cancelling task %lld's statement failed: %s", (long long)s->id, err);
+    PQfreeCancel(cn);
+}
+
 /* Cancellation and a last-resort deadline (statement_timeout fires first). */
 static void sql_step(task *t, int64_t now)
 {
     sqlconn *s = t->h;
     if (t->cancel && s) {
-        /* The transaction runs on; baton.complete() will refuse it (fencing) and it rolls back. */
+        /* Stop the statement now; were it to finish anyway, baton.complete() would refuse it
+           (fencing) and the transaction rolls back. */
+        if (s->c.state == PGC_BUSY) sql_cancel_statement(s);
         s->t = NULL;
         t->h = NULL;
         task_finish(t, REP_RELEASE, t->cancel == CANCEL_LOST ? "lease lost" : "worker shutting down");
         return;
     }
-    if (now >= t->deadline + 5000 && s) {
-        /* statement_timeout should have fired; the server is unresponsive. */
+    if (now >= t->deadline && s) {
+        /* The task's execution deadline (its own timeout can be shorter than statement_timeout):
+           cancel the statement; the transaction rolls back on a connection that stays usable. */
+        if (s->c.state == PGC_BUSY) sql_cancel_statement(s);
         s->t = NULL;
         t->h = NULL;
-        s->dead = true;
-        task_finish(t, REP_RETRY, "timed out");
+        char msg[64];
+        snprintf(msg, sizeof msg, "timed out after %.3gs", (double)t->timeout_ms / 1000.0);
+        task_finish(t, REP_RETRY, msg);
         return;
     }
-    loop_deadline(t->deadline + 5000);
+    loop_deadline(t->deadline);
 }
 
 /* Unbinds the task from its connection. */
@@ -259,7 +280,7 @@ void sql_queue_step(queue_rt *q, int64_t now)
             continue;
         }
         if ((!q->qc || q->qc->handler != H_SQL) && !s->t && s->step == S_IDLE) s->dead = true;
-        if (s->step == S_CONNECT && c->state == PGC_READY) s->step = S_SETUP;
+        if (s->step == S_CONNECT && c->state == PGC_READY) s->step = s->t ? S_BEGIN : S_IDLE;
         if (c->state == PGC_DONE) on_done(s, q);
         if (c->state == PGC_READY && s->step != S_IDLE && s->step != S_CONNECT) advance(s, q);
         pgc_watch(c);

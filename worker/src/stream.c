@@ -63,6 +63,7 @@ static sproc *spawn(queue_rt *q)
         close(pin[0]); close(pin[1]); close(pout[0]); close(pout[1]);
         return NULL;
     }
+    pid_t self = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         close(pin[0]); close(pin[1]); close(pout[0]); close(pout[1]); close(perr[0]); close(perr[1]);
@@ -73,7 +74,7 @@ static sproc *spawn(queue_rt *q)
         dup2(pin[0], 0);
         dup2(pout[1], 1);
         dup2(perr[1], 2);
-        child_exec(qc);
+        child_exec(qc, self);
     }
     setpgid(pid, pid);
     close(pin[0]);
@@ -423,16 +424,28 @@ static void stream_start(task *t)
     assign(t);
 }
 
+/* Tells the co-process to stop working on a task that leaves it unanswered
+   (cancelled, lease lost, timed out, released): a {"cancel": id} line.  One
+   that ignores it loses its answer (rejected, as for any task that left). */
+static void stream_send_cancel(task *t)
+{
+    sproc *p = t->h;
+    if (!p || p->in_fd < 0) return;
+    buf_printf(&p->out, "{\"cancel\":%lld,\"attempt\":%d}\n", (long long)t->id, t->attempt);
+}
+
 /* Cancellation, timeout, and waiting for a restarting co-process. */
 static void stream_step(task *t, int64_t now)
 {
     if (t->cancel) {
+        stream_send_cancel(t);
         task_finish(t, REP_RELEASE, t->cancel == CANCEL_LOST ? "lease lost" : "worker shutting down");
         return;
     }
     if (now >= t->deadline) {
+        stream_send_cancel(t);
         char msg[64];
-        snprintf(msg, sizeof msg, "timed out after %.3gs", (double)t->qc->timeout_ms / 1000.0);
+        snprintf(msg, sizeof msg, "timed out after %.3gs", (double)t->timeout_ms / 1000.0);
         task_finish(t, REP_RETRY, msg);
         return;
     }

@@ -35,13 +35,14 @@ void queues_sync(void)
         q->maybe_work = true;
         q->next = W.queues;
         W.queues = q;
+        W.qcheck = true;
     }
 }
 
 /* Room left under the queue's own concurrency (0 for a removed queue). */
 int free_slots(queue_rt *q)
 {
-    if (!q->qc) return 0;
+    if (!q->qc || q->missing) return 0;
     int limit = q->qc->concurrency ? q->qc->concurrency : W.cfg->concurrency;
     return MAX(0, limit - q->inflight);
 }
@@ -108,7 +109,7 @@ static const handler_ops *ops_of(int h)
 
 /* Builds the task object and starts its handler. */
 void task_start(queue_rt *q, int64_t id, int attempt, const char *payload, const char *run_id, const char *step,
-                const char *correlation_id, int max_attempts, double lease_s)
+                const char *correlation_id, int max_attempts, double lease_s, double timeout_s)
 {
     task *t = xcalloc(1, sizeof *t);
     t->id = id;
@@ -123,12 +124,16 @@ void task_start(queue_rt *q, int64_t id, int attempt, const char *payload, const
     t->qc = q->snap;
     t->qc->refs++;
     t->handler = t->qc->handler;
-    t->payload = xstrdup(payload);
+    /* Only the sql handler needs the payload apart from the task JSON: the
+       others keep one copy of it per task (a large payload bounds memory). */
+    t->payload = t->handler == H_SQL ? xstrdup(payload) : NULL;
     t->started = now_ms();
-    t->deadline = t->started + t->qc->timeout_ms;
+    /* A task's (or workflow step's) own timeout is its execution deadline; the
+       lease is only the liveness backstop that heartbeats extend. */
+    t->timeout_ms = timeout_s > 0 ? MAX((int64_t)(timeout_s * 1000), 1) : t->qc->timeout_ms;
+    t->deadline = t->started + t->timeout_ms;
     t->lease_ms = lease_s > 0 ? (int64_t)(lease_s * 1000) : 60000;
-    /* Heartbeat at a third of the lease: two chances before it runs out. */
-    t->next_hb = t->started + MAX(t->lease_ms / 3, 50);
+    t->next_hb = t->started + task_hb_interval(t);
 
     buf b;
     buf_init(&b);
@@ -154,6 +159,7 @@ void task_start(queue_rt *q, int64_t id, int attempt, const char *payload, const
     if (correlation_id) json_add_string(&b, correlation_id, strlen(correlation_id));
     else buf_adds(&b, "null");
     buf_addc(&b, '}');
+    t->json_len = b.len;
     t->json = buf_steal(&b);
 
     t->next = W.tasks;
@@ -219,6 +225,29 @@ void task_finish(task *t, int kind, const char *text)
     r->kind = kind;
     r->text = text ? text_sanitize(text, strlen(text)) : NULL;
     report_push(r, false);
+}
+
+/* Heartbeat at a third of the lease: two chances before it runs out.  Without
+   LISTEN the heartbeat is also how a cancellation reaches the worker (a
+   cancelled task's heartbeat returns false): then at least every poll_interval
+   (pooled mode without listen_dsn: every pooled_poll_interval). */
+int64_t task_hb_interval(const task *t)
+{
+    int64_t i = MAX(t->lease_ms / 3, 50);
+    if (!db_listening()) i = MIN(i, MAX(db_poll_every(), 50));
+    return i;
+}
+
+/* A NOTIFY baton_cancel named this task: whichever attempt runs here stops, its outcome is dropped. */
+void task_cancelled(int64_t id)
+{
+    for (task *t = W.tasks; t; t = t->next) {
+        if (t->id != id || t->finished || t->cancel == CANCEL_LOST) continue;
+        log_info("task %lld attempt %d: cancelled; stopping it", (long long)t->id, t->attempt);
+        t->cancel = CANCEL_LOST;
+        /* Its handler acts in the next turn of the loop, at once. */
+        loop_deadline(0);
+    }
 }
 
 /* The live task with this lease token, or NULL. */

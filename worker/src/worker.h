@@ -27,6 +27,12 @@ typedef struct queue_rt {
     void       *hstream;     /* stream handler: the co-processes of this queue */
     queue_conf *snap;        /* the settings new tasks start with: a copy of qc they share */
     void       *hsql;        /* sql handler: the connections of this queue */
+    bool        missing;     /* the database has no such queue (yet): not claimed, looked for again */
+    bool        checked;     /* the queue check has seen it since it was added */
+    double      rate_limit;  /* the queue's rate limit in the database (0 = none), per rate_period_ms */
+    int64_t     rate_period_ms;
+    int64_t     rate_active_until; /* a rate-limited queue with work: claim when the next token is due */
+    int64_t     rate_retry_at;
     uint64_t    claimed, succeeded, failed, retried, released;
     struct queue_rt *next;
 } queue_rt;
@@ -42,8 +48,10 @@ typedef struct task {
     int       handler;       /* snapshot: a reload does not change a running task */
     queue_conf *qc;          /* the settings it started with (a shared, counted copy) */
     char     *json;          /* the task object handed to handlers */
-    char     *payload;       /* raw jsonb text */
+    size_t    json_len;
+    char     *payload;       /* raw jsonb text: kept for the sql handler only (memory: one copy per task) */
     int64_t   started, deadline, lease_ms, next_hb;
+    int64_t   timeout_ms;    /* execution deadline: the task's own timeout, else the queue's in the config */
     int       cancel;        /* enum cancel_kind: set by heartbeats or drain, acted on by the handler */
     bool      finished;
     void     *h;             /* handler state */
@@ -83,6 +91,7 @@ typedef struct worker_state {
     int       exit_code;
     bool      exiting;
     bool      reregister;     /* the queue list changed: register_worker again */
+    bool      qcheck;         /* look up the served queues in the database (existence, rate limit) */
 } worker_state;
 
 extern worker_state W;
@@ -92,11 +101,15 @@ queue_rt *queue_find(const char *name);
 void queues_sync(void);
 /* Creates and starts a task from a claimed row; the handler begins at once. */
 void task_start(queue_rt *q, int64_t id, int attempt, const char *payload, const char *run_id, const char *step,
-                const char *correlation_id, int max_attempts, double lease_s);
+                const char *correlation_id, int max_attempts, double lease_s, double timeout_s);
 /* Ends a task with an outcome: queues a report (unless its lease was lost) and frees its slot.
  * text is copied. Safe to call from any callback; freeing happens in tasks_reap. */
 void task_finish(task *t, int kind, const char *text);
 task *task_find(int64_t id, int attempt);
+/* Stops a task cancelled from outside (NOTIFY baton_cancel): its handler acts on t->cancel. */
+void task_cancelled(int64_t id);
+/* How often a running task's lease is extended (and, without LISTEN, its cancellation looked for). */
+int64_t task_hb_interval(const task *t);
 void tasks_step(int64_t now);
 void tasks_reap(void);
 void report_push(report *r, bool front);
@@ -109,7 +122,8 @@ void pgroup_kill(pid_t pgid);             /* SIGTERM now, SIGKILL after kill_gra
 void pgroups_step(int64_t now);
 void pgroups_kill_all(void);
 void exec_kill_all(void);                 /* SIGKILL to every exec child's process group */
-_Noreturn void child_exec(const queue_conf *qc);   /* in a forked child: run the queue's command (exec.c) */
+/* In a forked child: run the queue's command (exec.c); parent is the worker's pid (dies with it). */
+_Noreturn void child_exec(const queue_conf *qc, pid_t parent);
 bool stream_child_exited(pid_t pid, int status);
 void stream_queue_step(queue_rt *q, int64_t now);
 void stream_queue_free(queue_rt *q);
@@ -119,13 +133,33 @@ int  http_init(void);
 void http_step(int64_t now);
 void http_shutdown(void);
 
+/* ---- time-driven work on a session of its own (tick.c) ---- */
+void tick_step(int64_t now);
+void tick_close(void);
+
 /* ---- database (db.c) ---- */
 void db_step(int64_t now);
 bool db_connected(void);
 /* Blocking check used by --version: prints the extension version; returns an exit code. */
 int  db_check_version_blocking(const char *dsn, bool print);
+/* --check-config: names each queue of cfg missing from a reachable database; 0 or 2. */
+int  db_check_queues_blocking(const char *dsn, const config *cfg);
 /* Logs where a conninfo points (host, port, dbname; never the password). */
 void db_describe(const char *dsn, char *out, size_t n);
+/* A NOTIFY on baton_tasks named queue: its tasks may be due (db.c, listen.c). */
+void db_wake(const char *queue);
+/* A notification on the main session or listen_dsn's: baton_tasks wakes a queue, baton_cancel stops tasks. */
+void db_notify(const char *channel, const char *payload);
+/* True while LISTEN delivers wake-ups and cancellations (main session not pooled, or listen_dsn up). */
+bool db_listening(void);
+/* How often to claim without a wake-up, and (without LISTEN) to look for cancellations by heartbeat. */
+int64_t db_poll_every(void);
+
+/* ---- the listen_dsn connection (listen.c) ---- */
+void listen_step(int64_t now);
+/* True while the listen_dsn session LISTENs: wake-ups arrive, no need to poll fast. */
+bool listen_ready(void);
+void listen_close(void);
 
 /* Stops the process now: kills children and exits with code (fatal errors). */
 void worker_die(int code) __attribute__((noreturn));
