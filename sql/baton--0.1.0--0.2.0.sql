@@ -2439,6 +2439,39 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton._wf_announcement(run baton._runs) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    head jsonb := pg_catalog.jsonb_build_object('run', run.id, 'state', run.state, 'workflow', run.workflow);
+    full_msg text;
+BEGIN
+    IF baton._restricted('workflow', run.workflow) THEN
+        RETURN head::text;
+    END IF;
+    full_msg := (head || pg_catalog.jsonb_build_object('output', run.output, 'error', run.error))::text;
+    -- NOTIFY payloads must stay under 8000 bytes.
+    IF pg_catalog.octet_length(full_msg) <= 7900 THEN
+        RETURN full_msg;
+    END IF;
+    RETURN (head || pg_catalog.jsonb_build_object('output_too_big', true,
+                                                  'error', pg_catalog.left(run.error, 2000)))::text;
+END
+$$;
+
+COMMENT ON FUNCTION baton._wf_announcement(baton._runs) IS
+'The baton_runs notification of an ended run: run, state, workflow, and output and error when they fit (else output_too_big) and the workflow is not restricted by grants.';
+
+CREATE OR REPLACE FUNCTION baton._wf_announce(run baton._runs) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM pg_catalog.pg_notify('baton_runs', baton._wf_announcement(run));
+    PERFORM baton._ev_on_run_end(run.id);
+    IF run.parent_run_id IS NOT NULL THEN
+        PERFORM baton._wf_child_ended(run);
+    END IF;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton._wf_compensate_next(run_id bigint) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -3679,7 +3712,8 @@ GRANT EXECUTE ON FUNCTION
     baton._hidden_workflows(),
     baton._topics_filtered(),
     baton._topic_hidden(text),
-    baton._grant_visible(name)
+    baton._grant_visible(name),
+    baton._worker_timeout()
   TO baton_admin, baton_producer, baton_worker;
 GRANT EXECUTE ON FUNCTION baton.wait_run(bigint, interval), baton.wait_task(bigint, interval),
                           baton.explain_run(bigint)

@@ -306,12 +306,36 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
       FROM baton._run_steps AS s WHERE s.run_id = run.id
 $$;
 
+-- The payload of the run-end NOTIFY: {run, state, workflow} and, so that a
+-- client needs no second query, the run's output and error when they fit in
+-- a notification (else "output_too_big": true).  Any role may LISTEN, so a
+-- workflow restricted by grants (docs/security.md) never sends them.
+CREATE FUNCTION baton._wf_announcement(run baton._runs) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    head jsonb := pg_catalog.jsonb_build_object('run', run.id, 'state', run.state, 'workflow', run.workflow);
+    full_msg text;
+BEGIN
+    IF baton._restricted('workflow', run.workflow) THEN
+        RETURN head::text;
+    END IF;
+    full_msg := (head || pg_catalog.jsonb_build_object('output', run.output, 'error', run.error))::text;
+    -- NOTIFY payloads must stay under 8000 bytes.
+    IF pg_catalog.octet_length(full_msg) <= 7900 THEN
+        RETURN full_msg;
+    END IF;
+    RETURN (head || pg_catalog.jsonb_build_object('output_too_big', true,
+                                                  'error', pg_catalog.left(run.error, 2000)))::text;
+END
+$$;
+COMMENT ON FUNCTION baton._wf_announcement(baton._runs) IS
+'The baton_runs notification of an ended run: run, state, workflow, and output and error when they fit (else output_too_big) and the workflow is not restricted by grants.';
+
 -- Sends the run-end NOTIFY and calls the hooks that care about ended runs.
 CREATE FUNCTION baton._wf_announce(run baton._runs) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM pg_catalog.pg_notify('baton_runs',
-        pg_catalog.jsonb_build_object('run', run.id, 'state', run.state, 'workflow', run.workflow)::text);
+    PERFORM pg_catalog.pg_notify('baton_runs', baton._wf_announcement(run));
     PERFORM baton._ev_on_run_end(run.id);
     IF run.parent_run_id IS NOT NULL THEN
         PERFORM baton._wf_child_ended(run);

@@ -96,14 +96,15 @@ GRANT SELECT ON baton.tasks, baton.queues, baton.queue_stats, baton.workers,
                 baton.subscription_filter_errors
   TO baton_admin, baton_producer, baton_worker;
 -- Functions the views call for their readers (SECURITY DEFINER, reveal no row):
--- derived correlation ids, and what the reader may not see.
+-- derived correlation ids, what the reader may not see, the liveness window.
 GRANT EXECUTE ON FUNCTION
     baton._task_correlation(bigint),
     baton._hidden_queues(),
     baton._hidden_workflows(),
     baton._topics_filtered(),
     baton._topic_hidden(text),
-    baton._grant_visible(name)
+    baton._grant_visible(name),
+    baton._worker_timeout()
   TO baton_admin, baton_producer, baton_worker;
 
 -- Waiting for a result and explaining a run: every baton role; the functions
