@@ -39,7 +39,7 @@ for line in sys.stdin:
         out = json.dumps({"id": req["id"], "attempt": 7, "ok": True})
     else:
         if first and do == "late":
-            time.sleep(5)              # past the 3 s timeout: this answer comes late
+            time.sleep(8)              # past the 5 s timeout: this answer comes late
         out = json.dumps({"id": req["id"], "attempt": req["attempt"], "ok": True,
                           "result": {"attempt": task["attempt"]}})
     sys.stdout.write(out + "\n")
@@ -53,7 +53,7 @@ poll_interval = 100ms
 handler = stream
 command = %s
 processes = 1
-timeout = 3s
+timeout = 5s
 max_output = 16KiB
 """ % co)
 

@@ -43,7 +43,7 @@ def count(where):
     return int(db.sql("SELECT count(*) FROM baton.tasks WHERE " + where))
 
 
-t.ok(wait_until(lambda: count("state = 'succeeded'") >= N // 3 and count("state = 'running'") > 0, 30),
+t.ok(wait_until(lambda: count("state = 'succeeded'") >= N // 3 and count("state = 'running'") > 0, 120),
      "worker A is part-way through the tasks", a.logtext())
 a.proc.send_signal(signal.SIGKILL)
 a.proc.wait()
@@ -53,7 +53,7 @@ inflight = count("state = 'running' AND worker = 'victim'")
 done_by_a = count("state = 'succeeded'")
 t.ok(inflight > 0, "tasks were in flight at the kill")
 b = Worker(db, conf % ("rescuer", "on"))
-t.ok(wait_until(lambda: count("state IN ('succeeded', 'failed', 'cancelled')") == N, 60),
+t.ok(wait_until(lambda: count("state IN ('succeeded', 'failed', 'cancelled')") == N, 240),
      "every task reaches a terminal state after worker B takes over",
      db.sql("SELECT state, count(*) FROM baton.tasks GROUP BY 1") + "\n" + b.logtext())
 t.is_(b.stop(), 0, "B exits cleanly")
