@@ -41,7 +41,7 @@ if r.returncode != 0:
 
 print("1..%d" % (len(files) + 1), flush=True)
 # One line on stderr (prove shows it) so a long quiet minute says what it is doing.
-print("59_worker_asan.t: building baton-worker-asan, then rerunning %d worker tests under ASan+UBSan (a minute or two)"
+print("59_worker_asan.t: building baton-worker-asan, then rerunning %d worker tests under ASan+UBSan (several minutes)"
       % len(files), file=sys.stderr, flush=True)
 b = subprocess.run(["make", "-s", "-C", os.path.join(ROOT, "worker"), "asan"], capture_output=True, text=True)
 binary = os.path.join(ROOT, "worker", "baton-worker-asan")
