@@ -2766,6 +2766,19 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION baton._wf_advance(run_id bigint, ready text[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    worklist text[] := ready;
+    i        integer := 1;
+BEGIN
+    WHILE i <= COALESCE(pg_catalog.cardinality(worklist), 0) LOOP
+        worklist := worklist || baton._wf_activate(_wf_advance.run_id, worklist[i]);
+        i := i + 1;
+    END LOOP;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION baton._wf_start(workflow text, input jsonb, idempotency_key text, correlation_id uuid,
                                 cause_event_id bigint, subscription_id bigint,
                                 parent_run_id bigint, parent_step text)

@@ -735,11 +735,11 @@ $$;
 CREATE FUNCTION baton._wf_advance(run_id bigint, ready text[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    todo text[] := ready;
-    i    integer := 1;
+    worklist text[] := ready;
+    i        integer := 1;
 BEGIN
-    WHILE i <= COALESCE(pg_catalog.cardinality(todo), 0) LOOP
-        todo := todo || baton._wf_activate(_wf_advance.run_id, todo[i]);
+    WHILE i <= COALESCE(pg_catalog.cardinality(worklist), 0) LOOP
+        worklist := worklist || baton._wf_activate(_wf_advance.run_id, worklist[i]);
         i := i + 1;
     END LOOP;
 END
